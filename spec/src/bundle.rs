@@ -1,0 +1,187 @@
+//! Loading a bundle's `config.json` and checking what the runtime needs before it
+//! touches the system, so that bad input fails early with the file and field named.
+
+use crate::config::Spec;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub struct BundleError(pub String);
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BundleError {}
+
+pub struct Bundle {
+    /// Absolute path of the bundle directory.
+    pub dir: PathBuf,
+    pub spec: Spec,
+    /// The config file's bytes, kept so the runtime can store exactly what it ran.
+    pub raw: Vec<u8>,
+}
+
+impl Bundle {
+    /// The root filesystem, resolved against the bundle directory.
+    pub fn rootfs(&self) -> PathBuf {
+        let p = self.spec.root.as_ref().map(|r| r.path.as_str()).unwrap_or("");
+        self.dir.join(p)
+    }
+}
+
+/// Reads and validates `<dir>/config.json`.
+pub fn load_bundle(dir: &Path) -> Result<Bundle, BundleError> {
+    let dir = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| BundleError(format!("getcwd: {e}")))?
+            .join(dir)
+    };
+    let file = dir.join("config.json");
+    let raw = std::fs::read(&file).map_err(|e| BundleError(format!("open {}: {}", file.display(), io_words(&e))))?;
+    let spec = parse_config(&raw).map_err(|e| BundleError(format!("{}: {}", file.display(), e)))?;
+    validate(&spec).map_err(|e| BundleError(format!("{}: {}", file.display(), e)))?;
+    let bundle = Bundle { dir, spec, raw };
+    let rootfs = bundle.rootfs();
+    match std::fs::metadata(&rootfs) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(BundleError(format!("{}: root.path {} is not a directory", file.display(), rootfs.display()))),
+        Err(e) => return Err(BundleError(format!("{}: root.path: stat {}: {}", file.display(), rootfs.display(), io_words(&e)))),
+    }
+    Ok(bundle)
+}
+
+/// Parses config JSON; serde's message names the field and the line.
+pub fn parse_config(raw: &[u8]) -> Result<Spec, String> {
+    serde_json::from_slice::<Spec>(raw).map_err(|e| format!("invalid config: {e}"))
+}
+
+/// The error text of an io::Error without Rust's "(os error N)" suffix: engines match
+/// runc's lowercase words ("no such file or directory").
+pub fn io_words(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    };
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
+        None => s,
+    }
+}
+
+const NAMESPACES: &[&str] = &["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"];
+
+/// Checks the fields whose absence or form the runtime cannot work around.
+pub fn validate(spec: &Spec) -> Result<(), String> {
+    if spec.oci_version.is_empty() {
+        return Err("ociVersion must be set".into());
+    }
+    let root = spec.root.as_ref().ok_or("root must be set")?;
+    if root.path.is_empty() {
+        return Err("root.path must be set".into());
+    }
+    let process = spec.process.as_ref().ok_or("process must be set")?;
+    if process.args.is_empty() {
+        return Err("process.args must not be empty".into());
+    }
+    if !process.cwd.starts_with('/') {
+        return Err(format!("process.cwd {:?} is not an absolute path", process.cwd));
+    }
+    for (i, m) in spec.mounts.iter().enumerate() {
+        if !m.destination.starts_with('/') {
+            return Err(format!("mounts[{i}].destination {:?} is not an absolute path", m.destination));
+        }
+    }
+    if let Some(linux) = &spec.linux {
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, ns) in linux.namespaces.iter().enumerate() {
+            if !NAMESPACES.contains(&ns.typ.as_str()) {
+                return Err(format!("linux.namespaces[{i}].type {:?} is not a namespace type", ns.typ));
+            }
+            if seen.contains(&ns.typ.as_str()) {
+                return Err(format!("linux.namespaces: duplicate namespace {:?}", ns.typ));
+            }
+            seen.push(&ns.typ);
+        }
+        let has_userns = seen.contains(&"user");
+        if (!linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty()) && !has_userns {
+            return Err("linux.uidMappings/gidMappings need a user namespace in linux.namespaces".into());
+        }
+        if !linux.time_offsets.is_empty() && !seen.contains(&"time") {
+            return Err("linux.timeOffsets needs a time namespace in linux.namespaces".into());
+        }
+        if let Some(p) = &linux.rootfs_propagation {
+            if !matches!(p.as_str(), "" | "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable" | "runbindable") {
+                return Err(format!("linux.rootfsPropagation {p:?} is not a propagation mode"));
+            }
+        }
+        if linux.intel_rdt.is_some() {
+            return Err("linux.intelRdt is not supported by berth".into());
+        }
+        for (i, d) in linux.devices.iter().enumerate() {
+            if !matches!(d.typ.as_str(), "c" | "b" | "u" | "p") {
+                return Err(format!("linux.devices[{i}].type {:?} must be one of c, b, u, p", d.typ));
+            }
+            if !d.path.starts_with("/dev/") {
+                return Err(format!("linux.devices[{i}].path {:?} must be under /dev", d.path));
+            }
+        }
+        if let Some(h) = &spec.hostname {
+            if !h.is_empty() && !seen.contains(&"uts") {
+                return Err("hostname needs a new uts namespace in linux.namespaces".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Result<(), String> {
+        validate(&parse_config(json.as_bytes())?)
+    }
+
+    #[test]
+    fn malformed_json_names_the_line() {
+        let e = parse_config(b"{\n \"ociVersion\": 1\n}").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn relative_cwd_is_refused() {
+        let e = spec(r#"{"ociVersion":"1.0.2","root":{"path":"r"},"process":{"args":["sh"],"cwd":"tmp"}}"#).unwrap_err();
+        assert!(e.contains("process.cwd"), "{e}");
+    }
+
+    #[test]
+    fn unknown_namespace_is_named() {
+        let e = spec(r#"{"ociVersion":"1.0.2","root":{"path":"r"},"process":{"args":["sh"],"cwd":"/"},"linux":{"namespaces":[{"type":"bogus"}]}}"#).unwrap_err();
+        assert!(e.contains("linux.namespaces[0].type"), "{e}");
+    }
+
+    #[test]
+    fn hostname_without_uts_namespace_is_refused() {
+        let e = spec(r#"{"ociVersion":"1.0.2","root":{"path":"r"},"hostname":"x","process":{"args":["sh"],"cwd":"/"},"linux":{}}"#).unwrap_err();
+        assert!(e.contains("uts"), "{e}");
+    }
+
+    #[test]
+    fn default_config_is_valid() {
+        validate(&crate::default_config::default_spec(false)).unwrap();
+        validate(&crate::default_config::default_spec(true)).unwrap();
+    }
+
+    #[test]
+    fn io_words_are_runc_style() {
+        let e = std::fs::read("/nonexistent/x").unwrap_err();
+        assert_eq!(io_words(&e), "no such file or directory");
+    }
+}
