@@ -34,13 +34,7 @@ impl Bundle {
 
 /// Reads and validates `<dir>/config.json`.
 pub fn load_bundle(dir: &Path) -> Result<Bundle, BundleError> {
-    let dir = if dir.is_absolute() {
-        dir.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| BundleError(format!("getcwd: {e}")))?
-            .join(dir)
-    };
+    let dir = std::fs::canonicalize(dir).map_err(|e| BundleError(format!("bundle {}: {}", dir.display(), io_words(&e))))?;
     let file = dir.join("config.json");
     let raw = std::fs::read(&file).map_err(|e| BundleError(format!("open {}: {}", file.display(), io_words(&e))))?;
     let spec = parse_config(&raw).map_err(|e| BundleError(format!("{}: {}", file.display(), e)))?;

@@ -1,0 +1,343 @@
+//! A container as the runtime keeps it between commands: a directory `<root>/<id>`
+//! holding `state.json` (what create learned), `config.json` (the config it ran, so
+//! later edits of the bundle do not change it) and `exec.fifo` while it is created but
+//! not started. The status is never stored: it is derived from the init process.
+
+use crate::error::{Context, Error, Result};
+use crate::linux::cgroups::CgroupPaths;
+use crate::linux::proc;
+use berth_spec::Spec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_ROOT: &str = "/run/berth";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Saved {
+    pub id: String,
+    pub pid: i32,
+    /// The init's start time in clock ticks since boot, to tell it from a reused pid.
+    pub start_time: u64,
+    pub bundle: String,
+    pub rootfs: String,
+    pub created: String,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub cgroup: CgroupPaths,
+    /// Whether the init has its own pid namespace (`kill --all` and delete rely on it).
+    #[serde(default)]
+    pub own_pid_ns: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// The state as printed, fields in runc's order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateOut<'a> {
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub pid: i32,
+    pub status: &'a str,
+    pub bundle: &'a str,
+    pub rootfs: &'a str,
+    pub created: &'a str,
+    pub owner: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
+pub struct Container {
+    pub id: String,
+    pub dir: PathBuf,
+    pub saved: Saved,
+    /// The state directory, flock'ed while this command works on the container.
+    _lock: Option<OwnedFd>,
+}
+
+/// Refuses ids that could name a path outside the state root.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 1024
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
+    if !ok {
+        return Err(Error::new(format!("invalid container id format: {id:?}")));
+    }
+    Ok(())
+}
+
+pub fn state_dir(root: &Path, id: &str) -> PathBuf {
+    root.join(id)
+}
+
+impl Container {
+    pub fn fifo_path(&self) -> PathBuf {
+        self.dir.join("exec.fifo")
+    }
+
+    /// Loads a container and takes its lock; `container does not exist` if it is not there.
+    pub fn load(root: &Path, id: &str) -> Result<Container> {
+        validate_id(id)?;
+        let dir = state_dir(root, id);
+        let lock = match lock_dir(&dir) {
+            Ok(l) => l,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                return Err(Error::new(format!("container {id} does not exist")))
+            }
+            Err(e) => return Err(Error::from(e)).with_ctx(|| format!("lock {}", dir.display())),
+        };
+        let raw = match std::fs::read(dir.join("state.json")) {
+            Ok(r) => r,
+            // The directory exists but create has not finished (or failed half way).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::new(format!("container {id} does not exist")))
+            }
+            Err(e) => return Err(e).ctx("read state.json"),
+        };
+        let saved: Saved = serde_json::from_slice(&raw)
+            .map_err(|e| Error::new(format!("{}: {e}", dir.join("state.json").display())))?;
+        Ok(Container { id: id.to_string(), dir, saved, _lock: Some(lock) })
+    }
+
+    /// Makes the state directory of a new container, locked; fails if the id is taken.
+    pub fn create_dir(root: &Path, id: &str) -> Result<(PathBuf, OwnedFd)> {
+        validate_id(id)?;
+        std::fs::create_dir_all(root).with_ctx(|| format!("mkdir {}", root.display()))?;
+        let dir = state_dir(root, id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::new(format!("container with id exists: {id}")))
+            }
+            Err(e) => return Err(e).with_ctx(|| format!("mkdir {}", dir.display())),
+        }
+        let lock = lock_dir(&dir).with_ctx(|| format!("lock {}", dir.display()))?;
+        Ok((dir, lock))
+    }
+
+    pub fn from_parts(id: &str, dir: PathBuf, saved: Saved, lock: OwnedFd) -> Container {
+        Container { id: id.to_string(), dir, saved, _lock: Some(lock) }
+    }
+
+    pub fn save(&self) -> Result<()> {
+        let tmp = self.dir.join("state.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&self.saved).expect("state serializes")).ctx("write state")?;
+        std::fs::rename(&tmp, self.dir.join("state.json")).ctx("write state")?;
+        Ok(())
+    }
+
+    /// The config the container was created with.
+    pub fn config(&self) -> Result<Spec> {
+        let f = self.dir.join("config.json");
+        let raw = std::fs::read(&f).with_ctx(|| format!("read {}", f.display()))?;
+        berth_spec::bundle::parse_config(&raw).map_err(|e| Error::new(format!("{}: {e}", f.display())))
+    }
+
+    /// Whether the init process we started is still alive (a zombie counts as exited).
+    pub fn init_alive(&self) -> bool {
+        proc::alive_with_start_time(self.saved.pid, self.saved.start_time)
+    }
+
+    pub fn status(&self) -> Status {
+        if self.saved.pid <= 0 || !self.init_alive() {
+            return Status::Stopped;
+        }
+        if self.fifo_path().exists() {
+            return Status::Created;
+        }
+        if self.saved.cgroup.is_frozen() {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+
+    /// The OCI state of the container, with runc's extra fields in runc's order.
+    pub fn state_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.state_out()).expect("state serializes")
+    }
+
+    pub fn state_out(&self) -> StateOut<'_> {
+        let status = self.status();
+        let pid = if status == Status::Stopped { 0 } else { self.saved.pid };
+        StateOut {
+            oci_version: berth_spec::OCI_VERSION,
+            id: &self.id,
+            pid,
+            status: status.as_str(),
+            bundle: &self.saved.bundle,
+            rootfs: &self.saved.rootfs,
+            created: &self.saved.created,
+            owner: "",
+            annotations: &self.saved.annotations,
+        }
+    }
+
+    pub fn state_text(&self) -> String {
+        serde_json::to_string_pretty(&self.state_out()).expect("json")
+    }
+}
+
+/// Opens the state directory and takes an exclusive flock on it: concurrent commands on
+/// one container wait for each other.
+fn lock_dir(dir: &Path) -> std::io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)?;
+    let fd: OwnedFd = f.into();
+    flock_exclusive(fd.as_raw_fd())?;
+    Ok(fd)
+}
+
+/// flock(2) in blocking exclusive mode; the lock goes with the fd.
+fn flock_exclusive(fd: i32) -> std::io::Result<()> {
+    loop {
+        // SAFETY: flock on an fd we own; no memory is passed.
+        let r = unsafe { libc::flock(fd, libc::LOCK_EX) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// Ids of all containers under the root, sorted.
+pub fn list_ids(root: &Path) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    let rd = match std::fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+        Err(e) => return Err(e).with_ctx(|| format!("open {}", root.display())),
+    };
+    for e in rd.flatten() {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            if let Some(n) = e.file_name().to_str() {
+                if validate_id(n).is_ok() {
+                    ids.push(n.to_string());
+                }
+            }
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_id;
+
+    #[test]
+    fn ids_with_path_tricks_are_refused() {
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "x\0"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+        for good in ["abc", "a.b-c_d+e", "123"] {
+            assert!(validate_id(good).is_ok(), "{good:?}");
+        }
+    }
+}
+
+impl Container {
+    /// Reads a container without taking its lock (for `list`, which must not wait).
+    pub fn load_unlocked(root: &Path, id: &str) -> Result<Container> {
+        let dir = state_dir(root, id);
+        let raw = std::fs::read(dir.join("state.json")).ctx("read state.json")?;
+        let saved: Saved = serde_json::from_slice(&raw).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
+        Ok(Container { id: id.to_string(), dir, saved, _lock: None })
+    }
+
+    /// Lets other commands work on the container while this one waits.
+    pub fn unlock(&mut self) {
+        self._lock = None;
+    }
+
+    pub fn signal_init(&self, sig: i32) -> Result<()> {
+        if !self.init_alive() {
+            return Err(Error::new("container not running"));
+        }
+        signal(self.saved.pid, sig).ctx("kill container init")
+    }
+
+    /// Every process in the container's cgroup (or just the init, without a cgroup).
+    pub fn signal_all(&self, sig: i32) -> Result<()> {
+        let pids = self.saved.cgroup.pids();
+        if pids.is_empty() {
+            return self.signal_init(sig);
+        }
+        for p in pids {
+            let _ = signal(p, sig);
+        }
+        Ok(())
+    }
+
+    /// Kills the init after a failed create and removes its cgroup; the caller removes
+    /// the state directory.
+    pub fn kill_and_cleanup(&self) {
+        self.kill_everything();
+        let _ = self.saved.cgroup.remove();
+    }
+
+    fn kill_everything(&self) {
+        if self.init_alive() {
+            let _ = signal(self.saved.pid, libc::SIGKILL);
+            proc::wait_for_exit(self.saved.pid, self.saved.start_time, std::time::Duration::from_secs(10));
+        }
+        // Without its own pid namespace, the init's death does not end the others.
+        for p in self.saved.cgroup.pids() {
+            let _ = signal(p, libc::SIGKILL);
+        }
+    }
+
+    /// Deletes the container: kills what is left, removes its cgroup, runs the poststop
+    /// hooks and removes its state.
+    pub fn destroy(self) -> Result<()> {
+        self.kill_everything();
+        self.saved.cgroup.remove()?;
+        if let Ok(spec) = self.config() {
+            if let Some(h) = &spec.hooks {
+                let mut st = self.state_json();
+                st["status"] = "stopped".into();
+                if let Err(e) = crate::hooks::run_all("poststop", &h.poststop, &st) {
+                    crate::logging::warn(&e.to_string());
+                }
+            }
+        }
+        std::fs::remove_dir_all(&self.dir).with_ctx(|| format!("remove {}", self.dir.display()))
+    }
+}
+
+fn signal(pid: i32, sig: i32) -> std::io::Result<()> {
+    // SAFETY: kill(2) with integers.
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! One error type for the runtime: a message built from the outside in
+//! ("unable to start container process: exec: ...") as runc words its errors,
+//! because engines match on those words.
+
+use std::fmt;
+
+#[derive(Debug)]
+pub struct Error {
+    msg: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Error { msg: msg.into() }
+    }
+    pub fn msg(&self) -> &str {
+        &self.msg
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::new(berth_spec::bundle::io_words(&e))
+    }
+}
+
+impl From<nix::Error> for Error {
+    fn from(e: nix::Error) -> Self {
+        Error::from(std::io::Error::from_raw_os_error(e as i32))
+    }
+}
+
+impl From<berth_spec::BundleError> for Error {
+    fn from(e: berth_spec::BundleError) -> Self {
+        Error::new(e.0)
+    }
+}
+
+/// Shorthand for `Err(Error::new(format!(...)))`.
+#[macro_export]
+macro_rules! bail {
+    ($($arg:tt)*) => { return Err($crate::error::Error::new(format!($($arg)*))) };
+}
+
+/// Adds what was being done to an error: `mount(...).ctx("mount /proc")?`.
+pub trait Context<T> {
+    fn ctx(self, what: impl fmt::Display) -> Result<T>;
+    fn with_ctx<F: FnOnce() -> String>(self, f: F) -> Result<T>;
+}
+
+impl<T, E: Into<Error>> Context<T> for std::result::Result<T, E> {
+    fn ctx(self, what: impl fmt::Display) -> Result<T> {
+        self.map_err(|e| Error::new(format!("{what}: {}", e.into().msg)))
+    }
+    fn with_ctx<F: FnOnce() -> String>(self, f: F) -> Result<T> {
+        self.map_err(|e| Error::new(format!("{}: {}", f(), e.into().msg)))
+    }
+}

@@ -1,0 +1,245 @@
+//! The container's half of `create`, run by the init process (`berth init`, exec'ed from
+//! the sealed copy) inside its new namespaces: join namespaces, build the rootfs, set
+//! hostname, sysctls, limits, user and capabilities, report ready, wait for `start`,
+//! then exec the container's process.
+
+use crate::error::{Context, Error, Result};
+use crate::linux::{capabilities, devices, exec, fds, namespaces, rlimits, rootfs, sysctl, user};
+use crate::spawn::INIT_SOCK_ENV;
+use crate::sync::{self, InitConfig, Msg};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+/// Entry point of `berth init`. Only reached from spawn; a user calling it gets an error.
+pub fn main() -> i32 {
+    let Some(fd) = std::env::var(INIT_SOCK_ENV).ok().and_then(|v| v.parse::<RawFd>().ok()) else {
+        eprintln!("berth init is internal: it is started by berth create");
+        return 1;
+    };
+    // SAFETY: spawn handed us this fd, open and owned by nobody else in this process.
+    let mut sock = unsafe { UnixStream::from_raw_fd(fd) };
+    fds::set_cloexec(fd, true);
+    let cfg = match sync::recv(&mut sock) {
+        Ok(Some(Msg::Config(c))) => c,
+        _ => return 1,
+    };
+    let err = match run(&mut sock, *cfg) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    // Before ready, the error goes to create; after, only stderr is left.
+    if sync::send(&mut sock, &Msg::Error { msg: err.to_string() }).is_err() {
+        eprintln!("berth init: {err}");
+    }
+    127
+}
+
+enum Never {}
+
+fn run(sock: &mut UnixStream, cfg: InitConfig) -> Result<Never> {
+    let spec = &cfg.spec;
+    let process = spec.process.as_ref().ok_or_else(|| Error::new("process must be set"))?;
+    let linux = spec.linux.clone().unwrap_or_default();
+    let new_ns = |t: &str| spec.namespace(t).is_some_and(|n| n.path.is_none());
+    let userns = spec.namespace("user").is_some();
+
+    join_namespaces(spec)?;
+    if spec.namespace("user").is_some_and(|n| n.path.is_some()) {
+        // The user namespace was joined: create the other new namespaces inside it.
+        let mut flags = nix::sched::CloneFlags::empty();
+        for ns in linux.namespaces.iter().filter(|n| n.path.is_none() && !matches!(n.typ.as_str(), "pid" | "cgroup" | "time" | "user")) {
+            flags |= namespaces::clone_flag(&ns.typ);
+        }
+        nix::sched::unshare(flags).ctx("unshare namespaces")?;
+    }
+    if userns {
+        become_root_in_userns()?;
+    }
+    if new_ns("cgroup") {
+        // After the parent put us in our cgroup, so that it is the namespace's root.
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).ctx("unshare cgroup namespace")?;
+    }
+
+    let rootfs = PathBuf::from(&cfg.rootfs);
+    rootfs::prepare_root(spec, &rootfs)?;
+    let setup = rootfs::RootfsSetup {
+        spec,
+        rootfs: rootfs.clone(),
+        cgroup: &cfg.cgroup,
+        new_cgroup_ns: new_ns("cgroup"),
+        in_userns: userns,
+    };
+    setup.mount_all()?;
+    devices::create_devices(spec, &rootfs, userns)?;
+    make_cwd(&rootfs, &process.cwd)?;
+    let hooks = spec.hooks.clone().unwrap_or_default();
+    if cfg.has_runtime_hooks {
+        sync::send(sock, &Msg::RunHooks)?;
+        match sync::recv(sock)? {
+            Some(Msg::HooksDone) => {}
+            _ => return Err(Error::new("sync: runtime hooks did not complete")),
+        }
+    }
+    let state = |status: &str| {
+        serde_json::json!({
+            "ociVersion": berth_spec::OCI_VERSION, "id": cfg.id, "status": status,
+            "pid": std::process::id(), "bundle": cfg.bundle, "annotations": spec.annotations,
+        })
+    };
+    crate::hooks::run_all("createContainer", &hooks.create_container, &state("created"))?;
+
+    if cfg.no_pivot {
+        rootfs::move_root(&rootfs)?;
+    } else {
+        rootfs::pivot_root(&rootfs)?;
+    }
+    rootfs::apply_root_propagation(spec)?;
+
+    if new_ns("uts") || spec.namespace("uts").is_some() {
+        if let Some(h) = spec.hostname.as_deref().filter(|h| !h.is_empty()) {
+            nix::unistd::sethostname(h).ctx("sethostname")?;
+        }
+        if let Some(d) = spec.domainname.as_deref().filter(|d| !d.is_empty()) {
+            set_domainname(d)?;
+        }
+    }
+    sysctl::apply(spec)?;
+    rootfs::readonly_paths(&linux.readonly_paths)?;
+    rootfs::mask_paths(&linux.masked_paths)?;
+    if spec.root.as_ref().is_some_and(|r| r.readonly) {
+        rootfs::readonly_root()?;
+    }
+    if let Some(p) = &linux.personality {
+        set_personality(&p.domain)?;
+    }
+    if !cfg.no_new_keyring {
+        join_session_keyring(&cfg.id);
+    }
+    rlimits::apply(&process.rlimits)?;
+
+    let mut env = process.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user::home_dir(process.user.uid)));
+    }
+    let exe = exec::look_path(&process.args[0], &env)
+        .map_err(|e| Error::new(format!("unable to start container process: {e}")))?;
+    nix::unistd::chdir(process.cwd.as_str()).with_ctx(|| format!("chdir to cwd ({:?}) set in config.json", process.cwd))?;
+
+    let caps = process.capabilities.as_ref().map(capabilities::Sets::from_spec).transpose()?;
+    if let Some(b) = caps.and_then(|c| c.bounding) {
+        capabilities::drop_bounding(b)?;
+    }
+    user::switch(&process.user, true)?;
+    if let Some(c) = &caps {
+        capabilities::apply(c)?;
+    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(process.user.umask.unwrap_or(0o022) as libc::mode_t));
+    if process.no_new_privileges {
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(std::io::Error::last_os_error()).ctx("set no_new_privs");
+        }
+    }
+    // The cwd must be inside the container's root, never a leaked host directory.
+    let cwd = std::env::current_dir().ctx("getcwd")?;
+    if !cwd.is_absolute() || cwd.to_string_lossy().starts_with("(unreachable)") {
+        return Err(Error::new(format!("cwd {} is outside the container", cwd.display())));
+    }
+
+    // SAFETY: spawn handed us this fd, open and owned by nobody else in this process.
+    let fifo = unsafe { OwnedFd::from_raw_fd(cfg.fifo_fd) };
+    fds::set_cloexec(cfg.fifo_fd, true);
+    fds::cloexec_from(3 + cfg.preserve_fds);
+    sync::send(sock, &Msg::Ready)?;
+
+    wait_for_start(&fifo)?;
+    drop(fifo);
+    crate::hooks::run_all("startContainer", &hooks.start_container, &state("created"))?;
+    exec::reset_signals();
+    Err(exec::execve(&exe, &process.args, &env))
+}
+
+/// Joins the namespaces the config names by path (pid and time were joined by the
+/// parent, as they only apply to children).
+fn join_namespaces(spec: &berth_spec::Spec) -> Result<()> {
+    let Some(linux) = &spec.linux else { return Ok(()) };
+    let mut to_join: Vec<(&str, &str, OwnedFd)> = Vec::new();
+    // Open all first: after joining a mount namespace the other paths may be gone.
+    for ns in &linux.namespaces {
+        if let Some(p) = &ns.path {
+            if matches!(ns.typ.as_str(), "pid" | "time") {
+                continue;
+            }
+            to_join.push((&ns.typ, p, namespaces::open(p)?));
+        }
+    }
+    to_join.sort_by_key(|(t, _, _)| namespaces::join_order(t));
+    for (typ, path, fd) in &to_join {
+        namespaces::join(fd, typ, path)?;
+    }
+    Ok(())
+}
+
+fn become_root_in_userns() -> Result<()> {
+    // SAFETY: plain syscalls on integers.
+    if unsafe { libc::setresgid(0, 0, 0) } != 0 || unsafe { libc::setresuid(0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).ctx("become root in the user namespace (is 0 mapped?)");
+    }
+    Ok(())
+}
+
+/// The process's cwd is created if the image lacks it, as runc does.
+fn make_cwd(rootfs: &Path, cwd: &str) -> Result<()> {
+    let p = crate::linux::secure_join::secure_join(rootfs, cwd)?;
+    if std::fs::symlink_metadata(&p).is_err() {
+        std::fs::create_dir_all(&p).with_ctx(|| format!("mkdir cwd {cwd}"))?;
+    }
+    Ok(())
+}
+
+fn set_domainname(d: &str) -> Result<()> {
+    // SAFETY: setdomainname reads `len` bytes from the pointer.
+    if unsafe { libc::setdomainname(d.as_ptr() as *const libc::c_char, d.len()) } != 0 {
+        return Err(std::io::Error::last_os_error()).ctx("setdomainname");
+    }
+    Ok(())
+}
+
+fn set_personality(domain: &str) -> Result<()> {
+    let p = if domain == "LINUX32" { 0x0008 } else { 0x0000 };
+    // SAFETY: personality with an integer argument.
+    if unsafe { libc::personality(p) } == -1 {
+        return Err(std::io::Error::last_os_error()).ctx("personality");
+    }
+    Ok(())
+}
+
+/// A fresh session keyring per container, so containers do not share the host's keys.
+/// Kernels without keyrings (or with them restricted) are not an error, as with runc.
+fn join_session_keyring(id: &str) {
+    let name = std::ffi::CString::new(format!("_ses.{id}")).unwrap_or_default();
+    // SAFETY: keyctl JOIN_SESSION_KEYRING with a NUL-terminated name.
+    unsafe { libc::syscall(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name.as_ptr()) };
+}
+
+/// Blocks until `start` writes to the exec fifo.
+fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e).ctx("wait for start"),
+            Ok(_) => {}
+        }
+        let mut b = [0u8; 1];
+        match nix::unistd::read(fifo, &mut b) {
+            Ok(1) => return Ok(()),
+            Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => continue,
+            // The writer went away without a byte: start was aborted.
+            _ => return Err(Error::new("start was aborted")),
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Control groups: where a container's cgroup lives in each hierarchy, creating it,
+//! moving the init into it, and removing it. Three layouts are found at run time:
+//! v1 (a hierarchy per controller), v2 (one unified hierarchy) and hybrid (v1
+//! controllers plus a cgroup2 mount, as systemd's hybrid mode sets up).
+//! Resource limits per version are in `v1.rs` and `v2.rs`.
+
+pub mod layout;
+pub mod path;
+
+use crate::error::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The container's cgroup directories, as create made them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CgroupPaths {
+    /// v1 hierarchy name ("memory", "cpu,cpuacct", "name=systemd", ...) -> directory.
+    #[serde(default)]
+    pub v1: BTreeMap<String, PathBuf>,
+    /// The directory in the cgroup2 hierarchy (the only one on v2; the `unified` one on hybrid).
+    #[serde(default)]
+    pub unified: Option<PathBuf>,
+    /// The directories create made (and delete removes), deepest last.
+    #[serde(default)]
+    pub created: Vec<PathBuf>,
+    /// Parent directories removed on delete when they are empty (the default `/berth`).
+    #[serde(default)]
+    pub prune: Vec<PathBuf>,
+}
+
+impl CgroupPaths {
+    /// The v1 directory of a controller, if that controller has a hierarchy.
+    pub fn v1_dir(&self, controller: &str) -> Option<&Path> {
+        self.v1
+            .iter()
+            .find(|(k, _)| k.split(',').any(|c| c == controller))
+            .map(|(_, v)| v.as_path())
+    }
+
+    /// Whether the v2 hierarchy is the one holding the controllers.
+    pub fn is_v2(&self) -> bool {
+        self.v1.is_empty() && self.unified.is_some()
+    }
+
+    /// All directories to place a process in.
+    pub fn all_dirs(&self) -> impl Iterator<Item = &Path> {
+        self.v1.values().map(|p| p.as_path()).chain(self.unified.as_deref())
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        if let Some(d) = self.v1_dir("freezer") {
+            return std::fs::read_to_string(d.join("freezer.state"))
+                .map(|s| s.trim() == "FROZEN")
+                .unwrap_or(false);
+        }
+        if let (true, Some(u)) = (self.is_v2(), &self.unified) {
+            return std::fs::read_to_string(u.join("cgroup.freeze"))
+                .map(|s| s.trim() == "1")
+                .unwrap_or(false);
+        }
+        false
+    }
+
+    /// Pids of every process in the container's cgroup.
+    pub fn pids(&self) -> Vec<i32> {
+        let dir = self
+            .v1_dir("pids")
+            .or_else(|| self.v1_dir("freezer"))
+            .or(self.unified.as_deref())
+            .or_else(|| self.v1.values().next().map(|p| p.as_path()));
+        let Some(dir) = dir else { return Vec::new() };
+        std::fs::read_to_string(dir.join("cgroup.procs"))
+            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Moves a process into every hierarchy's cgroup.
+    pub fn add_pid(&self, pid: i32) -> Result<()> {
+        let pid = pid.to_string();
+        for d in self.all_dirs() {
+            std::fs::write(d.join("cgroup.procs"), &pid).with_ctx(|| format!("add pid {pid} to cgroup {}", d.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the container's directories (failing while processes remain in them),
+    /// then the parents create made or that are to be pruned, if nothing else uses them.
+    pub fn remove(&self) -> Result<()> {
+        let leaves: Vec<&Path> = self.all_dirs().collect();
+        for d in self.created.iter().rev().filter(|d| leaves.contains(&d.as_path())) {
+            remove_dir_retrying(d).with_ctx(|| format!("remove cgroup {}", d.display()))?;
+        }
+        for d in self.created.iter().rev().chain(self.prune.iter()) {
+            if !leaves.contains(&d.as_path()) {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// rmdir of a cgroup, retried briefly: a killed process can take a moment to leave it.
+fn remove_dir_retrying(d: &Path) -> std::io::Result<()> {
+    let mut delay = std::time::Duration::from_millis(1);
+    for _ in 0..12 {
+        match std::fs::remove_dir(d) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    std::fs::remove_dir(d)
+}
+
+/// Creates the container's cgroup in every hierarchy for `cgroups_path` (the config's
+/// `linux.cgroupsPath`, or the default) and returns where it is.
+pub fn create(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<CgroupPaths> {
+    let layout = layout::Layout::detect()?;
+    let rel = path::resolve(cgroups_path, id, systemd)?;
+    let mut paths = CgroupPaths::default();
+    let result = (|| -> Result<()> {
+        for h in &layout.v1 {
+            let dir = h.dir_for(&rel)?;
+            make_dirs(&h.mountpoint, &dir, h.controllers.iter().any(|c| c == "cpuset"), &mut paths.created)?;
+            if cgroups_path.is_none() {
+                paths.prune.extend(dir.parent().map(Path::to_path_buf));
+            }
+            paths.v1.insert(h.controllers.join(","), dir);
+        }
+        if let Some(u) = &layout.unified {
+            let dir = u.dir_for(&rel)?;
+            make_dirs(&u.mountpoint, &dir, false, &mut paths.created)?;
+            if cgroups_path.is_none() {
+                paths.prune.extend(dir.parent().map(Path::to_path_buf));
+            }
+            paths.unified = Some(dir);
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = paths.remove();
+        return Err(e);
+    }
+    Ok(paths)
+}
+
+/// mkdir -p below a hierarchy's mountpoint, remembering what it made. A new v1 cpuset
+/// cgroup starts with no cpus or mems, so they are copied from the parent.
+fn make_dirs(mountpoint: &Path, dir: &Path, cpuset: bool, created: &mut Vec<PathBuf>) -> Result<()> {
+    // A concurrent delete may prune a shared parent between our mkdirs: try again.
+    for _ in 0..3 {
+        match make_dirs_once(mountpoint, dir, cpuset, created) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            r => return r.with_ctx(|| format!("mkdir {}", dir.display())),
+        }
+    }
+    make_dirs_once(mountpoint, dir, cpuset, created).with_ctx(|| format!("mkdir {}", dir.display()))
+}
+
+fn make_dirs_once(mountpoint: &Path, dir: &Path, cpuset: bool, created: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let rel = dir.strip_prefix(mountpoint).unwrap_or(Path::new(""));
+    let mut cur = mountpoint.to_path_buf();
+    for comp in rel.components() {
+        let parent = cur.clone();
+        cur.push(comp);
+        match std::fs::create_dir(&cur) {
+            Ok(()) => {
+                created.push(cur.clone());
+                if cpuset {
+                    for f in ["cpuset.cpus", "cpuset.mems"] {
+                        let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
+                        std::fs::write(cur.join(f), v.trim())?;
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

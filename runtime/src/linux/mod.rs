@@ -1,0 +1,17 @@
+//! Everything that talks to the Linux kernel, one concern per module.
+
+pub mod capabilities;
+pub mod cgroups;
+pub mod devices;
+pub mod exe_seal;
+pub mod exec;
+pub mod fds;
+pub mod mounts;
+pub mod namespaces;
+pub mod proc;
+pub mod rlimits;
+pub mod rootfs;
+pub mod secure_join;
+pub mod signals;
+pub mod sysctl;
+pub mod user;

@@ -1,0 +1,121 @@
+//! Mount options as the runtime spec and runc spell them, turned into mount(2) flags,
+//! propagation flags and the filesystem's data string.
+
+use nix::mount::MsFlags;
+
+#[derive(Debug, Clone)]
+pub struct MountOptions {
+    pub flags: MsFlags,
+    /// Flags to clear (rw, suid, dev, exec ...): they only matter on a remount.
+    pub cleared: MsFlags,
+    pub propagation: Vec<MsFlags>,
+    pub data: Vec<String>,
+    /// runc's `tmpcopyup`: fill a new tmpfs with what the destination held.
+    pub tmpcopyup: bool,
+}
+
+impl MountOptions {
+    pub fn is_bind(&self) -> bool {
+        self.flags.contains(MsFlags::MS_BIND)
+    }
+    pub fn data_string(&self) -> Option<String> {
+        (!self.data.is_empty()).then(|| self.data.join(","))
+    }
+}
+
+pub fn parse(options: &[String]) -> MountOptions {
+    let mut o = MountOptions {
+        flags: MsFlags::empty(),
+        cleared: MsFlags::empty(),
+        propagation: Vec::new(),
+        data: Vec::new(),
+        tmpcopyup: false,
+    };
+    for opt in options {
+        let (set, clear): (MsFlags, MsFlags) = match opt.as_str() {
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
+            "defaults" => (MsFlags::empty(), MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "iversion" => (MsFlags::MS_I_VERSION, MsFlags::empty()),
+            "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
+            "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "noiversion" => (MsFlags::empty(), MsFlags::MS_I_VERSION),
+            "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable" => {
+                o.propagation.push(propagation(opt).expect("listed above"));
+                continue;
+            }
+            "tmpcopyup" => {
+                o.tmpcopyup = true;
+                continue;
+            }
+            _ => {
+                o.data.push(opt.clone());
+                continue;
+            }
+        };
+        o.flags.insert(set);
+        o.flags.remove(clear);
+        o.cleared.insert(clear);
+        o.cleared.remove(set);
+    }
+    o
+}
+
+/// A propagation mode name ("rslave", "private", ...) as mount flags.
+pub fn propagation(name: &str) -> Option<MsFlags> {
+    Some(match name {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_propagation_and_data_are_separated() {
+        let o = parse(&["nosuid".into(), "rbind".into(), "ro".into(), "rslave".into(), "mode=755".into(), "size=65536k".into()]);
+        assert!(o.flags.contains(MsFlags::MS_NOSUID | MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY));
+        assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+        assert_eq!(o.data_string().as_deref(), Some("mode=755,size=65536k"));
+    }
+
+    #[test]
+    fn later_options_override_earlier() {
+        let o = parse(&["ro".into(), "rw".into()]);
+        assert!(!o.flags.contains(MsFlags::MS_RDONLY));
+        assert!(o.cleared.contains(MsFlags::MS_RDONLY));
+    }
+}

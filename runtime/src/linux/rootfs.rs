@@ -1,0 +1,391 @@
+//! The container's root filesystem, in the container's mount namespace: propagation,
+//! the config's mounts (each destination resolved inside the rootfs and pinned by an
+//! O_PATH fd before mounting), pivot_root, masked and read-only paths.
+
+use super::cgroups::CgroupPaths;
+use super::mounts::{self, MountOptions};
+use super::secure_join::{is_within, secure_join};
+use crate::error::{Context, Error, Result};
+use berth_spec::{Mount, Spec};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+pub struct RootfsSetup<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: PathBuf,
+    pub cgroup: &'a CgroupPaths,
+    pub new_cgroup_ns: bool,
+    pub in_userns: bool,
+}
+
+const NONE: Option<&str> = None;
+
+/// Propagation for "/" and a bind of the rootfs onto itself, so that it is a mount point
+/// pivot_root can use and host mounts do not propagate into the container.
+pub fn prepare_root(spec: &Spec, rootfs: &Path) -> Result<()> {
+    let prop = root_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    mount(NONE, "/", NONE, prop, NONE).ctx("make / propagation")?;
+    make_parent_mount_private(rootfs)?;
+    mount(Some(rootfs), rootfs, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
+        .with_ctx(|| format!("bind mount rootfs {}", rootfs.display()))?;
+    Ok(())
+}
+
+fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
+    match spec.linux.as_ref().and_then(|l| l.rootfs_propagation.as_deref()) {
+        None | Some("") => Ok(None),
+        Some(p) => mounts::propagation(p)
+            .map(Some)
+            .ok_or_else(|| Error::new(format!("linux.rootfsPropagation: unknown mode {p:?}"))),
+    }
+}
+
+/// pivot_root fails when the new root's parent mount is shared: make it private.
+fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
+    let mut p = rootfs.to_path_buf();
+    loop {
+        match mount(NONE, &p, NONE, MsFlags::MS_PRIVATE, NONE) {
+            Ok(()) => return Ok(()),
+            // Not a mount point: try the parent directory.
+            Err(nix::Error::EINVAL) if p.pop() => continue,
+            Err(e) => return Err(e).with_ctx(|| format!("make {} private", p.display())),
+        }
+    }
+}
+
+impl RootfsSetup<'_> {
+    pub fn mount_all(&self) -> Result<()> {
+        for (i, m) in self.spec.mounts.iter().enumerate() {
+            self.mount_one(m)
+                .with_ctx(|| format!("mounts[{i}] ({} on {})", m.typ.as_deref().unwrap_or("bind"), m.destination))?;
+        }
+        Ok(())
+    }
+
+    fn mount_one(&self, m: &Mount) -> Result<()> {
+        let opts = mounts::parse(&m.options);
+        let typ = m.typ.as_deref().unwrap_or("");
+        let dest = secure_join(&self.rootfs, &m.destination)?;
+        if opts.is_bind() || typ == "bind" {
+            return self.mount_bind(m, &opts, &dest);
+        }
+        match typ {
+            "cgroup" | "cgroup2" => return self.mount_cgroup(&opts, &dest),
+            "proc" | "sysfs" => {
+                // A symlink here could redirect proc to a place the container controls.
+                if let Ok(md) = std::fs::symlink_metadata(&dest) {
+                    if !md.is_dir() {
+                        return Err(Error::new(format!("{} is not a directory", m.destination)));
+                    }
+                }
+            }
+            _ => {}
+        }
+        std::fs::create_dir_all(&dest).with_ctx(|| format!("mkdir {}", dest.display()))?;
+        let target = PinnedPath::open(&self.rootfs, &dest)?;
+        let source = m.source.as_deref().unwrap_or(typ);
+        let data = opts.data_string();
+        let flags = opts.flags & !MsFlags::MS_REMOUNT;
+        let res = if typ == "tmpfs" && opts.tmpcopyup {
+            self.mount_tmpfs_copyup(&dest, &target, flags, data.as_deref())
+        } else {
+            mount(Some(source), target.path(), Some(typ), flags, data.as_deref()).map_err(Error::from)
+        };
+        match res {
+            Err(_) if typ == "mqueue" && self.in_userns => {
+                // A user namespace may not mount mqueue: share the host's, as runc does.
+                mount(Some("/dev/mqueue"), target.path(), NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)?
+            }
+            r => r?,
+        }
+        apply_propagation(&target.reopen(&self.rootfs)?, &opts)
+    }
+
+    fn mount_bind(&self, m: &Mount, opts: &MountOptions, dest: &Path) -> Result<()> {
+        let source = m.source.as_deref().ok_or_else(|| Error::new("bind mount needs a source"))?;
+        let src_md = std::fs::metadata(source).with_ctx(|| format!("stat {source}"))?;
+        if src_md.is_dir() {
+            std::fs::create_dir_all(dest).with_ctx(|| format!("mkdir {}", dest.display()))?;
+        } else {
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent).with_ctx(|| format!("mkdir {}", parent.display()))?;
+            }
+            if std::fs::symlink_metadata(dest).is_err() {
+                std::fs::File::create(dest).with_ctx(|| format!("create {}", dest.display()))?;
+            }
+        }
+        let target = PinnedPath::open(&self.rootfs, dest)?;
+        let bind = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
+        mount(Some(source), target.path(), NONE, bind | MsFlags::MS_BIND, NONE)
+            .with_ctx(|| format!("bind {source}"))?;
+        let target = target.reopen(&self.rootfs)?;
+        let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if !extra.is_empty() {
+            remount(&target, extra | MsFlags::MS_BIND)?;
+        }
+        apply_propagation(&target, opts)
+    }
+
+    /// tmpfs with the destination's old contents copied in (runc's `tmpcopyup`).
+    fn mount_tmpfs_copyup(&self, dest: &Path, target: &PinnedPath, flags: MsFlags, data: Option<&str>) -> Result<()> {
+        let stage = tempdir_in("/tmp").ctx("tmpcopyup staging dir")?;
+        let res = (|| -> Result<()> {
+            mount(Some("tmpfs"), stage.as_path(), Some("tmpfs"), flags & !MsFlags::MS_RDONLY, data)?;
+            copy_tree(dest, &stage)?;
+            mount(Some(stage.as_path()), target.path(), NONE, MsFlags::MS_MOVE, NONE)?;
+            if flags.contains(MsFlags::MS_RDONLY) {
+                remount(&target.reopen(&self.rootfs)?, flags)?;
+            }
+            Ok(())
+        })();
+        let _ = umount2(stage.as_path(), MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&stage);
+        res
+    }
+
+    /// The cgroup filesystem as the container sees it: with its own cgroup namespace,
+    /// fresh mounts rooted at its cgroup; without, binds of its host cgroup directories.
+    fn mount_cgroup(&self, opts: &MountOptions, dest: &Path) -> Result<()> {
+        std::fs::create_dir_all(dest).with_ctx(|| format!("mkdir {}", dest.display()))?;
+        let flags = opts.flags & !(MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_REC);
+        let target = PinnedPath::open(&self.rootfs, dest)?;
+        if self.cgroup.is_v2() {
+            self.mount_cgroup2(&target, flags, self.cgroup.unified.as_deref())?;
+            return apply_propagation(&target.reopen(&self.rootfs)?, opts);
+        }
+        mount(Some("tmpfs"), target.path(), Some("tmpfs"), flags & !MsFlags::MS_RDONLY, Some("mode=755"))?;
+        for (ctrls, host_dir) in &self.cgroup.v1 {
+            let name = ctrls.strip_prefix("name=").unwrap_or(ctrls);
+            let sub = dest.join(name);
+            std::fs::create_dir_all(&sub)?;
+            let sub_pin = PinnedPath::open(&self.rootfs, &sub)?;
+            if self.new_cgroup_ns {
+                let data = if ctrls.starts_with("name=") { format!("none,{ctrls}") } else { ctrls.clone() };
+                mount(Some("cgroup"), sub_pin.path(), Some("cgroup"), flags, Some(data.as_str()))
+                    .with_ctx(|| format!("mount cgroup {ctrls}"))?;
+            } else {
+                mount(Some(host_dir.as_path()), sub_pin.path(), NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)?;
+                remount(&sub_pin.reopen(&self.rootfs)?, flags | MsFlags::MS_BIND)?;
+            }
+            // "cpu,cpuacct" is also reachable as "cpu" and "cpuacct", as on the host.
+            if ctrls.contains(',') {
+                for c in ctrls.split(',') {
+                    let _ = std::os::unix::fs::symlink(name, dest.join(c));
+                }
+            }
+        }
+        if let Some(unified) = &self.cgroup.unified {
+            let sub = dest.join("unified");
+            std::fs::create_dir_all(&sub)?;
+            let sub_pin = PinnedPath::open(&self.rootfs, &sub)?;
+            self.mount_cgroup2(&sub_pin, flags, Some(unified))?;
+        }
+        let target = target.reopen(&self.rootfs)?;
+        if flags.contains(MsFlags::MS_RDONLY) {
+            remount(&target, flags)?;
+        }
+        apply_propagation(&target, opts)
+    }
+
+    fn mount_cgroup2(&self, target: &PinnedPath, flags: MsFlags, host_dir: Option<&Path>) -> Result<()> {
+        if self.new_cgroup_ns {
+            mount(Some("cgroup2"), target.path(), Some("cgroup2"), flags, NONE).ctx("mount cgroup2")?;
+        } else if let Some(h) = host_dir {
+            mount(Some(h), target.path(), NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE).ctx("bind cgroup2")?;
+            remount(&target.reopen(&self.rootfs)?, flags | MsFlags::MS_BIND)?;
+        }
+        Ok(())
+    }
+}
+
+fn apply_propagation(target: &PinnedPath, opts: &MountOptions) -> Result<()> {
+    for p in &opts.propagation {
+        mount(NONE, target.path(), NONE, *p, NONE).ctx("set mount propagation")?;
+    }
+    Ok(())
+}
+
+/// Remounts with `flags`, keeping the flags the kernel locks (nosuid, nodev, noexec,
+/// atime modes) when the mount came from a more privileged namespace.
+fn remount(target: &PinnedPath, flags: MsFlags) -> Result<()> {
+    let flags = flags | MsFlags::MS_REMOUNT;
+    match mount(NONE, target.path(), NONE, flags, NONE) {
+        Err(nix::Error::EPERM) => {
+            let locked = statvfs_flags(target.path())?;
+            mount(NONE, target.path(), NONE, flags | locked, NONE).ctx("remount")
+        }
+        r => r.ctx("remount"),
+    }
+}
+
+fn statvfs_flags(p: &Path) -> Result<MsFlags> {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let f = statvfs(p)?.flags();
+    let mut out = MsFlags::empty();
+    for (a, b) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+    ] {
+        if f.contains(a) {
+            out |= b;
+        }
+    }
+    Ok(out)
+}
+
+/// A destination opened with O_PATH and checked to be inside the rootfs; mounting on
+/// `/proc/self/fd/N` then hits exactly that inode, even if the path is swapped for a
+/// symlink in between.
+pub struct PinnedPath {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl PinnedPath {
+    pub fn open(rootfs: &Path, p: &Path) -> Result<PinnedPath> {
+        let fd = nix::fcntl::open(
+            p,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_ctx(|| format!("open {}", p.display()))?;
+        let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        let real = std::fs::read_link(&path).with_ctx(|| format!("readlink {}", path.display()))?;
+        if !is_within(rootfs, &real) {
+            return Err(Error::new(format!("mount destination {} is outside the rootfs ({})", p.display(), real.display())));
+        }
+        Ok(PinnedPath { fd, path })
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// The same path opened again: after a mount on it, this names the new mount (the
+    /// old fd still names the directory underneath).
+    pub fn reopen(&self, rootfs: &Path) -> Result<PinnedPath> {
+        let real = std::fs::read_link(&self.path).with_ctx(|| format!("readlink {}", self.path.display()))?;
+        PinnedPath::open(rootfs, &real)
+    }
+}
+
+impl AsRawFd for PinnedPath {
+    fn as_raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+}
+
+fn tempdir_in(dir: &str) -> std::io::Result<PathBuf> {
+    for i in 0..100 {
+        let p = PathBuf::from(format!("{dir}/berth-copyup-{}-{i}", std::process::id()));
+        match std::fs::create_dir(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::from_raw_os_error(libc::EEXIST))
+}
+
+/// Copies a directory's entries (files, dirs, symlinks) with their modes.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(rd) = std::fs::read_dir(from) else { return Ok(()) };
+    for e in rd.flatten() {
+        let md = e.metadata()?;
+        let dst = to.join(e.file_name());
+        let ft = md.file_type();
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(e.path())?, &dst)?;
+        } else if ft.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_tree(&e.path(), &dst)?;
+        } else if ft.is_file() {
+            std::fs::copy(e.path(), &dst)?;
+        } else {
+            continue;
+        }
+        if !ft.is_symlink() {
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+            let _ = std::os::unix::fs::lchown(&dst, Some(md.uid()), Some(md.gid()));
+        }
+    }
+    Ok(())
+}
+
+/// Makes the rootfs "/" with pivot_root, and detaches the old root.
+pub fn pivot_root(rootfs: &Path) -> Result<()> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    let old = open("/", OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ctx("open /")?;
+    let new = open(rootfs, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ctx("open rootfs")?;
+    nix::unistd::fchdir(&new).ctx("chdir rootfs")?;
+    // pivot_root(".", ".") stacks the old root on top of the new one at "/".
+    nix::unistd::pivot_root(".", ".").ctx("pivot_root")?;
+    nix::unistd::fchdir(&old).ctx("chdir old root")?;
+    // Keep the unmount of the old root from propagating to the host.
+    mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE).ctx("make old root rslave")?;
+    umount2(".", MntFlags::MNT_DETACH).ctx("unmount old root")?;
+    nix::unistd::chdir("/").ctx("chdir /")?;
+    Ok(())
+}
+
+/// `--no-pivot`: move the rootfs onto "/" and chroot into it (for ramfs roots, where
+/// pivot_root cannot work).
+pub fn move_root(rootfs: &Path) -> Result<()> {
+    nix::unistd::chdir(rootfs).ctx("chdir rootfs")?;
+    mount(Some(rootfs), "/", NONE, MsFlags::MS_MOVE, NONE).ctx("move rootfs to /")?;
+    nix::unistd::chroot(".").ctx("chroot")?;
+    nix::unistd::chdir("/").ctx("chdir /")?;
+    Ok(())
+}
+
+/// After pivot: the propagation the config asked for on "/" (it applies to the mount
+/// that is now the root, which did not exist as such before pivot).
+pub fn apply_root_propagation(spec: &Spec) -> Result<()> {
+    if let Some(p) = root_propagation(spec)? {
+        mount(NONE, "/", NONE, p, NONE).ctx("set / propagation")?;
+    }
+    Ok(())
+}
+
+/// Bind /dev/null over masked files and an empty read-only tmpfs over masked directories.
+pub fn mask_paths(paths: &[String]) -> Result<()> {
+    for p in paths {
+        let md = match std::fs::metadata(p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_ctx(|| format!("maskedPaths: stat {p}")),
+        };
+        let r = if md.is_dir() {
+            mount(Some("tmpfs"), p.as_str(), Some("tmpfs"), MsFlags::MS_RDONLY, NONE)
+        } else {
+            mount(Some("/dev/null"), p.as_str(), NONE, MsFlags::MS_BIND, NONE)
+        };
+        r.with_ctx(|| format!("maskedPaths: mask {p}"))?;
+    }
+    Ok(())
+}
+
+pub fn readonly_paths(paths: &[String]) -> Result<()> {
+    for p in paths {
+        match mount(Some(p.as_str()), p.as_str(), NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE) {
+            Err(nix::Error::ENOENT) => continue,
+            r => r.with_ctx(|| format!("readonlyPaths: bind {p}"))?,
+        }
+        let locked = statvfs_flags(Path::new(p))?;
+        mount(NONE, p.as_str(), NONE, locked | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC, NONE)
+            .with_ctx(|| format!("readonlyPaths: remount {p} read-only"))?;
+    }
+    Ok(())
+}
+
+pub fn readonly_root() -> Result<()> {
+    let locked = statvfs_flags(Path::new("/"))?;
+    mount(NONE, "/", NONE, locked | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, NONE)
+        .ctx("remount / read-only")
+}

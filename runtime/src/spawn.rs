@@ -1,0 +1,302 @@
+//! The parent's half of `create`: clone the init into its new namespaces from a sealed
+//! copy of berth, write its id maps, put it in its cgroup, hand it its setup over the
+//! sync socket, run the runtime-namespace hooks when it asks, and wait until it is ready.
+
+use crate::container::Saved;
+use crate::error::{Context, Error, Result};
+use crate::linux::{cgroups, exe_seal, fds, namespaces, proc};
+use crate::sync::{self, InitConfig, Msg};
+use berth_spec::{Bundle, Spec};
+use nix::sched::CloneFlags;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+pub struct SpawnRequest<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Bundle,
+    pub state_dir: &'a Path,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub systemd_cgroup: bool,
+}
+
+pub struct Spawned {
+    pub pid: i32,
+    pub start_time: u64,
+    pub cgroup: cgroups::CgroupPaths,
+}
+
+/// Env var carrying the sync socket's fd number to the init.
+pub const INIT_SOCK_ENV: &str = "_BERTH_INIT_SOCK";
+
+pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
+    let spec = &req.bundle.spec;
+    check_before_start(spec)?;
+
+    let fifo = make_exec_fifo(req.state_dir)?;
+    let (parent_sock, child_sock) = UnixStream::pair().ctx("socketpair")?;
+    let exe = exe_seal::sealed_copy_of_self()?;
+    let argv = [c"berth".to_owned(), c"init".to_owned()];
+    let envp = [CString::new(format!("{INIT_SOCK_ENV}={}", child_sock.as_raw_fd())).expect("no NUL")];
+
+    let flags = clone_flags(spec);
+    let pid = with_parent_side_namespaces(spec, || clone_and_exec(flags, &exe, &child_sock, &fifo, &argv, &envp))?;
+    drop(child_sock);
+    drop(exe);
+
+    let mut guard = ChildGuard { pid, cgroup: None };
+    let mut sock = parent_sock;
+    let cgroup = setup_from_parent(req, pid, &mut guard)?;
+    let state_for_hooks = |status: &str| {
+        serde_json::json!({
+            "ociVersion": berth_spec::OCI_VERSION, "id": req.id, "status": status, "pid": pid,
+            "bundle": req.bundle.dir.to_string_lossy(), "annotations": spec.annotations,
+        })
+    };
+    let hooks = spec.hooks.clone().unwrap_or_default();
+    let cfg = InitConfig {
+        id: req.id.to_string(),
+        bundle: req.bundle.dir.to_string_lossy().into_owned(),
+        rootfs: req.bundle.rootfs().to_string_lossy().into_owned(),
+        spec: spec.clone(),
+        cgroup: cgroup.clone(),
+        no_pivot: req.no_pivot,
+        no_new_keyring: req.no_new_keyring,
+        preserve_fds: req.preserve_fds,
+        fifo_fd: fifo.as_raw_fd(),
+        has_runtime_hooks: !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty(),
+    };
+    sync::send(&mut sock, &Msg::Config(Box::new(cfg)))?;
+    loop {
+        match sync::recv(&mut sock)? {
+            Some(Msg::RunHooks) => {
+                let st = state_for_hooks("creating");
+                crate::hooks::run_all("prestart", &hooks.prestart, &st)?;
+                crate::hooks::run_all("createRuntime", &hooks.create_runtime, &st)?;
+                sync::send(&mut sock, &Msg::HooksDone)?;
+            }
+            Some(Msg::Ready) => break,
+            Some(Msg::Error { msg }) => return Err(Error::new(msg)),
+            Some(other) => return Err(Error::new(format!("sync: unexpected message {other:?}"))),
+            None => return Err(Error::new(format!("container init exited before it was set up ({})", describe_exit(pid)))),
+        }
+    }
+    let start_time = proc::start_time(pid).ok_or_else(|| Error::new("container init exited during create"))?;
+    guard.disarm();
+    Ok(Spawned { pid, start_time, cgroup })
+}
+
+/// Checks that need no process, so a bad config fails before anything exists.
+fn check_before_start(spec: &Spec) -> Result<()> {
+    let process = spec.process.as_ref().ok_or_else(|| Error::new("process must be set"))?;
+    crate::linux::rlimits::validate(&process.rlimits)?;
+    crate::linux::sysctl::validate(spec)?;
+    if let Some(c) = &process.capabilities {
+        crate::linux::capabilities::Sets::from_spec(c)?;
+    }
+    if spec.namespace("mount").is_none() {
+        return Err(Error::new("linux.namespaces: berth needs a mount namespace for the container"));
+    }
+    if let Some(p) = process.apparmor_profile.as_deref().filter(|p| !p.is_empty()) {
+        let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").map(|s| s.trim() == "Y").unwrap_or(false);
+        if !enabled {
+            return Err(Error::new(format!("process.apparmorProfile {p:?}: AppArmor is not enabled on this host")));
+        }
+        return Err(Error::new("process.apparmorProfile: AppArmor profiles are not supported by berth yet"));
+    }
+    if process.selinux_label.as_deref().is_some_and(|l| !l.is_empty()) {
+        return Err(Error::new("process.selinuxLabel is set, but SELinux is disabled or not supported"));
+    }
+    if process.scheduler.is_some() || process.io_priority.is_some() {
+        return Err(Error::new("process.scheduler and process.ioPriority are not supported by berth"));
+    }
+    if process.terminal {
+        return Err(Error::new("process.terminal needs --console-socket, which berth does not support yet"));
+    }
+    if let Some(p) = spec.linux.as_ref().and_then(|l| l.personality.as_ref()) {
+        if !matches!(p.domain.as_str(), "LINUX" | "LINUX32") {
+            return Err(Error::new(format!("linux.personality.domain {:?} is not supported", p.domain)));
+        }
+    }
+    let userns_path = spec.namespace("user").and_then(|n| n.path.as_ref()).is_some();
+    let new_pidns = spec.namespace("pid").is_some_and(|n| n.path.is_none());
+    if userns_path && new_pidns {
+        return Err(Error::new("joining a user namespace by path together with a new pid namespace is not supported"));
+    }
+    Ok(())
+}
+
+/// The fifo `start` writes to; the init holds its read end and execs once a byte arrives.
+fn make_exec_fifo(dir: &Path) -> Result<OwnedFd> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let path = dir.join("exec.fifo");
+    nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o622)).ctx("mkfifo exec.fifo")?;
+    nix::fcntl::open(&path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty()).ctx("open exec.fifo")
+}
+
+/// Namespaces created by clone: every new one except cgroup (the init unshares it once
+/// it is in its cgroup) and time (set up by the parent before clone).
+fn clone_flags(spec: &Spec) -> CloneFlags {
+    let mut f = CloneFlags::empty();
+    let Some(linux) = &spec.linux else { return f };
+    let userns_path = spec.namespace("user").and_then(|n| n.path.as_ref()).is_some();
+    for ns in &linux.namespaces {
+        if ns.path.is_some() || matches!(ns.typ.as_str(), "cgroup" | "time") {
+            continue;
+        }
+        // Joining a user namespace by path: the init joins it, then unshares the rest.
+        if userns_path && ns.typ != "pid" {
+            continue;
+        }
+        f |= namespaces::clone_flag(&ns.typ);
+    }
+    f
+}
+
+/// pid namespaces joined by path and new time namespaces take effect for children only:
+/// switch this process's "for children" namespaces around the clone, then switch back.
+fn with_parent_side_namespaces<T>(spec: &Spec, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let pid_path = spec.namespace("pid").and_then(|n| n.path.clone());
+    let time = spec.namespace("time").cloned();
+    let mut restore: Vec<(OwnedFd, &str)> = Vec::new();
+    if let Some(p) = &pid_path {
+        restore.push((namespaces::open("/proc/self/ns/pid")?, "pid"));
+        let fd = namespaces::open(p)?;
+        namespaces::join(&fd, "pid", p)?;
+    }
+    if let Some(t) = &time {
+        restore.push((namespaces::open("/proc/self/ns/time")?, "time"));
+        match &t.path {
+            Some(p) => namespaces::join(&namespaces::open(p)?, "time", p)?,
+            None => {
+                nix::sched::unshare(namespaces::clone_flag("time")).ctx("unshare time namespace")?;
+                let offs = spec.linux.as_ref().map(|l| &l.time_offsets);
+                let mut text = String::new();
+                for (clock, o) in offs.into_iter().flatten() {
+                    text.push_str(&format!("{clock} {} {}\n", o.secs, o.nanosecs));
+                }
+                if !text.is_empty() {
+                    std::fs::write("/proc/self/timens_offsets", text).ctx("linux.timeOffsets: write timens_offsets")?;
+                }
+            }
+        }
+    }
+    let r = f();
+    for (fd, typ) in restore {
+        let _ = nix::sched::setns(&fd, namespaces::clone_flag(typ));
+    }
+    r
+}
+
+fn clone_and_exec(flags: CloneFlags, exe: &OwnedFd, sock: &UnixStream, fifo: &OwnedFd, argv: &[CString], envp: &[CString]) -> Result<i32> {
+    let argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let pid = raw_clone(flags)?;
+    if pid == 0 {
+        // In the child: only async-signal-safe calls until execveat.
+        fds::set_cloexec(sock.as_raw_fd(), false);
+        fds::set_cloexec(fifo.as_raw_fd(), false);
+        exec_fd(exe.as_raw_fd(), &argv_p, &envp_p);
+    }
+    Ok(pid)
+}
+
+/// clone(2) like fork, with namespace flags. Returns 0 in the child.
+fn raw_clone(flags: CloneFlags) -> Result<i32> {
+    // SAFETY: a fork-style clone (no new stack: the child gets a copy-on-write copy of
+    // ours). berth is single-threaded here, so the child's copy of memory is consistent.
+    let r = unsafe { libc::syscall(libc::SYS_clone, flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error()).ctx("clone container init");
+    }
+    Ok(r as i32)
+}
+
+/// execveat(fd, "", AT_EMPTY_PATH): run the sealed berth copy. Never returns.
+fn exec_fd(fd: i32, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> ! {
+    // SAFETY: argv and envp are NULL-terminated arrays of C strings that outlive the call.
+    unsafe {
+        libc::syscall(libc::SYS_execveat, fd, c"".as_ptr(), argv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH);
+        libc::_exit(127);
+    }
+}
+
+/// What only the parent can do for the init: id maps, cgroup, OOM score.
+fn setup_from_parent(req: &SpawnRequest, pid: i32, guard: &mut ChildGuard) -> Result<cgroups::CgroupPaths> {
+    let spec = &req.bundle.spec;
+    let linux = spec.linux.clone().unwrap_or_default();
+    if spec.namespace("user").is_some_and(|n| n.path.is_none()) {
+        write_id_map(pid, "uid_map", &linux.uid_mappings)?;
+        write_id_map(pid, "gid_map", &linux.gid_mappings)?;
+    }
+    let cg = cgroups::create(linux.cgroups_path.as_deref(), req.id, req.systemd_cgroup)?;
+    guard.cgroup = Some(cg.clone());
+    cg.add_pid(pid)?;
+    if let Some(adj) = spec.process.as_ref().and_then(|p| p.oom_score_adj) {
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).ctx("process.oomScoreAdj: write oom_score_adj")?;
+    }
+    Ok(cg)
+}
+
+fn write_id_map(pid: i32, file: &str, maps: &[berth_spec::IdMapping]) -> Result<()> {
+    if maps.is_empty() {
+        return Ok(());
+    }
+    let text: String = maps.iter().map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size)).collect();
+    std::fs::write(format!("/proc/{pid}/{file}"), text).with_ctx(|| format!("write {file}"))
+}
+
+/// How a child that is gone ended, for the error message.
+fn describe_exit(pid: i32) -> String {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, c)) => format!("exit status {c}"),
+        Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by signal {}", s as i32),
+        _ => "no status".into(),
+    }
+}
+
+/// Kills and reaps the init, and removes its cgroup, unless the spawn succeeded.
+struct ChildGuard {
+    pid: i32,
+    cgroup: Option<cgroups::CgroupPaths>,
+}
+
+impl ChildGuard {
+    fn disarm(&mut self) {
+        self.pid = 0;
+        self.cgroup = None;
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.pid > 0 {
+            let p = nix::unistd::Pid::from_raw(self.pid);
+            let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(p, None);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cg.remove();
+        }
+    }
+}
+
+/// The fields of `state.json` create writes once the init is ready.
+pub fn saved_state(req: &SpawnRequest, s: &Spawned) -> Saved {
+    Saved {
+        id: req.id.to_string(),
+        pid: s.pid,
+        start_time: s.start_time,
+        bundle: req.bundle.dir.to_string_lossy().into_owned(),
+        rootfs: req.bundle.rootfs().to_string_lossy().into_owned(),
+        created: crate::logging::rfc3339_now(),
+        annotations: req.bundle.spec.annotations.clone(),
+        cgroup: s.cgroup.clone(),
+        own_pid_ns: req.bundle.spec.namespace("pid").is_some_and(|n| n.path.is_none()),
+    }
+}

@@ -1,0 +1,60 @@
+//! The parent-init protocol: length-prefixed JSON messages over a socketpair. The parent
+//! sends the init its setup; the init asks for the runtime-namespace hooks at the
+//! point the spec puts them and reports ready or an error.
+
+use crate::error::{Context, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+
+/// What the init needs to set up the container.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InitConfig {
+    pub id: String,
+    pub bundle: String,
+    pub rootfs: String,
+    pub spec: berth_spec::Spec,
+    pub cgroup: crate::linux::cgroups::CgroupPaths,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// The exec fifo fd the init waits on before exec (it is inherited).
+    pub fifo_fd: i32,
+    /// Whether the parent runs prestart/createRuntime hooks (then the init pauses for them).
+    pub has_runtime_hooks: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Msg {
+    Config(Box<InitConfig>),
+    /// Init -> parent: mounts are done; run prestart/createRuntime hooks now.
+    RunHooks,
+    /// Parent -> init: hooks ran.
+    HooksDone,
+    /// Init -> parent: fully set up, waiting for start.
+    Ready,
+    Error { msg: String },
+}
+
+pub fn send(sock: &mut UnixStream, msg: &Msg) -> Result<()> {
+    let body = serde_json::to_vec(msg).expect("messages serialize");
+    let mut buf = Vec::with_capacity(body.len() + 4);
+    buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&body);
+    sock.write_all(&buf).ctx("sync: send")
+}
+
+/// Receives a message; Ok(None) when the other side closed the socket.
+pub fn recv(sock: &mut UnixStream) -> Result<Option<Msg>> {
+    let mut len = [0u8; 4];
+    match sock.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e).ctx("sync: receive"),
+    }
+    let n = u32::from_le_bytes(len) as usize;
+    let mut body = vec![0u8; n];
+    sock.read_exact(&mut body).ctx("sync: receive")?;
+    serde_json::from_slice(&body).map(Some).map_err(|e| Error::new(format!("sync: bad message: {e}")))
+}
