@@ -1,13 +1,14 @@
-//! The container's half of `create`, run by the init process (`berth init`, exec'ed from
-//! the sealed copy) inside its new namespaces: join namespaces, build the rootfs, set
-//! hostname, sysctls, limits, user and capabilities, report ready, wait for `start`,
-//! then exec the container's process.
+//! The container's half of `create` and `exec`, run by `berth init` (exec'ed from the
+//! sealed copy of berth). For create, inside its new namespaces: build the rootfs, set
+//! hostname, sysctls and paths, report ready, wait for `start`. For exec: join the
+//! container's namespaces. Both then set limits, user, capabilities and seccomp, and
+//! exec the process.
 
 use crate::error::{Context, Error, Result};
-use crate::linux::{capabilities, devices, exec, fds, namespaces, rlimits, rootfs, sysctl, user};
+use crate::linux::{capabilities, devices, exec, fds, namespaces, rlimits, rootfs, sysctl, tty, user};
 use crate::spawn::INIT_SOCK_ENV;
-use crate::sync::{self, InitConfig, Msg};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use crate::sync::{self, InitConfig, InitMode, Msg};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -24,7 +25,11 @@ pub fn main() -> i32 {
         Ok(Some(Msg::Config(c))) => c,
         _ => return 1,
     };
-    let err = match run(&mut sock, *cfg) {
+    let res = match cfg.mode {
+        InitMode::Create => run_create(&mut sock, &cfg),
+        InitMode::Exec => run_exec(&mut sock, &cfg),
+    };
+    let err = match res {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -37,7 +42,7 @@ pub fn main() -> i32 {
 
 enum Never {}
 
-fn run(sock: &mut UnixStream, cfg: InitConfig) -> Result<Never> {
+fn run_create(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     let spec = &cfg.spec;
     let process = spec.process.as_ref().ok_or_else(|| Error::new("process must be set"))?;
     let linux = spec.linux.clone().unwrap_or_default();
@@ -81,13 +86,7 @@ fn run(sock: &mut UnixStream, cfg: InitConfig) -> Result<Never> {
             _ => return Err(Error::new("sync: runtime hooks did not complete")),
         }
     }
-    let state = |status: &str| {
-        serde_json::json!({
-            "ociVersion": berth_spec::OCI_VERSION, "id": cfg.id, "status": status,
-            "pid": std::process::id(), "bundle": cfg.bundle, "annotations": spec.annotations,
-        })
-    };
-    crate::hooks::run_all("createContainer", &hooks.create_container, &state("created"))?;
+    crate::hooks::run_all("createContainer", &hooks.create_container, &hook_state(cfg))?;
 
     if cfg.no_pivot {
         rootfs::move_root(&rootfs)?;
@@ -95,8 +94,13 @@ fn run(sock: &mut UnixStream, cfg: InitConfig) -> Result<Never> {
         rootfs::pivot_root(&rootfs)?;
     }
     rootfs::apply_root_propagation(spec)?;
+    // The pty comes from the container's own devpts; /dev/console is its slave.
+    let console = match cfg.console_fd.filter(|_| process.terminal) {
+        Some(fd) => Some(make_console(fd, process, true)?),
+        None => None,
+    };
 
-    if new_ns("uts") || spec.namespace("uts").is_some() {
+    if spec.namespace("uts").is_some() {
         if let Some(h) = spec.hostname.as_deref().filter(|h| !h.is_empty()) {
             nix::unistd::sethostname(h).ctx("sethostname")?;
         }
@@ -116,6 +120,25 @@ fn run(sock: &mut UnixStream, cfg: InitConfig) -> Result<Never> {
     if !cfg.no_new_keyring {
         join_session_keyring(&cfg.id);
     }
+    finish(sock, cfg, console)
+}
+
+fn run_exec(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
+    let process = cfg.spec.process.as_ref().ok_or_else(|| Error::new("process must be set"))?;
+    // Joining the mount namespace also moves our root and cwd to the container's root.
+    join_namespaces(&cfg.spec)?;
+    let console = match cfg.console_fd.filter(|_| process.terminal) {
+        Some(fd) => Some(make_console(fd, process, false)?),
+        None => None,
+    };
+    finish(sock, cfg, console)
+}
+
+/// What create and exec share once the process's surroundings exist: limits, user,
+/// capabilities, seccomp, fds, then (create) the wait for start, and execve.
+fn finish(sock: &mut UnixStream, cfg: &InitConfig, console: Option<OwnedFd>) -> Result<Never> {
+    let spec = &cfg.spec;
+    let process = spec.process.as_ref().ok_or_else(|| Error::new("process must be set"))?;
     rlimits::apply(&process.rlimits)?;
 
     let mut env = process.env.clone();
@@ -148,16 +171,51 @@ fn run(sock: &mut UnixStream, cfg: InitConfig) -> Result<Never> {
     }
 
     // SAFETY: spawn handed us this fd, open and owned by nobody else in this process.
-    let fifo = unsafe { OwnedFd::from_raw_fd(cfg.fifo_fd) };
-    fds::set_cloexec(cfg.fifo_fd, true);
+    let fifo = cfg.fifo_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     fds::cloexec_from(3 + cfg.preserve_fds);
     sync::send(sock, &Msg::Ready)?;
 
-    wait_for_start(&fifo)?;
-    drop(fifo);
-    crate::hooks::run_all("startContainer", &hooks.start_container, &state("created"))?;
+    if let Some(fifo) = fifo {
+        wait_for_start(&fifo)?;
+        drop(fifo);
+        let hooks = spec.hooks.clone().unwrap_or_default();
+        crate::hooks::run_all("startContainer", &hooks.start_container, &hook_state(cfg))?;
+    }
+    if let Some(slave) = &console {
+        tty::become_console(slave)?;
+    }
     exec::reset_signals();
     Err(exec::execve(&exe, &process.args, &env))
+}
+
+fn hook_state(cfg: &InitConfig) -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": berth_spec::OCI_VERSION, "id": cfg.id, "status": "created",
+        "pid": std::process::id(), "bundle": cfg.bundle, "annotations": cfg.spec.annotations,
+    })
+}
+
+/// Opens the pty, sends its master to the console socket and returns the slave. With
+/// `bind_console`, the slave is also mounted on /dev/console.
+fn make_console(sock_fd: RawFd, process: &berth_spec::Process, bind_console: bool) -> Result<OwnedFd> {
+    // SAFETY: spawn handed us this fd, open and owned by nobody else in this process.
+    let sock = unsafe { UnixStream::from_raw_fd(sock_fd) };
+    fds::set_cloexec(sock_fd, true);
+    let (master, slave) = tty::open_pty()?;
+    if let Some(size) = &process.console_size {
+        tty::set_winsize(master.as_raw_fd(), size);
+    }
+    let name = tty::pty_name(&slave);
+    if bind_console {
+        let console = Path::new("/dev/console");
+        if std::fs::symlink_metadata(console).is_err() {
+            std::fs::File::create(console).ctx("create /dev/console")?;
+        }
+        nix::mount::mount(Some(name.as_str()), console, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
+            .ctx("bind pty to /dev/console")?;
+    }
+    tty::send_fd(&sock, &name, master.as_raw_fd())?;
+    Ok(slave)
 }
 
 /// Joins the namespaces the config names by path (pid and time were joined by the

@@ -5,7 +5,7 @@
 use crate::container::Saved;
 use crate::error::{Context, Error, Result};
 use crate::linux::{cgroups, exe_seal, fds, namespaces, proc};
-use crate::sync::{self, InitConfig, Msg};
+use crate::sync::{self, InitConfig, InitMode, Msg};
 use berth_spec::{Bundle, Spec};
 use nix::sched::CloneFlags;
 use std::ffi::CString;
@@ -21,6 +21,8 @@ pub struct SpawnRequest<'a> {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
+    /// A connected console socket for the init's pty master, when the process has a terminal.
+    pub console: Option<&'a UnixStream>,
 }
 
 pub struct Spawned {
@@ -38,14 +40,11 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
 
     let fifo = make_exec_fifo(req.state_dir)?;
     let (parent_sock, child_sock) = UnixStream::pair().ctx("socketpair")?;
-    let exe = exe_seal::sealed_copy_of_self()?;
-    let argv = [c"berth".to_owned(), c"init".to_owned()];
-    let envp = [CString::new(format!("{INIT_SOCK_ENV}={}", child_sock.as_raw_fd())).expect("no NUL")];
-
+    let mut keep = vec![child_sock.as_raw_fd(), fifo.as_raw_fd()];
+    keep.extend(req.console.map(|c| c.as_raw_fd()));
     let flags = clone_flags(spec);
-    let pid = with_parent_side_namespaces(spec, || clone_and_exec(flags, &exe, &child_sock, &fifo, &argv, &envp))?;
+    let pid = with_parent_side_namespaces(spec, || clone_init(flags, &child_sock, &keep))?;
     drop(child_sock);
-    drop(exe);
 
     let mut guard = ChildGuard { pid, cgroup: None };
     let mut sock = parent_sock;
@@ -58,6 +57,7 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
     };
     let hooks = spec.hooks.clone().unwrap_or_default();
     let cfg = InitConfig {
+        mode: InitMode::Create,
         id: req.id.to_string(),
         bundle: req.bundle.dir.to_string_lossy().into_owned(),
         rootfs: req.bundle.rootfs().to_string_lossy().into_owned(),
@@ -66,7 +66,8 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
         no_pivot: req.no_pivot,
         no_new_keyring: req.no_new_keyring,
         preserve_fds: req.preserve_fds,
-        fifo_fd: fifo.as_raw_fd(),
+        fifo_fd: Some(fifo.as_raw_fd()),
+        console_fd: req.console.map(|c| c.as_raw_fd()),
         has_runtime_hooks: !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty(),
     };
     sync::send(&mut sock, &Msg::Config(Box::new(cfg)))?;
@@ -87,6 +88,53 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
     let start_time = proc::start_time(pid).ok_or_else(|| Error::new("container init exited during create"))?;
     guard.disarm();
     Ok(Spawned { pid, start_time, cgroup })
+}
+
+/// `berth exec`: start a process in a running container. The parent joins the
+/// container's pid (and time) namespace for its child, clones it into the cgroup's
+/// reach, and the child (the sealed berth in `exec` mode) joins the rest.
+pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process, preserve_fds: u32, console: Option<&UnixStream>) -> Result<i32> {
+    let config = c.config()?;
+    let init = c.saved.pid;
+    let mut spec = config.clone();
+    spec.process = Some(process);
+    // Every namespace the container has, joined through its init.
+    if let Some(linux) = spec.linux.as_mut() {
+        for ns in linux.namespaces.iter_mut() {
+            ns.path = Some(format!("/proc/{init}/ns/{}", namespaces::proc_name(&ns.typ)));
+        }
+    }
+    let (parent_sock, child_sock) = UnixStream::pair().ctx("socketpair")?;
+    let mut keep = vec![child_sock.as_raw_fd()];
+    keep.extend(console.map(|c| c.as_raw_fd()));
+    let pid = with_parent_side_namespaces(&spec, || clone_init(CloneFlags::empty(), &child_sock, &keep))?;
+    drop(child_sock);
+    let mut guard = ChildGuard { pid, cgroup: None };
+    c.saved.cgroup.add_pid(pid)?;
+    let cfg = InitConfig {
+        mode: InitMode::Exec,
+        id: c.id.clone(),
+        bundle: c.saved.bundle.clone(),
+        rootfs: c.saved.rootfs.clone(),
+        spec,
+        cgroup: c.saved.cgroup.clone(),
+        no_pivot: false,
+        no_new_keyring: true,
+        preserve_fds,
+        fifo_fd: None,
+        console_fd: console.map(|c| c.as_raw_fd()),
+        has_runtime_hooks: false,
+    };
+    let mut sock = parent_sock;
+    sync::send(&mut sock, &Msg::Config(Box::new(cfg)))?;
+    match sync::recv(&mut sock)? {
+        Some(Msg::Ready) => {}
+        Some(Msg::Error { msg }) => return Err(Error::new(msg)),
+        Some(other) => return Err(Error::new(format!("sync: unexpected message {other:?}"))),
+        None => return Err(Error::new(format!("exec process exited before it was set up ({})", describe_exit(pid)))),
+    }
+    guard.disarm();
+    Ok(pid)
 }
 
 /// Checks that need no process, so a bad config fails before anything exists.
@@ -112,9 +160,6 @@ fn check_before_start(spec: &Spec) -> Result<()> {
     }
     if process.scheduler.is_some() || process.io_priority.is_some() {
         return Err(Error::new("process.scheduler and process.ioPriority are not supported by berth"));
-    }
-    if process.terminal {
-        return Err(Error::new("process.terminal needs --console-socket, which berth does not support yet"));
     }
     if let Some(p) = spec.linux.as_ref().and_then(|l| l.personality.as_ref()) {
         if !matches!(p.domain.as_str(), "LINUX" | "LINUX32") {
@@ -192,14 +237,20 @@ fn with_parent_side_namespaces<T>(spec: &Spec, f: impl FnOnce() -> Result<T>) ->
     r
 }
 
-fn clone_and_exec(flags: CloneFlags, exe: &OwnedFd, sock: &UnixStream, fifo: &OwnedFd, argv: &[CString], envp: &[CString]) -> Result<i32> {
+/// Clones a child (into new namespaces per `flags`) that execs the sealed copy of berth
+/// as `berth init`, keeping open the fds in `keep` (the sync socket first).
+fn clone_init(flags: CloneFlags, sock: &UnixStream, keep: &[i32]) -> Result<i32> {
+    let exe = exe_seal::sealed_copy_of_self()?;
+    let argv = [c"berth".to_owned(), c"init".to_owned()];
+    let envp = [CString::new(format!("{INIT_SOCK_ENV}={}", sock.as_raw_fd())).expect("no NUL")];
     let argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let pid = raw_clone(flags)?;
     if pid == 0 {
         // In the child: only async-signal-safe calls until execveat.
-        fds::set_cloexec(sock.as_raw_fd(), false);
-        fds::set_cloexec(fifo.as_raw_fd(), false);
+        for &fd in keep {
+            fds::set_cloexec(fd, false);
+        }
         exec_fd(exe.as_raw_fd(), &argv_p, &envp_p);
     }
     Ok(pid)

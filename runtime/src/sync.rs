@@ -7,9 +7,18 @@ use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 
-/// What the init needs to set up the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InitMode {
+    /// A new container: make namespaces and the rootfs, then wait for `start`.
+    Create,
+    /// `berth exec`: join a running container's namespaces and exec at once.
+    Exec,
+}
+
+/// What the init needs to set up the container (or the exec'd process).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct InitConfig {
+    pub mode: InitMode,
     pub id: String,
     pub bundle: String,
     pub rootfs: String,
@@ -18,8 +27,10 @@ pub struct InitConfig {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
-    /// The exec fifo fd the init waits on before exec (it is inherited).
-    pub fifo_fd: i32,
+    /// The exec fifo fd the init waits on before exec (inherited; create only).
+    pub fifo_fd: Option<i32>,
+    /// A connected console socket to send the pty master on (inherited), with a terminal.
+    pub console_fd: Option<i32>,
     /// Whether the parent runs prestart/createRuntime hooks (then the init pauses for them).
     pub has_runtime_hooks: bool,
 }

@@ -19,16 +19,16 @@ impl std::error::Error for BundleError {}
 pub struct Bundle {
     /// Absolute path of the bundle directory.
     pub dir: PathBuf,
+    /// The root filesystem, absolute with symlinks resolved (mount checks compare against it).
+    pub rootfs: PathBuf,
     pub spec: Spec,
     /// The config file's bytes, kept so the runtime can store exactly what it ran.
     pub raw: Vec<u8>,
 }
 
 impl Bundle {
-    /// The root filesystem, resolved against the bundle directory.
     pub fn rootfs(&self) -> PathBuf {
-        let p = self.spec.root.as_ref().map(|r| r.path.as_str()).unwrap_or("");
-        self.dir.join(p)
+        self.rootfs.clone()
     }
 }
 
@@ -39,14 +39,13 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, BundleError> {
     let raw = std::fs::read(&file).map_err(|e| BundleError(format!("open {}: {}", file.display(), io_words(&e))))?;
     let spec = parse_config(&raw).map_err(|e| BundleError(format!("{}: {}", file.display(), e)))?;
     validate(&spec).map_err(|e| BundleError(format!("{}: {}", file.display(), e)))?;
-    let bundle = Bundle { dir, spec, raw };
-    let rootfs = bundle.rootfs();
-    match std::fs::metadata(&rootfs) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(BundleError(format!("{}: root.path {} is not a directory", file.display(), rootfs.display()))),
-        Err(e) => return Err(BundleError(format!("{}: root.path: stat {}: {}", file.display(), rootfs.display(), io_words(&e)))),
-    }
-    Ok(bundle)
+    let root = dir.join(spec.root.as_ref().map(|r| r.path.as_str()).unwrap_or(""));
+    let rootfs = match std::fs::canonicalize(&root) {
+        Ok(p) if p.is_dir() => p,
+        Ok(_) => return Err(BundleError(format!("{}: root.path {} is not a directory", file.display(), root.display()))),
+        Err(e) => return Err(BundleError(format!("{}: root.path: stat {}: {}", file.display(), root.display(), io_words(&e)))),
+    };
+    Ok(Bundle { dir, rootfs, spec, raw })
 }
 
 /// Parses config JSON; serde's message names the field and the line.

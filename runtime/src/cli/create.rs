@@ -5,7 +5,9 @@ use super::args::{self, flag, opt, Flag};
 use super::Global;
 use crate::container::Container;
 use crate::error::{Context, Error, Result};
+use crate::linux::tty;
 use crate::spawn::{self, SpawnRequest};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 pub const FLAGS: &[Flag] = &[
@@ -27,14 +29,14 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    pub console_socket: Option<String>,
+    /// `run` in the foreground relays a terminal itself when no console socket is given.
+    pub foreground: bool,
 }
 
 pub fn parse(a: &[String], cmd: &str) -> Result<(CreateOpts, args::Parsed)> {
     let p = args::parse(a, FLAGS, false)?;
     let id = super::require_id(&p, cmd)?;
-    if p.get("console-socket").is_some() {
-        return Err(Error::new("--console-socket is not supported by berth yet"));
-    }
     let preserve_fds = match p.get("preserve-fds") {
         Some(v) => v.parse().map_err(|_| Error::new(format!("--preserve-fds: invalid number {v:?}")))?,
         None => 0,
@@ -46,6 +48,8 @@ pub fn parse(a: &[String], cmd: &str) -> Result<(CreateOpts, args::Parsed)> {
         no_pivot: p.has("no-pivot"),
         no_new_keyring: p.has("no-new-keyring"),
         preserve_fds,
+        console_socket: p.get("console-socket").map(String::from),
+        foreground: cmd == "run" && !p.has("detach"),
     };
     Ok((o, p))
 }
@@ -55,11 +59,38 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
     create(g, &o).map(|_| ())
 }
 
-/// Creates the container; on any failure nothing of it is left behind.
-pub fn create(g: &Global, o: &CreateOpts) -> Result<Container> {
-    let bundle = berth_spec::load_bundle(Path::new(&o.bundle))?;
+/// Where the pty master goes: the caller's console socket, or (foreground `run`) our
+/// end of a socketpair, returned so `run` can relay the terminal.
+fn console_for(o: &CreateOpts, terminal: bool) -> Result<(Option<UnixStream>, Option<UnixStream>)> {
+    match (terminal, &o.console_socket) {
+        (true, Some(path)) => Ok((Some(tty::connect_console_socket(path)?), None)),
+        (true, None) if o.foreground => {
+            let (ours, theirs) = UnixStream::pair().ctx("socketpair")?;
+            Ok((Some(theirs), Some(ours)))
+        }
+        (true, None) => Err(Error::new("cannot allocate tty if berth will detach without setting console socket")),
+        (false, Some(_)) => Err(Error::new("cannot use console socket if berth will not detach or allocate tty")),
+        (false, None) => Ok((None, None)),
+    }
+}
+
+/// Creates the container; on any failure nothing of it is left behind. Returns our end
+/// of the terminal socket when `run` must relay the terminal itself.
+pub fn create(g: &Global, o: &CreateOpts) -> Result<(Container, Option<UnixStream>)> {
+    let mut bundle = berth_spec::load_bundle(Path::new(&o.bundle))?;
+    let mut preserve_fds = o.preserve_fds;
+    if let Some(n) = socket_activation_fds() {
+        // systemd socket activation: pass the listening sockets (fds 3..3+n) on, as runc does.
+        preserve_fds = preserve_fds.max(n);
+        if let Some(p) = bundle.spec.process.as_mut() {
+            p.env.push(format!("LISTEN_FDS={n}"));
+            p.env.push("LISTEN_PID=1".into());
+        }
+    }
+    let terminal = bundle.spec.process.as_ref().is_some_and(|p| p.terminal);
+    let (console, relay) = console_for(o, terminal)?;
     let (dir, lock) = Container::create_dir(&g.root, &o.id)?;
-    let result = (|| -> Result<Container> {
+    let result = (|| -> Result<(Container, Option<UnixStream>)> {
         std::fs::write(dir.join("config.json"), &bundle.raw).ctx("save config.json")?;
         let req = SpawnRequest {
             id: &o.id,
@@ -67,8 +98,9 @@ pub fn create(g: &Global, o: &CreateOpts) -> Result<Container> {
             state_dir: &dir,
             no_pivot: o.no_pivot,
             no_new_keyring: o.no_new_keyring,
-            preserve_fds: o.preserve_fds,
+            preserve_fds,
             systemd_cgroup: g.systemd_cgroup,
+            console: console.as_ref(),
         };
         let spawned = spawn::spawn_init(&req)?;
         let c = Container::from_parts(&o.id, dir.clone(), spawn::saved_state(&req, &spawned), lock);
@@ -83,12 +115,21 @@ pub fn create(g: &Global, o: &CreateOpts) -> Result<Container> {
             c.kill_and_cleanup();
             return Err(e);
         }
-        Ok(c)
+        Ok((c, relay))
     })();
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
+}
+
+/// LISTEN_FDS meant for this process (LISTEN_PID unset or ours).
+fn socket_activation_fds() -> Option<u32> {
+    let n: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok().filter(|n| *n > 0)?;
+    match std::env::var("LISTEN_PID") {
+        Ok(p) if p != std::process::id().to_string() => None,
+        _ => Some(n),
+    }
 }
 
 /// Writes the pid file atomically: engines poll for it and must never read half a pid.

@@ -3,6 +3,7 @@
 pub mod args;
 mod create;
 mod delete;
+mod exec;
 mod kill;
 mod list;
 mod run;
@@ -39,6 +40,7 @@ commands:
    create   create a container
    start    start the process of a created container
    run      create and start a container
+   exec     run a process in a running container
    state    print the state of a container
    kill     send a signal to a container's init process
    delete   delete a container and its resources
@@ -124,6 +126,7 @@ fn dispatch(g: &Global, cmd: &str, a: &[String]) -> Result<i32> {
         "create" => create::main(g, a).map(|_| 0),
         "start" => start::main(g, a).map(|_| 0),
         "run" => run::main(g, a),
+        "exec" => exec::main(g, a),
         "state" => state::main(g, a).map(|_| 0),
         "kill" => kill::main(g, a).map(|_| 0),
         "delete" => delete::main(g, a).map(|_| 0),

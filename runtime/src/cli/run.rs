@@ -12,7 +12,19 @@ use nix::unistd::Pid;
 
 pub fn main(g: &Global, a: &[String]) -> Result<i32> {
     let (o, p) = create::parse(a, "run")?;
-    let mut c = create::create(g, &o)?;
+    let (mut c, relay) = create::create(g, &o)?;
+    // With a terminal and no console socket, the init sent us the pty master.
+    let master = match &relay {
+        Some(sock) => match crate::linux::tty::recv_fd(sock) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                c.kill_and_cleanup();
+                let _ = std::fs::remove_dir_all(&c.dir);
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     if let Err(e) = super::start::start(&c) {
         c.kill_and_cleanup();
         let _ = std::fs::remove_dir_all(&c.dir);
@@ -24,7 +36,10 @@ pub fn main(g: &Global, a: &[String]) -> Result<i32> {
     let pid = c.saved.pid;
     // Other commands (kill, state) must reach the container while we wait.
     c.unlock();
-    let code = wait_forwarding_signals(pid);
+    let code = match &master {
+        Some(m) => wait_with_terminal(pid, m),
+        None => wait_forwarding_signals(pid),
+    };
     match Container::load(&g.root, &o.id) {
         Ok(c) => {
             if let Err(e) = c.destroy() {
@@ -37,7 +52,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<i32> {
 }
 
 /// Waits for the init (our child), passing on the signals a user sends to `berth run`.
-fn wait_forwarding_signals(pid: i32) -> i32 {
+pub fn wait_forwarding_signals(pid: i32) -> i32 {
     let mut set = SigSet::empty();
     for s in [
         Signal::SIGCHLD, Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGUSR1,
@@ -61,5 +76,45 @@ fn wait_forwarding_signals(pid: i32) -> i32 {
                 let _ = nix::sys::signal::kill(child, sig);
             }
         }
+    }
+}
+
+/// Waits for our child while relaying the terminal between the caller's stdio and the
+/// pty master (stdin in raw mode when it is a terminal).
+pub fn wait_with_terminal(pid: i32, master: &std::os::fd::OwnedFd) -> i32 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: isatty on fd 0.
+    let saved = if unsafe { libc::isatty(0) } == 1 {
+        if let Some(ws) = crate::linux::tty::caller_winsize() {
+            crate::linux::tty::set_winsize(master.as_raw_fd(), &ws);
+        }
+        crate::linux::tty::make_raw(0)
+    } else {
+        None
+    };
+    let child = Pid::from_raw(pid);
+    let mut status = None;
+    crate::linux::tty::relay(master, || match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, c)) => {
+            status = Some(c);
+            true
+        }
+        Ok(WaitStatus::Signaled(_, s, _)) => {
+            status = Some(128 + s as i32);
+            true
+        }
+        Ok(_) => false,
+        Err(_) => true,
+    });
+    if let Some(t) = &saved {
+        crate::linux::tty::restore(0, t);
+    }
+    match status {
+        Some(s) => s,
+        None => match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, c)) => c,
+            Ok(WaitStatus::Signaled(_, s, _)) => 128 + s as i32,
+            _ => 255,
+        },
     }
 }

@@ -14,4 +14,5 @@ pub mod rootfs;
 pub mod secure_join;
 pub mod signals;
 pub mod sysctl;
+pub mod tty;
 pub mod user;
