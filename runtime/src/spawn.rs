@@ -43,12 +43,18 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
     let mut keep = vec![child_sock.as_raw_fd(), fifo.as_raw_fd()];
     keep.extend(req.console.map(|c| c.as_raw_fd()));
     let flags = clone_flags(spec);
-    let pid = with_parent_side_namespaces(spec, || clone_init(flags, &child_sock, &keep))?;
+    let new_userns = flags.contains(CloneFlags::CLONE_NEWUSER);
+    let pid = with_parent_side_namespaces(spec, || clone_init(flags, &child_sock, &keep, new_userns))?;
     drop(child_sock);
 
     let mut guard = ChildGuard { pid, cgroup: None };
     let mut sock = parent_sock;
     let cgroup = setup_from_parent(req, pid, &mut guard)?;
+    if new_userns {
+        // The id maps are written: the child may become root in its namespace and exec.
+        use std::io::Write;
+        (&sock).write_all(&[1]).ctx("sync: release init")?;
+    }
     let state_for_hooks = |status: &str| {
         serde_json::json!({
             "ociVersion": berth_spec::OCI_VERSION, "id": req.id, "status": status, "pid": pid,
@@ -107,7 +113,7 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
     let (parent_sock, child_sock) = UnixStream::pair().ctx("socketpair")?;
     let mut keep = vec![child_sock.as_raw_fd()];
     keep.extend(console.map(|c| c.as_raw_fd()));
-    let pid = with_parent_side_namespaces(&spec, || clone_init(CloneFlags::empty(), &child_sock, &keep))?;
+    let pid = with_parent_side_namespaces(&spec, || clone_init(CloneFlags::empty(), &child_sock, &keep, false))?;
     drop(child_sock);
     let mut guard = ChildGuard { pid, cgroup: None };
     c.saved.cgroup.add_pid(pid)?;
@@ -238,8 +244,10 @@ fn with_parent_side_namespaces<T>(spec: &Spec, f: impl FnOnce() -> Result<T>) ->
 }
 
 /// Clones a child (into new namespaces per `flags`) that execs the sealed copy of berth
-/// as `berth init`, keeping open the fds in `keep` (the sync socket first).
-fn clone_init(flags: CloneFlags, sock: &UnixStream, keep: &[i32]) -> Result<i32> {
+/// as `berth init`, keeping open the fds in `keep`. In a new user namespace the child
+/// first waits for the parent to write its id maps and becomes root there: execve as an
+/// unmapped uid would drop all its capabilities.
+fn clone_init(flags: CloneFlags, sock: &UnixStream, keep: &[i32], wait_for_maps: bool) -> Result<i32> {
     let exe = exe_seal::sealed_copy_of_self()?;
     let argv = [c"berth".to_owned(), c"init".to_owned()];
     let envp = [CString::new(format!("{INIT_SOCK_ENV}={}", sock.as_raw_fd())).expect("no NUL")];
@@ -250,6 +258,9 @@ fn clone_init(flags: CloneFlags, sock: &UnixStream, keep: &[i32]) -> Result<i32>
         // In the child: only async-signal-safe calls until execveat.
         for &fd in keep {
             fds::set_cloexec(fd, false);
+        }
+        if wait_for_maps {
+            become_root_after_maps(sock.as_raw_fd());
         }
         exec_fd(exe.as_raw_fd(), &argv_p, &envp_p);
     }
@@ -265,6 +276,22 @@ fn raw_clone(flags: CloneFlags) -> Result<i32> {
         return Err(std::io::Error::last_os_error()).ctx("clone container init");
     }
     Ok(r as i32)
+}
+
+/// In the cloned child: wait for the parent's byte, then setresgid/setresuid to 0 in the
+/// new user namespace. Exits the child if either fails (the parent then sees EOF).
+fn become_root_after_maps(sock: i32) {
+    let mut b = 0u8;
+    // SAFETY: read into a one-byte buffer; setres[ug]id and _exit take integers. All are
+    // async-signal-safe, as required between clone and exec.
+    unsafe {
+        if libc::read(sock, &mut b as *mut u8 as *mut libc::c_void, 1) != 1 {
+            libc::_exit(126);
+        }
+        if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+            libc::_exit(125);
+        }
+    }
 }
 
 /// execveat(fd, "", AT_EMPTY_PATH): run the sealed berth copy. Never returns.
