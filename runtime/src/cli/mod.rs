@@ -60,7 +60,7 @@ pub fn version_text() -> String {
     format!(
         "berth version {}\ncommit: {}\nspec: {}\n",
         env!("CARGO_PKG_VERSION"),
-        option_env!("BERTH_COMMIT").unwrap_or("none"),
+        env!("BERTH_COMMIT"),
         berth_spec::OCI_VERSION
     )
 }
