@@ -166,11 +166,12 @@ impl Container {
         if self.saved.pid <= 0 || !self.init_alive() {
             return Status::Stopped;
         }
-        if self.fifo_path().exists() {
-            return Status::Created;
-        }
+        // Paused first, as runc: a created container can be paused too.
         if self.saved.cgroup.is_frozen() {
             return Status::Paused;
+        }
+        if self.fifo_path().exists() {
+            return Status::Created;
         }
         Status::Running
     }
@@ -288,12 +289,9 @@ impl Container {
 
     /// Every process in the container's cgroup (or just the init, without a cgroup).
     pub fn signal_all(&self, sig: i32) -> Result<()> {
-        let pids = self.saved.cgroup.pids();
-        if pids.is_empty() {
+        // Frozen while signalled, then thawed (also when it was paused), as runc does.
+        if crate::linux::cgroups::signal_all(&self.saved.cgroup, sig) == 0 {
             return self.signal_init(sig);
-        }
-        for p in pids {
-            let _ = signal(p, sig);
         }
         Ok(())
     }
@@ -308,6 +306,8 @@ impl Container {
     fn kill_everything(&self) {
         if self.init_alive() {
             let _ = signal(self.saved.pid, libc::SIGKILL);
+            // A paused container's processes die only once thawed.
+            crate::linux::cgroups::kill_frozen(&self.saved.cgroup);
             proc::wait_for_exit(self.saved.pid, self.saved.start_time, std::time::Duration::from_secs(10));
         }
         // Without its own pid namespace, the init's death does not end the others.
@@ -319,6 +319,7 @@ impl Container {
     /// Deletes the container: kills what is left, removes its cgroup, runs the poststop
     /// hooks and removes its state.
     pub fn destroy(self) -> Result<()> {
+        crate::logging::debug(&format!("deleting container {}", self.id));
         self.kill_everything();
         self.saved.cgroup.remove()?;
         if let Ok(spec) = self.config() {

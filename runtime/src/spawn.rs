@@ -44,7 +44,7 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
     keep.extend(req.console.map(|c| c.as_raw_fd()));
     let flags = clone_flags(spec);
     let new_userns = flags.contains(CloneFlags::CLONE_NEWUSER);
-    let pid = with_parent_side_namespaces(spec, || clone_init(flags, &child_sock, &keep, new_userns))?;
+    let pid = with_parent_side_namespaces(spec, || clone_init(flags, &child_sock, &keep, new_userns, req.preserve_fds))?;
     drop(child_sock);
 
     let mut guard = ChildGuard { pid, cgroup: None };
@@ -113,7 +113,7 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
     let (parent_sock, child_sock) = UnixStream::pair().ctx("socketpair")?;
     let mut keep = vec![child_sock.as_raw_fd()];
     keep.extend(console.map(|c| c.as_raw_fd()));
-    let pid = with_parent_side_namespaces(&spec, || clone_init(CloneFlags::empty(), &child_sock, &keep, false))?;
+    let pid = with_parent_side_namespaces(&spec, || clone_init(CloneFlags::empty(), &child_sock, &keep, false, preserve_fds))?;
     drop(child_sock);
     let mut guard = ChildGuard { pid, cgroup: None };
     c.saved.cgroup.add_pid(pid)?;
@@ -247,7 +247,9 @@ fn with_parent_side_namespaces<T>(spec: &Spec, f: impl FnOnce() -> Result<T>) ->
 /// as `berth init`, keeping open the fds in `keep`. In a new user namespace the child
 /// first waits for the parent to write its id maps and becomes root there: execve as an
 /// unmapped uid would drop all its capabilities.
-fn clone_init(flags: CloneFlags, sock: &UnixStream, keep: &[i32], wait_for_maps: bool) -> Result<i32> {
+/// Every other fd above stdio and the `preserve_fds` the caller passes on is closed by
+/// the exec, so the waiting init holds none of the caller's files.
+fn clone_init(flags: CloneFlags, sock: &UnixStream, keep: &[i32], wait_for_maps: bool, preserve_fds: u32) -> Result<i32> {
     let exe = exe_seal::sealed_copy_of_self()?;
     let argv = [c"berth".to_owned(), c"init".to_owned()];
     let envp = [CString::new(format!("{INIT_SOCK_ENV}={}", sock.as_raw_fd())).expect("no NUL")];
@@ -256,6 +258,7 @@ fn clone_init(flags: CloneFlags, sock: &UnixStream, keep: &[i32], wait_for_maps:
     let pid = raw_clone(flags)?;
     if pid == 0 {
         // In the child: only async-signal-safe calls until execveat.
+        fds::cloexec_from(3 + preserve_fds);
         for &fd in keep {
             fds::set_cloexec(fd, false);
         }
@@ -313,6 +316,8 @@ fn setup_from_parent(req: &SpawnRequest, pid: i32, guard: &mut ChildGuard) -> Re
     }
     let cg = cgroups::create(linux.cgroups_path.as_deref(), req.id, req.systemd_cgroup)?;
     guard.cgroup = Some(cg.clone());
+    // Limits and device rules are in place before the init joins.
+    cgroups::apply(&cg, &linux)?;
     cg.add_pid(pid)?;
     if let Some(adj) = spec.process.as_ref().and_then(|p| p.oom_score_adj) {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).ctx("process.oomScoreAdj: write oom_score_adj")?;

@@ -103,6 +103,7 @@ pub fn create(g: &Global, o: &CreateOpts) -> Result<(Container, Option<UnixStrea
             console: console.as_ref(),
         };
         let spawned = spawn::spawn_init(&req)?;
+        crate::logging::debug(&format!("container {} created: init pid {} from bundle {}", o.id, spawned.pid, bundle.dir.display()));
         let c = Container::from_parts(&o.id, dir.clone(), spawn::saved_state(&req, &spawned), lock);
         let saved = (|| -> Result<()> {
             c.save()?;

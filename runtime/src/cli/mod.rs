@@ -6,10 +6,15 @@ mod delete;
 mod exec;
 mod kill;
 mod list;
+mod pause;
+mod ps;
+mod resume;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
+mod events;
 
 use crate::error::{Error, Result};
 use crate::logging;
@@ -46,6 +51,11 @@ commands:
    delete   delete a container and its resources
    list     list the containers under --root
    spec     write a default config.json for a bundle
+   pause    suspend all processes of a container (cgroup freezer)
+   resume   resume a paused container
+   update   update a container's resource limits
+   events   print a container's resource usage and OOM events
+   ps       list the processes of a container
 
 global options:
    --root DIR               state directory (default /run/berth)
@@ -132,6 +142,11 @@ fn dispatch(g: &Global, cmd: &str, a: &[String]) -> Result<i32> {
         "delete" => delete::main(g, a).map(|_| 0),
         "list" => list::main(g, a).map(|_| 0),
         "spec" => spec::main(g, a).map(|_| 0),
+        "pause" => pause::main(g, a).map(|_| 0),
+        "resume" => resume::main(g, a).map(|_| 0),
+        "update" => update::main(g, a).map(|_| 0),
+        "events" => events::main(g, a).map(|_| 0),
+        "ps" => ps::main(g, a).map(|_| 0),
         "help" => {
             print!("{USAGE}");
             Ok(0)

@@ -36,6 +36,7 @@ pub fn start(c: &Container) -> Result<()> {
     fifo.write_all(b"0").ctx("write exec fifo")?;
     drop(fifo);
     let _ = std::fs::remove_file(c.fifo_path());
+    crate::logging::debug(&format!("container {} started", c.id));
     let spec = c.config()?;
     if let Some(h) = &spec.hooks {
         if let Err(e) = crate::hooks::run_all("poststart", &h.poststart, &c.state_json()) {

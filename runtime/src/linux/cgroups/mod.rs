@@ -4,8 +4,15 @@
 //! controllers plus a cgroup2 mount, as systemd's hybrid mode sets up).
 //! Resource limits per version are in `v1.rs` and `v2.rs`.
 
+pub mod devices;
 pub mod layout;
+mod manage;
 pub mod path;
+pub mod stats;
+pub mod v1;
+pub mod v2;
+
+pub use manage::{apply, can_freeze, freeze, kill_frozen, signal_all, update, OomWatch};
 
 use crate::error::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -54,7 +61,8 @@ impl CgroupPaths {
                 .map(|s| s.trim() == "FROZEN")
                 .unwrap_or(false);
         }
-        if let (true, Some(u)) = (self.is_v2(), &self.unified) {
+        // Without a v1 freezer (v2, or hybrid without one), the v2 core freezer.
+        if let Some(u) = &self.unified {
             return std::fs::read_to_string(u.join("cgroup.freeze"))
                 .map(|s| s.trim() == "1")
                 .unwrap_or(false);
@@ -70,9 +78,18 @@ impl CgroupPaths {
             .or(self.unified.as_deref())
             .or_else(|| self.v1.values().next().map(|p| p.as_path()));
         let Some(dir) = dir else { return Vec::new() };
-        std::fs::read_to_string(dir.join("cgroup.procs"))
-            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
-            .unwrap_or_default()
+        // The container may have made child cgroups (through its cgroup namespace).
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            if let Ok(s) = std::fs::read_to_string(d.join("cgroup.procs")) {
+                out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+            if let Ok(rd) = std::fs::read_dir(&d) {
+                todo.extend(rd.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+            }
+        }
+        out
     }
 
     /// Moves a process into every hierarchy's cgroup.
@@ -104,6 +121,8 @@ impl CgroupPaths {
 fn remove_dir_retrying(d: &Path) -> std::io::Result<()> {
     let mut delay = std::time::Duration::from_millis(1);
     for _ in 0..12 {
+        // Child cgroups the container made go first, deepest first.
+        remove_children(d);
         match std::fs::remove_dir(d) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -115,6 +134,15 @@ fn remove_dir_retrying(d: &Path) -> std::io::Result<()> {
         }
     }
     std::fs::remove_dir(d)
+}
+
+fn remove_children(d: &Path) {
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+            remove_children(&e.path());
+            let _ = std::fs::remove_dir(e.path());
+        }
+    }
 }
 
 /// Creates the container's cgroup in every hierarchy for `cgroups_path` (the config's

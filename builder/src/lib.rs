@@ -1,0 +1,3 @@
+//! berth-build: parse -> plan -> execute -> snapshot -> store/export.
+pub mod context;
+pub mod dockerfile;

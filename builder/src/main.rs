@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("berth-build: the command line is not wired up yet");
+    std::process::exit(2);
+}

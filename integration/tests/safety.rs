@@ -1,0 +1,250 @@
+//! What a hostile bundle or container must not be able to do to the host: mount through
+//! symlinks out of the rootfs, write the runtime binary, inherit the host's fds, or name
+//! a path outside --root as a container id.
+
+use berth_integration::*;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::time::Duration;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+/// A host directory with one file, which a symlink in the rootfs points at.
+fn victim(t: &Test) -> std::path::PathBuf {
+    let h = t.mkdir("host-victim");
+    std::fs::write(h.join("host-file"), "untouched").unwrap();
+    h
+}
+
+#[track_caller]
+fn assert_victim_untouched(h: &Path) {
+    assert_eq!(entries(h), ["host-file"], "the runtime wrote into the host directory {}", h.display());
+    assert_eq!(std::fs::read_to_string(h.join("host-file")).unwrap(), "untouched");
+    assert_eq!(host::mounts_under(h), Vec::<String>::new());
+}
+
+#[test]
+fn mount_destination_through_an_absolute_symlink_is_resolved_inside_the_rootfs() {
+    let t = Test::new("symlink_abs");
+    let h = victim(&t);
+    let mut b = t.bundle();
+    // rootfs/evil -> /tmp/.../host-victim: followed on the host, the mounts below would
+    // create host-victim/sub and host-victim/file.
+    symlink(&h, b.rootfs().join("evil")).unwrap();
+    b.mount(json!({"destination": "/evil/sub", "type": "tmpfs", "source": "tmpfs"}));
+    let f = t.path("bind-me");
+    std::fs::write(&f, "bound").unwrap();
+    b.bind(&f, "/evil/file", &[]);
+    // Inside, /evil still leads to the same in-rootfs place, which holds both mounts.
+    b.sh("touch /evil/sub/written-inside && cat /evil/file && echo; grep -c ' /evil/\\| [^ ]*host-victim/' /proc/self/mountinfo");
+    let o = t.rt.run(&t.id(""), &b);
+    o.ok();
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines[0], "bound", "{}", o.describe());
+    assert_eq!(lines[1], "2", "the two mounts are not where /evil leads inside the container\n{}", o.describe());
+    assert_victim_untouched(&h);
+    // They were made inside the rootfs, at the symlink's target taken as a rootfs path.
+    let inside = b.rootfs().join(h.strip_prefix("/").unwrap());
+    assert!(inside.join("sub").is_dir() && inside.join("file").exists(), "{} lacks the mount points", inside.display());
+}
+
+#[test]
+fn mount_destination_through_a_dotdot_symlink_is_resolved_inside_the_rootfs() {
+    let t = Test::new("symlink_dotdot");
+    let h = victim(&t);
+    let mut b = t.bundle();
+    // Enough ../ to climb out of any rootfs on the host, then down to the victim.
+    let up = "../".repeat(32);
+    symlink(format!("{up}{}", h.strip_prefix("/").unwrap().display()), b.rootfs().join("escape")).unwrap();
+    b.mount(json!({"destination": "/escape/sub", "type": "tmpfs", "source": "tmpfs"}));
+    b.sh("touch /escape/sub/written-inside && echo ok");
+    let o = t.rt.run(&t.id(""), &b);
+    o.ok();
+    assert_eq!(o.stdout, "ok\n");
+    assert_victim_untouched(&h);
+}
+
+#[test]
+fn a_symlinked_mount_destination_cannot_be_used_to_bind_over_a_host_path() {
+    let t = Test::new("symlink_bind");
+    let h = victim(&t);
+    let src = t.mkdir("bind-src");
+    std::fs::write(src.join("from-bind"), "x").unwrap();
+    let mut b = t.bundle();
+    symlink(&h, b.rootfs().join("evil")).unwrap();
+    b.bind(&src, "/evil", &[]);
+    b.args(&["sleep", "100"]);
+    let id = t.id("");
+    t.rt.create(&id, &b).ok();
+    // While the container exists, the host still sees its own directory, and the
+    // container sees the bind mount at its rootfs's idea of the symlink's target.
+    assert_victim_untouched(&h);
+    let pid = t.rt.state(&id)["pid"].as_i64().unwrap().to_string();
+    let in_ns = host::mountinfo(&pid);
+    let target = h.to_string_lossy().into_owned();
+    assert!(in_ns.iter().any(|m| m.mount_point == target), "no bind mount at {target} inside: {in_ns:#?}");
+}
+
+/// The runtime binary's bytes, to compare before and after a container had a go at it.
+fn runtime_bytes() -> Vec<u8> {
+    std::fs::read(paths::runtime()).expect("read the runtime binary")
+}
+
+#[test]
+fn the_init_does_not_expose_the_host_runtime_binary_for_writing() {
+    // CVE-2019-5736: a container process that can open /proc/<init>/exe after the init
+    // exec'd could write the host's runtime binary. The init must run from a sealed copy
+    // or a read-only mount of it.
+    let t = Test::new("exe_not_writable");
+    let before = runtime_bytes();
+    let host_bin = host::identity(&paths::runtime()).unwrap();
+    let id = t.id("");
+    let mut b = t.bundle();
+    b.args(&["sleep", "100"]);
+    t.rt.create(&id, &b).ok();
+    let pid = t.rt.state(&id)["pid"].as_i64().unwrap();
+    // Hold the init's executable as the attack does (O_PATH), then let the init exec.
+    let path = std::ffi::CString::new(format!("/proc/{pid}/exe")).unwrap();
+    // SAFETY: open(2) with a valid C string; closed below.
+    let opath = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    assert!(opath >= 0, "open {path:?}: {}", std::io::Error::last_os_error());
+    t.rt.start(&id).ok();
+    wait_until(10 * SEC, "the init to exec sleep", || {
+        std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p.ends_with("bin/busybox"))
+    });
+    let held = host::identity(Path::new(&format!("/proc/self/fd/{opath}"))).unwrap();
+    // The mount it is reached through (runc 1.1 uses a read-only bind mount of itself).
+    // SAFETY: fstatvfs(3) into a zeroed struct on an fd we hold.
+    let mut sfs: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::fstatvfs(opath, &mut sfs) }, 0, "fstatvfs: {}", std::io::Error::last_os_error());
+    let read_only_mount = sfs.f_flag & libc::ST_RDONLY != 0;
+    let reopen = std::ffi::CString::new(format!("/proc/self/fd/{opath}")).unwrap();
+    // SAFETY: open(2); the fd is closed at once and nothing is ever written to it.
+    let w = unsafe { libc::open(reopen.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    let err = std::io::Error::last_os_error();
+    if w >= 0 {
+        host::close(w);
+    }
+    host::close(opath);
+    if held == host_bin {
+        // The very file of the host's binary: only a read-only mount may stand between.
+        // (Opening it may also fail with ETXTBSY while any runtime process runs; that
+        // is no protection once they are gone.)
+        assert!(w < 0, "the host runtime binary opened for writing through /proc/{pid}/exe");
+        assert!(read_only_mount, "the init runs from the host runtime binary on a writable mount ({err})");
+    }
+    assert_eq!(runtime_bytes(), before, "the runtime binary changed");
+}
+
+#[test]
+fn a_container_process_cannot_write_the_runtime_binary_through_proc() {
+    let t = Test::new("exe_from_inside");
+    let before = runtime_bytes();
+    // Container A is created: its pid 1 is still the runtime's init.
+    let a = t.id("a");
+    let mut ba = t.bundle();
+    ba.args(&["sleep", "100"]);
+    t.rt.create(&a, &ba).ok();
+    let pid = t.rt.state(&a)["pid"].as_i64().unwrap();
+    // Container B joins A's pid namespace and goes for /proc/1/exe.
+    let mut bb = t.bundle();
+    bb.namespace("pid", Some(&format!("/proc/{pid}/ns/pid")));
+    bb.sh("for i in 1 2 3; do echo pwned >> /proc/1/exe 2>/dev/null && echo WROTE; \
+           dd if=/dev/zero of=/proc/1/exe bs=1 count=1 conv=notrunc 2>/dev/null && echo WROTE; done; echo done");
+    let o = t.rt.run(&t.id("b"), &bb);
+    o.ok();
+    assert_eq!(o.stdout, "done\n", "a write through /proc/1/exe succeeded:\n{}", o.describe());
+    assert_eq!(runtime_bytes(), before, "the runtime binary changed");
+    t.rt.start(&a).ok();
+    assert_eq!(runtime_bytes(), before, "the runtime binary changed");
+}
+
+/// Creates a container (`sleep 100`) while the test holds an inheritable fd on a marker
+/// file and passes --log; returns the init's pid. Both files must stay out of it.
+fn create_with_host_fds(t: &Test, id: &str) -> i32 {
+    let marker = t.path("leak-marker");
+    std::fs::write(&marker, "x").unwrap();
+    // Inherited by every process this test binary starts from now on, the runtime too.
+    t.open_inheritable(&marker);
+    let log = t.path("runtime.log");
+    let mut b = t.bundle();
+    b.args(&["sleep", "100"]);
+    b.write();
+    t.rt.cmd(&["--log", log.to_str().unwrap(), "create", "--bundle", b.dir.to_str().unwrap(), id]).ok();
+    t.rt.state(id)["pid"].as_i64().unwrap() as i32
+}
+
+fn host_files(fds: &[(i32, String)]) -> Vec<(i32, String)> {
+    fds.iter().filter(|(_, p)| p.contains("leak-marker") || p.ends_with("runtime.log")).cloned().collect()
+}
+
+#[test]
+fn no_host_fd_reaches_the_containers_process() {
+    let t = Test::new("fd_leak");
+    let id = t.id("");
+    let pid = create_with_host_fds(&t, &id);
+    t.rt.start(&id).ok();
+    wait_until(10 * SEC, "the init to exec sleep", || {
+        std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p.ends_with("bin/busybox"))
+    });
+    let fds = host::fds_of(pid);
+    assert_eq!(fds.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [0, 1, 2], "the process has extra fds: {fds:?}");
+    // And from inside: ls's own directory fd is the only one past stdio.
+    let mut b2 = t.bundle();
+    b2.sh("ls /proc/self/fd | tr '\\n' ' '");
+    let o = t.rt.run(&t.id("ls"), &b2);
+    o.ok();
+    assert_eq!(o.stdout, "0 1 2 3 ", "{}", o.describe());
+}
+
+#[test]
+fn the_waiting_init_holds_no_host_fd() {
+    // Between create and start the init sits in the container's namespaces and rootfs;
+    // a process that joins them (exec, a shared pid namespace) can reach /proc/1/fd.
+    let t = Test::new("fd_leak_init");
+    let id = t.id("");
+    let pid = create_with_host_fds(&t, &id);
+    let fds = host::fds_of(pid);
+    // It keeps its own fds (the exec fifo, ...) and stdio, but none of the host's files.
+    assert!(host_files(&fds).is_empty(), "the created init holds host fds: {fds:?}");
+}
+
+#[test]
+fn container_ids_that_are_paths_are_refused() {
+    let t = Test::new("bad_ids");
+    let mut b = t.bundle();
+    b.args(&["sleep", "100"]);
+    b.write();
+    let dir = b.dir.to_str().unwrap().to_string();
+    // The runtime's root is <test dir>/state: "../escape" would be <test dir>/escape.
+    for id in ["", ".", "..", "a/b", "../escape", "/abs", "a/../b"] {
+        let o = t.rt.cmd(&["create", "--bundle", &dir, id]);
+        o.failed();
+        assert!(!t.path("escape").exists(), "id {id:?} made a directory outside --root");
+        assert!(!Path::new("/abs").exists());
+        let in_root = std::fs::read_dir(&t.rt.root).map(|d| d.flatten().filter(|e| e.path().is_dir()).count()).unwrap_or(0);
+        assert_eq!(in_root, 0, "id {id:?} left a directory under --root");
+    }
+    assert!(t.rt.list_ids().is_empty());
+}
+
+#[test]
+fn delete_force_with_a_path_as_id_removes_nothing_outside_root() {
+    let t = Test::new("bad_id_delete");
+    let v = t.mkdir("victim");
+    std::fs::write(v.join("keep"), "x").unwrap();
+    std::fs::create_dir_all(&t.rt.root).unwrap();
+    for id in ["../victim", "..", "."] {
+        t.rt.cmd(&["delete", "--force", id]);
+        t.rt.cmd(&["kill", id, "KILL"]).failed();
+        t.rt.cmd(&["state", id]).failed();
+    }
+    assert!(v.join("keep").exists(), "delete --force of a path-like id removed a host directory");
+    assert!(t.rt.root.is_dir(), "delete --force removed the state root itself");
+}
