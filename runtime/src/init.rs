@@ -5,7 +5,7 @@
 //! exec the process.
 
 use crate::error::{Context, Error, Result};
-use crate::linux::{capabilities, devices, exec, fds, namespaces, rlimits, rootfs, sysctl, tty, user};
+use crate::linux::{capabilities, devices, exec, fds, namespaces, rlimits, rootfs, seccomp, sysctl, tty, user};
 use crate::spawn::INIT_SOCK_ENV;
 use crate::sync::{self, InitConfig, InitMode, Msg};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -150,6 +150,14 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig, console: Option<OwnedFd>) -> 
     nix::unistd::chdir(process.cwd.as_str()).with_ctx(|| format!("chdir to cwd ({:?}) set in config.json", process.cwd))?;
 
     let caps = process.capabilities.as_ref().map(capabilities::Sets::from_spec).transpose()?;
+    // Compiled now, loaded as late as possible: without no_new_privs, loading needs
+    // CAP_SYS_ADMIN, so then it happens before the capabilities are dropped (as runc does).
+    let filter = spec.linux.as_ref().and_then(|l| l.seccomp.as_ref()).map(seccomp::compile).transpose()?;
+    if !process.no_new_privileges {
+        if let Some(f) = &filter {
+            f.load()?;
+        }
+    }
     if let Some(b) = caps.and_then(|c| c.bounding) {
         capabilities::drop_bounding(b)?;
     }
@@ -185,6 +193,11 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig, console: Option<OwnedFd>) -> 
         tty::become_console(slave)?;
     }
     exec::reset_signals();
+    if process.no_new_privileges {
+        if let Some(f) = &filter {
+            f.load()?;
+        }
+    }
     Err(exec::execve(&exe, &process.args, &env))
 }
 

@@ -148,6 +148,9 @@ fn check_before_start(spec: &Spec) -> Result<()> {
     let process = spec.process.as_ref().ok_or_else(|| Error::new("process must be set"))?;
     crate::linux::rlimits::validate(&process.rlimits)?;
     crate::linux::sysctl::validate(spec)?;
+    if let Some(s) = spec.linux.as_ref().and_then(|l| l.seccomp.as_ref()) {
+        crate::linux::seccomp::validate(s)?;
+    }
     if let Some(c) = &process.capabilities {
         crate::linux::capabilities::Sets::from_spec(c)?;
     }

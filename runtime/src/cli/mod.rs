@@ -4,6 +4,7 @@ pub mod args;
 mod create;
 mod delete;
 mod exec;
+mod features;
 mod kill;
 mod list;
 mod pause;
@@ -46,6 +47,7 @@ commands:
    start    start the process of a created container
    run      create and start a container
    exec     run a process in a running container
+   features print the runtime features JSON
    state    print the state of a container
    kill     send a signal to a container's init process
    delete   delete a container and its resources
@@ -137,6 +139,7 @@ fn dispatch(g: &Global, cmd: &str, a: &[String]) -> Result<i32> {
         "start" => start::main(g, a).map(|_| 0),
         "run" => run::main(g, a),
         "exec" => exec::main(g, a),
+        "features" => features::main(g, a).map(|_| 0),
         "state" => state::main(g, a).map(|_| 0),
         "kill" => kill::main(g, a).map(|_| 0),
         "delete" => delete::main(g, a).map(|_| 0),

@@ -11,6 +11,7 @@ pub mod namespaces;
 pub mod proc;
 pub mod rlimits;
 pub mod rootfs;
+pub mod seccomp;
 pub mod secure_join;
 pub mod signals;
 pub mod sysctl;

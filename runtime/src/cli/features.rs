@@ -1,0 +1,34 @@
+//! `berth features`: the runtime-spec features document, describing this build.
+
+use super::Global;
+use crate::error::Result;
+use crate::linux::capabilities;
+
+pub fn main(_g: &Global, _a: &[String]) -> Result<()> {
+    let caps: Vec<&str> = capabilities::NAMES[..=(capabilities::last_cap() as usize).min(capabilities::NAMES.len() - 1)].to_vec();
+    let v = serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": berth_spec::OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": [
+            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion",
+            "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion",
+            "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "private", "rbind",
+            "relatime", "remount", "ro", "rprivate", "rshared", "rslave", "runbindable", "rw",
+            "shared", "silent", "slave", "strictatime", "suid", "sync", "tmpcopyup", "unbindable"
+        ],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
+            "seccomp": crate::linux::seccomp::features(),
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}}
+        },
+        "annotations": {"org.berth.version": env!("CARGO_PKG_VERSION"), "org.berth.commit": env!("BERTH_COMMIT")}
+    });
+    println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    Ok(())
+}
