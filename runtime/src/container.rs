@@ -326,9 +326,7 @@ impl Container {
             if let Some(h) = &spec.hooks {
                 let mut st = self.state_json();
                 st["status"] = "stopped".into();
-                if let Err(e) = crate::hooks::run_all("poststop", &h.poststop, &st) {
-                    crate::logging::warn(&e.to_string());
-                }
+                crate::hooks::run_all_warn("poststop", &h.poststop, &st);
             }
         }
         std::fs::remove_dir_all(&self.dir).with_ctx(|| format!("remove {}", self.dir.display()))

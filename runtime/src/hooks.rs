@@ -8,11 +8,23 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Runs the hooks of a create-phase (prestart, createRuntime, createContainer,
+/// startContainer); the first failure fails the operation.
 pub fn run_all(phase: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<()> {
     for (i, h) in hooks.iter().enumerate() {
         run_one(h, state).map_err(|e| Error::new(format!("error running {phase} hook #{i}: {e}")))?;
     }
     Ok(())
+}
+
+/// Runs poststart or poststop hooks: a failure is logged as a warning and the remaining
+/// hooks and the lifecycle go on, as the spec requires.
+pub fn run_all_warn(phase: &str, hooks: &[Hook], state: &serde_json::Value) {
+    for (i, h) in hooks.iter().enumerate() {
+        if let Err(e) = run_one(h, state) {
+            crate::logging::warn(&format!("error running {phase} hook #{i}: {e}"));
+        }
+    }
 }
 
 fn run_one(h: &Hook, state: &serde_json::Value) -> std::result::Result<(), String> {

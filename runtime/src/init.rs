@@ -148,6 +148,12 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig, console: Option<OwnedFd>) -> 
     let exe = exec::look_path(&process.args[0], &env)
         .map_err(|e| Error::new(format!("unable to start container process: {e}")))?;
     nix::unistd::chdir(process.cwd.as_str()).with_ctx(|| format!("chdir to cwd ({:?}) set in config.json", process.cwd))?;
+    // The cwd must be inside the container's root, never a leaked host directory.
+    // (Checked before the seccomp filter, which may deny getcwd.)
+    let cwd = std::env::current_dir().ctx("getcwd")?;
+    if !cwd.is_absolute() || cwd.to_string_lossy().starts_with("(unreachable)") {
+        return Err(Error::new(format!("cwd {} is outside the container", cwd.display())));
+    }
 
     let caps = process.capabilities.as_ref().map(capabilities::Sets::from_spec).transpose()?;
     // Compiled now, loaded as late as possible: without no_new_privs, loading needs
@@ -172,20 +178,15 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig, console: Option<OwnedFd>) -> 
             return Err(std::io::Error::last_os_error()).ctx("set no_new_privs");
         }
     }
-    // The cwd must be inside the container's root, never a leaked host directory.
-    let cwd = std::env::current_dir().ctx("getcwd")?;
-    if !cwd.is_absolute() || cwd.to_string_lossy().starts_with("(unreachable)") {
-        return Err(Error::new(format!("cwd {} is outside the container", cwd.display())));
-    }
 
     // SAFETY: spawn handed us this fd, open and owned by nobody else in this process.
     let fifo = cfg.fifo_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     fds::cloexec_from(3 + cfg.preserve_fds);
     sync::send(sock, &Msg::Ready)?;
 
-    if let Some(fifo) = fifo {
-        wait_for_start(&fifo)?;
-        drop(fifo);
+    // The fifo stays open (close-on-exec) until execve: `start` waits for it to close.
+    if let Some(fifo) = &fifo {
+        wait_for_start(fifo)?;
         let hooks = spec.hooks.clone().unwrap_or_default();
         crate::hooks::run_all("startContainer", &hooks.start_container, &hook_state(cfg))?;
     }

@@ -80,9 +80,10 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
     loop {
         match sync::recv(&mut sock)? {
             Some(Msg::RunHooks) => {
-                let st = state_for_hooks("creating");
-                crate::hooks::run_all("prestart", &hooks.prestart, &st)?;
-                crate::hooks::run_all("createRuntime", &hooks.create_runtime, &st)?;
+                // prestart sees "created", as crun does and the validation suite checks;
+                // createRuntime sees "creating", as runc does: both run during create.
+                crate::hooks::run_all("prestart", &hooks.prestart, &state_for_hooks("created"))?;
+                crate::hooks::run_all("createRuntime", &hooks.create_runtime, &state_for_hooks("creating"))?;
                 sync::send(&mut sock, &Msg::HooksDone)?;
             }
             Some(Msg::Ready) => break,

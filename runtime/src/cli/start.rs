@@ -34,14 +34,30 @@ pub fn start(c: &Container) -> Result<()> {
     };
     use std::io::Write;
     fifo.write_all(b"0").ctx("write exec fifo")?;
+    wait_for_exec(&fifo);
     drop(fifo);
     let _ = std::fs::remove_file(c.fifo_path());
     crate::logging::debug(&format!("container {} started", c.id));
     let spec = c.config()?;
     if let Some(h) = &spec.hooks {
-        if let Err(e) = crate::hooks::run_all("poststart", &h.poststart, &c.state_json()) {
-            crate::logging::warn(&e.to_string());
-        }
+        crate::hooks::run_all_warn("poststart", &h.poststart, &c.state_json());
     }
     Ok(())
+}
+
+/// The init holds the fifo open (close-on-exec) until it execs the process: once no
+/// reader is left, the process runs (or the init failed), and a signal sent after
+/// `start` returns reaches the process, not the init.
+fn wait_for_exec(fifo: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd { fd: fifo.as_raw_fd(), events: 0, revents: 0 };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        // SAFETY: poll on one pollfd we own; with no events asked, only POLLERR (no
+        // readers left) or POLLHUP wakes it.
+        let r = unsafe { libc::poll(&mut p, 1, 100) };
+        if r > 0 {
+            return;
+        }
+    }
 }
