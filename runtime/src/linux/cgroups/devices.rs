@@ -13,7 +13,6 @@
 
 use crate::error::{Context, Error, Result};
 use berth_spec::Linux;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const WILDCARD: i64 = -1;
@@ -140,8 +139,15 @@ pub fn rules_for(linux: &Linux) -> Result<Vec<Rule>> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Emulator {
     pub default_allow: bool,
-    /// (type, major, minor) -> access bits.
-    pub exceptions: BTreeMap<(char, i64, i64), u8>,
+    /// (type, major, minor) -> access bits, in the order the kernel lists them
+    /// (first insertion): runtimes must apply the config's entries in its order.
+    pub exceptions: Vec<((char, i64, i64), u8)>,
+}
+
+impl Emulator {
+    fn get(&self, key: &(char, i64, i64)) -> Option<u8> {
+        self.exceptions.iter().find(|(k, _)| k == key).map(|(_, a)| *a)
+    }
 }
 
 impl Emulator {
@@ -157,7 +163,7 @@ impl Emulator {
     pub fn apply(&mut self, r: &Rule) -> Result<()> {
         if r.typ == 'a' {
             // The kernel reads any "a" rule as "a *:* rwm": a reset.
-            *self = Emulator { default_allow: r.allow, exceptions: BTreeMap::new() };
+            *self = Emulator { default_allow: r.allow, exceptions: Vec::new() };
             return Ok(());
         }
         let key = (r.typ, r.major, r.minor);
@@ -166,7 +172,10 @@ impl Emulator {
             // the exception, but cannot punch a hole in a wildcard exception.
             self.remove(key, r.access)
         } else {
-            *self.exceptions.entry(key).or_insert(0) |= r.access;
+            match self.exceptions.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, a)) => *a |= r.access,
+                None => self.exceptions.push((key, r.access)),
+            }
             Ok(())
         }
     }
@@ -177,7 +186,7 @@ impl Emulator {
             if partial == key {
                 continue;
             }
-            if let Some(&a) = self.exceptions.get(&partial) {
+            if let Some(a) = self.get(&partial) {
                 if a & access != 0 {
                     return Err(Error::new(format!(
                         "device rule {} is not supported: it would punch a hole in the wildcard rule {}",
@@ -187,12 +196,10 @@ impl Emulator {
                 }
             }
         }
-        if let Some(a) = self.exceptions.get_mut(&key) {
+        if let Some((_, a)) = self.exceptions.iter_mut().find(|(k, _)| *k == key) {
             *a &= !access;
-            if *a == 0 {
-                self.exceptions.remove(&key);
-            }
         }
+        self.exceptions.retain(|(_, a)| *a != 0);
         Ok(())
     }
 
@@ -200,7 +207,7 @@ impl Emulator {
     pub fn v1_writes(&self) -> Vec<(&'static str, String)> {
         let (reset, except) = if self.default_allow { ("devices.allow", "devices.deny") } else { ("devices.deny", "devices.allow") };
         let mut w = vec![(reset, "a".to_string())];
-        for (&(t, maj, min), &a) in &self.exceptions {
+        for &((t, maj, min), a) in &self.exceptions {
             w.push((except, v1_line(t, maj, min, a)));
         }
         w
@@ -273,7 +280,7 @@ pub fn bpf_program(emu: &Emulator) -> Vec<Insn> {
         ins(LDX_MEM_W, 5, 1, 8, 0),
     ];
     let verdict = !emu.default_allow as i32;
-    for (&(t, maj, min), &access) in &emu.exceptions {
+    for &((t, maj, min), access) in &emu.exceptions {
         let mut block: Vec<Insn> = Vec::new();
         // Jumps to the next block are patched once the block's length is known.
         block.push(ins(JMP_JNE_K, 2, 0, 0, if t == 'b' { DEVCG_DEV_BLOCK } else { DEVCG_DEV_CHAR }));
@@ -445,7 +452,7 @@ mod tests {
         let mut rules = default_config_rules();
         rules.push(Rule { typ: 'c', major: 1, minor: 9, access: ACC_WRITE, allow: false });
         let e = Emulator::from_rules(&rules).unwrap();
-        assert_eq!(e.exceptions[&('c', 1, 9)], ACC_READ | ACC_MKNOD);
+        assert_eq!(e.get(&('c', 1, 9)), Some(ACC_READ | ACC_MKNOD));
     }
 
     #[test]
