@@ -1,4 +1,5 @@
+//! berth-build: see `berth_build::cli`.
 fn main() {
-    eprintln!("berth-build: the command line is not wired up yet");
-    std::process::exit(2);
+    let argv: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    std::process::exit(berth_build::cli::main(argv));
 }

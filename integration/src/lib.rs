@@ -277,3 +277,4 @@ pub fn status_fields(text: &str) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 pub mod cgroup_support;
+pub mod builder_support;

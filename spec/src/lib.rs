@@ -7,6 +7,7 @@
 pub mod bundle;
 pub mod config;
 pub mod default_config;
+pub mod image;
 pub mod state;
 
 pub use bundle::{load_bundle, Bundle, BundleError};

@@ -1,0 +1,235 @@
+//! COPY and ADD as filesystem steps: sources resolved and hashed for the key (context
+//! files in place; `--from` by the source's layers; URLs by their checksum or content),
+//! then written by [`crate::copy`] on a miss.
+
+use std::path::PathBuf;
+
+use super::ops::{one_line, source_layers};
+use super::stage::StageState;
+use super::step::{self, Mode, StepEnv};
+use super::Builder;
+use crate::cache::{content_key, KeyBuilder};
+use crate::context::{self, AddSourceKind, Context, ResolveOptions, Source};
+use crate::copy::{self, CopyParams};
+use crate::dockerfile::{self, Dockerfile, Instr, Instruction};
+use crate::exec::Stubs;
+use crate::overlay;
+use crate::rootfs::resolve_chown;
+
+/// A COPY/ADD source after classification.
+enum AddSrc {
+    /// Resolved context (or stage) sources: copied, or extracted when archives (ADD).
+    Local(Vec<Source>),
+    /// ADD <url>: (url, file name, expected checksum, downloaded file + sha when fetched).
+    Url {
+        url: String,
+        name: String,
+        checksum: Option<context::Checksum>,
+        fetched: Option<(PathBuf, copy::http::Download)>,
+    },
+}
+
+#[allow(clippy::ptr_arg)]
+pub fn copy_or_add(
+    b: &mut Builder,
+    df: &Dockerfile,
+    st: &mut StageState,
+    ins: &Instruction,
+    env: &Vec<(String, String)>,
+) -> Result<(), String> {
+    let lex = df.lexer();
+    let (is_add, x, from, link, parents, excludes, checksum, unpack) = match &ins.kind {
+        Instr::Copy(c) => (
+            false,
+            c.expand(&lex, env).map_err(|e| e.to_string())?,
+            c.from.clone(),
+            c.link,
+            c.parents,
+            c.excludes.clone(),
+            None,
+            None,
+        ),
+        Instr::Add(a) => (
+            true,
+            a.expand(&lex, env).map_err(|e| e.to_string())?,
+            None,
+            a.link,
+            false,
+            a.excludes.clone(),
+            a.expand_checksum(&lex, env).map_err(|e| e.to_string())?,
+            a.unpack,
+        ),
+        _ => unreachable!(),
+    };
+    let word = if is_add { "ADD" } else { "COPY" };
+    let excludes: Vec<String> =
+        excludes.iter().map(|e| lex.expand_word(e, env).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+    let ropts = ResolveOptions { excludes: excludes.clone(), parents };
+    let chmod = match &x.chmod {
+        Some(m) => Some(dockerfile::parse_chmod(m)?),
+        None => None,
+    };
+    let workdir = st.meta.workdir();
+    let checksum = match &checksum {
+        Some(c) => Some(context::Checksum::parse(c).map_err(|e| e.to_string())?),
+        None => None,
+    };
+
+    let mut key = KeyBuilder::new(word, &content_key(&st.diff_ids()));
+    key.list("sources", &x.sources)
+        .field("dest", &x.dest)
+        .field("workdir", &workdir)
+        .field("chown", x.chown.as_deref().unwrap_or(""))
+        .field("chmod", x.chmod.as_deref().unwrap_or(""))
+        .field("link", if link { "1" } else { "" })
+        .field("parents", if parents { "1" } else { "" })
+        .list("exclude", &excludes)
+        .field("unpack", &format!("{unpack:?}"));
+    for (name, data) in &x.inline_files {
+        key.field("inline", name).field("data", data);
+    }
+
+    // Sources: from another stage or image (resolved at run time, keyed by its content),
+    // or from the context (resolved and hashed now, without copying).
+    let from_src = match &from {
+        Some(f) => {
+            let (ids, dirs) = source_layers(b, df, st, f)?;
+            key.field("from", content_key(&ids).as_str());
+            Some(dirs)
+        }
+        None => None,
+    };
+    let mut srcs: Vec<AddSrc> = Vec::new();
+    if from_src.is_none() {
+        for s in &x.sources {
+            match if is_add { context::classify_add_source(s) } else { AddSourceKind::Local } {
+                AddSourceKind::Git => return Err(format!("ADD {s}: git sources are not supported by berth-build")),
+                AddSourceKind::Http => {
+                    let name = context::add::url_file_name(s);
+                    match &checksum {
+                        Some(c) => {
+                            key.field("url", s).field("sha256", &c.sha256);
+                            srcs.push(AddSrc::Url { url: s.clone(), name, checksum: Some(c.clone()), fetched: None });
+                        }
+                        None => {
+                            // Without a checksum the content is the key: fetch it now.
+                            let dl_dir = b.work.join("downloads");
+                            std::fs::create_dir_all(&dl_dir).map_err(|e| e.to_string())?;
+                            b.seq += 1;
+                            let file = dl_dir.join(format!("d{}", b.seq));
+                            let d = copy::http::download(s, &file)?;
+                            key.field("url", s).field("sha256", &d.sha256);
+                            srcs.push(AddSrc::Url { url: s.clone(), name, checksum: None, fetched: Some((file, d)) });
+                        }
+                    }
+                }
+                AddSourceKind::Local => {
+                    if checksum.is_some() && is_add {
+                        return Err("ADD --checksum can only be used with HTTP(S) sources".into());
+                    }
+                    let resolved = b.context.resolve(std::slice::from_ref(s), &ropts).map_err(|e| e.to_string())?;
+                    key.field("content", &b.context.content_hash(&resolved).map_err(|e| e.to_string())?);
+                    srcs.push(AddSrc::Local(resolved));
+                }
+            }
+        }
+    }
+    let key = key.finish();
+    let shown = one_line(&ins.original);
+    let created_by = format!(
+        "{word} {} {}",
+        x.sources.iter().chain(x.inline_files.iter().map(|(n, _)| n)).cloned().collect::<Vec<_>>().join(" "),
+        x.dest
+    );
+    let lowers = st.lowers();
+    let mode = if link { Mode::Link } else { Mode::Overlay };
+    let now = crate::store::now_or_epoch();
+    let sources_patterns = x.sources.clone();
+    let inline: Vec<(String, Vec<u8>)> =
+        x.inline_files.iter().map(|(n, d)| (n.clone(), d.as_bytes().to_vec())).collect();
+
+    let mut op = |b: &mut Builder, e: &StepEnv| -> Result<Option<Stubs>, String> {
+        // --chown names need the stage's /etc/passwd and /etc/group: the merged dir, or
+        // (--link) a read-only mount of the layers below.
+        let owner = match &x.chown {
+            None => (0, 0),
+            Some(spec) => {
+                let numeric = spec.split(':').all(|p| p.is_empty() || p.parse::<u32>().is_ok());
+                if mode == Mode::Link && !numeric {
+                    let d = e.dir.join("passwd-root");
+                    std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+                    let m = overlay::mount(&mut b.links, &lowers, None, &d).map_err(|e| e.to_string())?;
+                    resolve_chown(spec, Some(&m.path))?
+                } else {
+                    resolve_chown(spec, Some(e.root))?
+                }
+            }
+        };
+        let params = CopyParams { root: e.root, dest: &x.dest, workdir: &workdir, owner, chmod: chmod.as_ref(), now };
+        let chown_opt = x.chown.as_ref().map(|_| owner);
+        if let Some(dirs) = &from_src {
+            let d = e.dir.join("from");
+            std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+            let m = overlay::mount(&mut b.links, dirs, None, &d).map_err(|e| e.to_string())?;
+            let sctx = Context::open_rootfs(&m.path).map_err(|e| e.to_string())?;
+            let resolved = sctx.resolve(&sources_patterns, &ropts).map_err(|e| e.to_string())?;
+            copy::copy(&params, &sctx, &resolved, &inline)?;
+            return Ok(None);
+        }
+        let mut plain: Vec<Source> = Vec::new();
+        for s in &srcs {
+            match s {
+                AddSrc::Local(resolved) => {
+                    for src in resolved {
+                        if is_add && unpack != Some(false) && src.kind == context::SourceKind::File {
+                            let host = b.context.host_path(&src.path);
+                            if let Ok(Some(kind)) = context::detect_archive_file(&host) {
+                                if crate::copy::archive::is_tar(&host, kind) {
+                                    let (dest, _) = params.dest_abs();
+                                    let r = crate::copy::archive::open_archive(&host, kind)?;
+                                    crate::copy::archive::extract(e.root, &dest, r, chown_opt)
+                                        .map_err(|m| format!("ADD {}: {m}", src.path))?;
+                                    continue;
+                                }
+                            }
+                        }
+                        plain.push(src.clone());
+                    }
+                }
+                AddSrc::Url { url, name, checksum, fetched } => {
+                    let (file, dl) = match fetched {
+                        Some((f, d)) => (f.clone(), d.clone()),
+                        None => {
+                            let f = e.dir.join("download");
+                            let d = copy::http::download(url, &f)?;
+                            (f, d)
+                        }
+                    };
+                    if let Some(c) = checksum {
+                        if c.sha256 != dl.sha256 {
+                            return Err(format!(
+                                "ADD {url}: digest mismatch sha256:{}: expected sha256:{}",
+                                dl.sha256, c.sha256
+                            ));
+                        }
+                    }
+                    if unpack == Some(true) {
+                        if let Ok(Some(kind)) = context::detect_archive_file(&file) {
+                            let (dest, _) = params.dest_abs();
+                            let r = crate::copy::archive::open_archive(&file, kind)?;
+                            crate::copy::archive::extract(e.root, &dest, r, chown_opt)?;
+                            continue;
+                        }
+                    }
+                    let mtime = dl.last_modified.unwrap_or(now);
+                    copy::place_file(&params, &file, name, 0o600, mtime)?;
+                }
+            }
+        }
+        if !plain.is_empty() || !inline.is_empty() {
+            copy::copy(&params, &b.context, &plain, &inline)?;
+        }
+        Ok(None)
+    };
+    step::run(b, st, &shown, key, &created_by, mode, &mut op)
+}

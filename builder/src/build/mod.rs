@@ -1,0 +1,249 @@
+//! `berth-build build`: a parsed Dockerfile -> an image in the store (-> outputs).
+//!
+//! - [`stage`]: each needed stage in file order: its base (a stored image, an earlier
+//!   stage, or scratch), the base's ONBUILD triggers, then its instructions: metadata ones
+//!   change the config ([`meta`]), the others are filesystem steps.
+//! - [`step`]: a filesystem step: cache lookup by key ([`crate::cache`]); on a miss a fresh
+//!   overlay (lowerdirs = the stage's layer dirs in the store, upper = a new dir in the
+//!   store's tmp/), the operation ([`run_op`]: RUN in a container; [`copy_op`]: COPY/ADD
+//!   written into the merged dir, or with `--link` straight into the empty upper dir;
+//!   [`ops`]: WORKDIR), then the upper dir becomes a layer blob ([`crate::layer::diff`])
+//!   and, renamed, the layer's unpacked dir; the cache entry is written.
+//! - [`image`]: the image config, manifest, tags and outputs.
+//!
+//! Everything set up is taken down on every path: overlay mounts by their guards (and the
+//! build runs in its own mount namespace, so none can outlive it), containers by the shim
+//! wrapper, temp dirs by their owners; [`crate::cleanup`] covers signals.
+
+pub mod copy_op;
+pub mod image;
+pub mod meta;
+pub mod ops;
+pub mod run_op;
+pub mod stage;
+pub mod step;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use berth_spec::image::{Descriptor, Digest, ImageConfig, NetworkMode};
+
+use crate::context::Context;
+use crate::dockerfile::{self, BuildArgs, Dockerfile};
+use crate::exec::mounts::SecretSource;
+use crate::exec::Tools;
+use crate::export::ExportFormat;
+use crate::layer::Compression;
+use crate::overlay::LinkDir;
+use crate::progress::{Mode, Progress};
+use crate::store::{Store, TempDir};
+
+/// `--output type=...,dest=...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub format: ExportFormat,
+    pub dest: PathBuf,
+}
+
+impl Output {
+    /// `type=oci,dest=DIR` (also `dest` alone: `local`).
+    pub fn parse(s: &str) -> Result<Output, String> {
+        if !s.contains('=') {
+            return Ok(Output { format: ExportFormat::Local, dest: PathBuf::from(s) });
+        }
+        let mut typ = None;
+        let mut dest = None;
+        for field in s.split(',') {
+            match field.split_once('=') {
+                Some(("type", v)) => typ = Some(v.parse::<ExportFormat>()?),
+                Some(("dest", v)) | Some(("destination", v)) => dest = Some(PathBuf::from(v)),
+                _ => {
+                    return Err(format!(
+                        "invalid --output {s:?}: want type=oci|oci-archive|docker-archive|bundle|local,dest=PATH"
+                    ))
+                }
+            }
+        }
+        match (typ, dest) {
+            (Some(format), Some(dest)) => Ok(Output { format, dest }),
+            _ => Err(format!("invalid --output {s:?}: both type= and dest= are needed")),
+        }
+    }
+}
+
+/// Everything `build` takes.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub store: PathBuf,
+    pub context: PathBuf,
+    /// `-f`; default `CONTEXT/Dockerfile`.
+    pub dockerfile: Option<PathBuf>,
+    pub tags: Vec<String>,
+    pub build_args: Vec<String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub outputs: Vec<Output>,
+    pub progress: Mode,
+    /// Default network of RUN (`RUN --network` overrides).
+    pub network: NetworkMode,
+    pub compression: Compression,
+    pub secrets: Vec<String>,
+    /// The OCI runtime; default `berth` beside this binary.
+    pub runtime: Option<PathBuf>,
+    /// The shim; default `berth-shim` beside this binary.
+    pub shim: Option<PathBuf>,
+    /// Write the image id here.
+    pub iidfile: Option<PathBuf>,
+}
+
+/// A layer of a stage.
+#[derive(Debug, Clone)]
+pub struct LayerRef {
+    pub diff_id: Digest,
+    pub blob: Descriptor,
+    /// The unpacked dir in the store (an overlay lowerdir).
+    pub dir: PathBuf,
+}
+
+/// A built stage.
+#[derive(Debug, Clone)]
+pub struct StageResult {
+    pub layers: Vec<LayerRef>,
+    /// The full image config (history and rootfs included).
+    pub config: ImageConfig,
+}
+
+impl StageResult {
+    pub fn diff_ids(&self) -> Vec<Digest> {
+        self.layers.iter().map(|l| l.diff_id.clone()).collect()
+    }
+    /// Bottom first.
+    pub fn lowers(&self) -> Vec<PathBuf> {
+        self.layers.iter().map(|l| l.dir.clone()).collect()
+    }
+}
+
+/// What a build made.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The manifest digest (the image id).
+    pub id: Digest,
+    /// The normalized names tagged.
+    pub names: Vec<String>,
+}
+
+/// The state shared by the stages of one build.
+pub struct Builder {
+    pub opts: BuildOptions,
+    pub store: Store,
+    pub context: Context,
+    pub progress: Progress,
+    pub tools: Tools,
+    pub links: LinkDir,
+    /// Per-build dir in the store's tmp/ (runtime state, per-step dirs).
+    pub work: PathBuf,
+    pub secrets: BTreeMap<String, SecretSource>,
+    pub results: Vec<Option<StageResult>>,
+    pub seq: usize,
+    /// Several stages are built: step labels carry the stage name.
+    pub multi: bool,
+    pub compression: Compression,
+}
+
+fn beside_exe(name: &str) -> PathBuf {
+    std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join(name))).unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Reads the Dockerfile: `-f FILE` (`-` is stdin), else `CONTEXT/Dockerfile`.
+fn read_dockerfile(opts: &BuildOptions) -> Result<(String, String, Option<PathBuf>), String> {
+    match &opts.dockerfile {
+        Some(p) if p.as_os_str() == "-" => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .map_err(|e| format!("reading the Dockerfile from stdin: {e}"))?;
+            Ok((s, "Dockerfile".into(), None))
+        }
+        p => {
+            let path = p.clone().unwrap_or_else(|| opts.context.join("Dockerfile"));
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read Dockerfile {}: {e}", path.display()))?;
+            let name =
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "Dockerfile".into());
+            Ok((text, name, Some(path)))
+        }
+    }
+}
+
+/// Runs a build. Errors are complete messages (with the Dockerfile line where one
+/// applies).
+pub fn build(opts: &BuildOptions) -> Result<Built, String> {
+    let (text, file, path) = read_dockerfile(opts)?;
+    let df: Dockerfile = dockerfile::parse(&text, &file).map_err(|e| e.to_string())?;
+    let progress = Progress::new(opts.progress);
+    for w in &df.warnings {
+        progress.message(&format!("[warning] {}:{}: {}", df.file, w.line, w.message));
+    }
+    let store = Store::open(&opts.store).map_err(|e| e.to_string())?;
+    let _lease = store.lease().map_err(|e| e.to_string())?;
+    let context = Context::open_with_dockerignore(&opts.context, path.as_deref()).map_err(|e| e.to_string())?;
+
+    let host = berth_spec::image::host_platform();
+    let platform = dockerfile::Platform {
+        os: host.os.clone(),
+        arch: host.architecture.clone(),
+        variant: host.variant.clone().unwrap_or_default(),
+    };
+    let build_args =
+        BuildArgs::from_flags(&opts.build_args, &|k| std::env::var(k).ok()).with_platforms(platform.clone(), platform);
+    let globals = build_args.global_scope(&df).map_err(|e| e.to_string())?;
+    let needed = df.stages_needed_with(opts.target.as_deref(), &build_args).map_err(|e| e.to_string())?;
+    let unused = build_args.unused_in(&df, &needed);
+    if !unused.is_empty() {
+        progress.message(&format!("[warning] one or more build args were not consumed: {}", unused.join(", ")));
+    }
+    let mut secrets = BTreeMap::new();
+    for s in &opts.secrets {
+        let (id, src) = crate::exec::mounts::parse_secret(s)?;
+        secrets.insert(id, src);
+    }
+
+    let work: TempDir = store.temp_dir("build").map_err(|e| e.to_string())?;
+    crate::cleanup::add_dir(work.path());
+    let links = LinkDir::new().map_err(|e| format!("temp dir: {e}"))?;
+    let tools = Tools {
+        runtime: opts.runtime.clone().unwrap_or_else(|| beside_exe("berth")),
+        shim: opts.shim.clone().unwrap_or_else(|| beside_exe("berth-shim")),
+        state: work.path().join("state"),
+    };
+    let mut b = Builder {
+        opts: opts.clone(),
+        store,
+        context,
+        progress,
+        tools,
+        links,
+        work: work.path().to_path_buf(),
+        secrets,
+        results: vec![None; df.stages.len()],
+        seq: 0,
+        multi: needed.len() > 1,
+        compression: opts.compression,
+    };
+    let result = (|| -> Result<Built, String> {
+        for &i in &needed {
+            let r = stage::build_stage(&mut b, &df, &build_args, &globals, i)?;
+            b.results[i] = Some(r);
+        }
+        let target = *needed.last().expect("at least the target stage");
+        let r = b.results[target].clone().expect("built");
+        image::finish(&b, &r)
+    })();
+    b.links.remove();
+    drop(work);
+    crate::cleanup::remove_dir(&b.work);
+    result
+}
+
+pub(crate) fn is_empty_dir(p: &Path) -> bool {
+    std::fs::read_dir(p).map(|mut r| r.next().is_none()).unwrap_or(true)
+}

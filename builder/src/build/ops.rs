@@ -1,0 +1,96 @@
+//! RUN, COPY, ADD and WORKDIR as filesystem steps: each computes its cache key from what
+//! it reads, then hands [`super::step::run`] the operation to perform on a miss. RUN is in
+//! [`super::run_op`], COPY/ADD in [`super::copy_op`]; WORKDIR (a mkdir) is here.
+
+use std::path::{Path, PathBuf};
+
+use berth_spec::image::Digest;
+
+use super::stage::{image_layers, StageState};
+use super::step::{self, Mode, StepEnv};
+use super::Builder;
+use crate::cache::{content_key, KeyBuilder};
+use crate::dockerfile::{Dockerfile, Instr, Instruction, StageArgs};
+use crate::exec::Stubs;
+
+#[allow(clippy::ptr_arg)] // a Vec of pairs is an `Env`; a slice of them cannot become `&dyn Env`
+pub fn fs_instruction(
+    b: &mut Builder,
+    df: &Dockerfile,
+    st: &mut StageState,
+    args: &StageArgs,
+    ins: &Instruction,
+    env: &Vec<(String, String)>,
+) -> Result<(), String> {
+    let at = |msg: &dyn std::fmt::Display| format!("{}:{}: {msg}", df.file, ins.line);
+    let r = match &ins.kind {
+        Instr::Run(_) => super::run_op::run(b, df, st, args, ins, env),
+        Instr::Copy(_) | Instr::Add(_) => super::copy_op::copy_or_add(b, df, st, ins, env),
+        Instr::Workdir(w) => {
+            let new = w.resolve(&df.lexer(), env, &st.meta.workdir()).map_err(|e| e.to_string());
+            match new {
+                Ok(new) => {
+                    st.meta.config.working_dir = Some(new.clone());
+                    let key = KeyBuilder::new("WORKDIR", &content_key(&st.diff_ids())).field("path", &new).finish();
+                    let shown = format!("WORKDIR {new}");
+                    let mut op = |_: &mut Builder, e: &StepEnv| -> Result<Option<Stubs>, String> {
+                        let p = crate::rootfs::secure_join(e.root, &new, true).map_err(|e| e.to_string())?;
+                        crate::rootfs::mkdir_all(e.root, &p, None).map_err(|e| format!("mkdir {new}: {e}"))?;
+                        Ok(None)
+                    };
+                    step::run(b, st, &shown, key, &shown, Mode::Overlay, &mut op)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        _ => unreachable!("not a filesystem instruction"),
+    };
+    r.map_err(|e| at(&e))
+}
+
+/// Shortened for the progress line.
+pub(super) fn one_line(s: &str) -> String {
+    let first = s.lines().next().unwrap_or("");
+    let mut t: String = first.chars().take(120).collect();
+    if t.len() < first.len() || s.lines().count() > 1 {
+        t.push_str(" ...");
+    }
+    t
+}
+
+/// The layers (diff_ids, dirs) of a `--from` / `from=` source: a stage before `index`
+/// (by name or number), else a stored image.
+pub(super) fn source_layers(
+    b: &Builder,
+    df: &Dockerfile,
+    st: &StageState,
+    from: &str,
+) -> Result<(Vec<Digest>, Vec<PathBuf>), String> {
+    source_layers_b(b, df, st.index, from)
+}
+
+pub(super) fn source_layers_b(
+    b: &Builder,
+    df: &Dockerfile,
+    index: usize,
+    from: &str,
+) -> Result<(Vec<Digest>, Vec<PathBuf>), String> {
+    let lower = from.to_ascii_lowercase();
+    let stage = df.stages[..index]
+        .iter()
+        .position(|s| s.name.as_deref() == Some(lower.as_str()))
+        .or_else(|| from.parse::<usize>().ok().filter(|&i| i < index));
+    if let Some(i) = stage {
+        let r = b.results[i].as_ref().ok_or_else(|| format!("stage {from} was not built"))?;
+        return Ok((r.diff_ids(), r.lowers()));
+    }
+    let (layers, _) = image_layers(b, from)?;
+    Ok((layers.iter().map(|l| l.diff_id.clone()).collect(), layers.iter().map(|l| l.dir.clone()).collect()))
+}
+
+impl Builder {
+    /// The short per-build directory (attach sockets live there).
+    pub fn links_dir(&self) -> &Path {
+        self.links.path()
+    }
+}

@@ -1,0 +1,129 @@
+//! The command line:
+//!
+//! ```text
+//! berth-build [--store DIR] COMMAND
+//!   build [-f FILE] [-t NAME:TAG]... [--build-arg K=V]... [--target STAGE] [--no-cache]
+//!         [--output type=oci|oci-archive|docker-archive|bundle|local,dest=PATH]...
+//!         [--progress auto|plain|tty] [--network host|none] [--compression gzip|zstd]
+//!         [--secret id=ID,src=FILE]... [--runtime PATH] [--iidfile FILE] [-q] CONTEXT
+//!   images [-q] [--format json]
+//!   inspect NAME
+//!   history [--no-trunc] NAME
+//!   tag SOURCE TARGET
+//!   rmi NAME...
+//!   prune [--cache]
+//!   import [--compression gzip|zstd] [--message TEXT] TARBALL NAME
+//! ```
+//!
+//! The store is `--store`, else `$BERTH_STORE`, else /var/lib/berth. Exit status: 0, 1 on
+//! an error, 2 on bad usage.
+
+pub mod args;
+mod build;
+mod images;
+
+use std::path::PathBuf;
+
+pub const USAGE: &str = "Usage: berth-build [--store DIR] COMMAND [ARGS]
+
+Commands:
+  build    Build an image from a Dockerfile
+  images   List images
+  inspect  Show an image's manifest and config
+  history  Show an image's history
+  tag      Give an image another name
+  rmi      Remove image names
+  prune    Remove unreferenced blobs, layers and temp files (--cache: also the build cache)
+  import   Make an image from a rootfs tarball
+
+Global options:
+  --store DIR   the image store (default: $BERTH_STORE, else /var/lib/berth)
+  -h, --help    this help
+  --version     the version
+";
+
+/// A command's failure: the message and the exit status.
+pub struct Fail {
+    pub code: i32,
+    pub msg: String,
+}
+
+impl Fail {
+    pub fn usage(msg: impl Into<String>) -> Fail {
+        Fail { code: 2, msg: msg.into() }
+    }
+    pub fn err(msg: impl Into<String>) -> Fail {
+        Fail { code: 1, msg: msg.into() }
+    }
+}
+
+impl From<std::io::Error> for Fail {
+    fn from(e: std::io::Error) -> Fail {
+        Fail::err(e.to_string())
+    }
+}
+
+/// Runs the command line; returns the exit status.
+pub fn main(argv: Vec<String>) -> i32 {
+    let mut store: Option<PathBuf> = None;
+    let mut i = 1;
+    while i < argv.len() {
+        let a = &argv[i];
+        if a == "--store" {
+            match argv.get(i + 1) {
+                Some(v) => store = Some(PathBuf::from(v)),
+                None => return usage_error("flag needs an argument: --store"),
+            }
+            i += 2;
+        } else if let Some(v) = a.strip_prefix("--store=") {
+            store = Some(PathBuf::from(v));
+            i += 1;
+        } else if a == "-h" || a == "--help" {
+            print!("{USAGE}");
+            return 0;
+        } else if a == "--version" || a == "-v" {
+            println!("berth-build version {}", env!("CARGO_PKG_VERSION"));
+            return 0;
+        } else if a.starts_with('-') {
+            return usage_error(&format!("unknown flag: {a}"));
+        } else {
+            break;
+        }
+    }
+    let Some(cmd) = argv.get(i) else {
+        eprint!("{USAGE}");
+        return 2;
+    };
+    let rest: Vec<String> = argv[i + 1..].to_vec();
+    if rest.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{USAGE}");
+        return 0;
+    }
+    let store = crate::store::store_dir(store.as_deref());
+    let r = match cmd.as_str() {
+        "build" => build::run(&store, &rest),
+        "images" => images::images(&store, &rest),
+        "inspect" => images::inspect(&store, &rest),
+        "history" => images::history(&store, &rest),
+        "tag" => images::tag(&store, &rest),
+        "rmi" => images::rmi(&store, &rest),
+        "prune" => images::prune(&store, &rest),
+        "import" => images::import(&store, &rest),
+        other => Err(Fail::usage(format!("unknown command {other:?}"))),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(f) => {
+            eprintln!("berth-build: {}", f.msg);
+            if f.code == 2 {
+                eprintln!("Run 'berth-build --help' for usage.");
+            }
+            f.code
+        }
+    }
+}
+
+fn usage_error(msg: &str) -> i32 {
+    eprintln!("berth-build: {msg}\nRun 'berth-build --help' for usage.");
+    2
+}

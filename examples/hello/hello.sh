@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "$GREETING: $(id -un) in $(pwd), hostname $(hostname)"
+cat /app/motd.txt /app/build-info.txt
