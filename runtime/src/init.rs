@@ -61,6 +61,10 @@ fn run_create(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     if userns {
         become_root_in_userns()?;
     }
+    if new_ns("network") {
+        // A new network namespace starts with lo down; runc brings it up, and so do we.
+        crate::linux::net::loopback_up()?;
+    }
     if new_ns("cgroup") {
         // After the parent put us in our cgroup, so that it is the namespace's root.
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).ctx("unshare cgroup namespace")?;
@@ -95,10 +99,9 @@ fn run_create(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     }
     rootfs::apply_root_propagation(spec)?;
     // The pty comes from the container's own devpts; /dev/console is its slave.
-    let console = match cfg.console_fd.filter(|_| process.terminal) {
-        Some(fd) => Some(make_console(fd, process, true)?),
-        None => None,
-    };
+    if let Some(fd) = cfg.console_fd.filter(|_| process.terminal) {
+        make_console(fd, process, true)?;
+    }
 
     if spec.namespace("uts").is_some() {
         if let Some(h) = spec.hostname.as_deref().filter(|h| !h.is_empty()) {
@@ -120,23 +123,22 @@ fn run_create(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     if !cfg.no_new_keyring {
         join_session_keyring(&cfg.id);
     }
-    finish(sock, cfg, console)
+    finish(sock, cfg)
 }
 
 fn run_exec(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     let process = cfg.spec.process.as_ref().ok_or_else(|| Error::new("process must be set"))?;
     // Joining the mount namespace also moves our root and cwd to the container's root.
     join_namespaces(&cfg.spec)?;
-    let console = match cfg.console_fd.filter(|_| process.terminal) {
-        Some(fd) => Some(make_console(fd, process, false)?),
-        None => None,
-    };
-    finish(sock, cfg, console)
+    if let Some(fd) = cfg.console_fd.filter(|_| process.terminal) {
+        make_console(fd, process, false)?;
+    }
+    finish(sock, cfg)
 }
 
 /// What create and exec share once the process's surroundings exist: limits, user,
 /// capabilities, seccomp, fds, then (create) the wait for start, and execve.
-fn finish(sock: &mut UnixStream, cfg: &InitConfig, console: Option<OwnedFd>) -> Result<Never> {
+fn finish(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     let spec = &cfg.spec;
     let process = spec.process.as_ref().ok_or_else(|| Error::new("process must be set"))?;
     rlimits::apply(&process.rlimits)?;
@@ -190,9 +192,6 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig, console: Option<OwnedFd>) -> 
         let hooks = spec.hooks.clone().unwrap_or_default();
         crate::hooks::run_all("startContainer", &hooks.start_container, &hook_state(cfg))?;
     }
-    if let Some(slave) = &console {
-        tty::become_console(slave)?;
-    }
     exec::reset_signals();
     if process.no_new_privileges {
         if let Some(f) = &filter {
@@ -209,9 +208,10 @@ fn hook_state(cfg: &InitConfig) -> serde_json::Value {
     })
 }
 
-/// Opens the pty, sends its master to the console socket and returns the slave. With
-/// `bind_console`, the slave is also mounted on /dev/console.
-fn make_console(sock_fd: RawFd, process: &berth_spec::Process, bind_console: bool) -> Result<OwnedFd> {
+/// Opens the pty, sends its master to the console socket and makes the slave our
+/// controlling terminal and stdio. With `bind_console`, the slave is also mounted on
+/// /dev/console.
+fn make_console(sock_fd: RawFd, process: &berth_spec::Process, bind_console: bool) -> Result<()> {
     // SAFETY: spawn handed us this fd, open and owned by nobody else in this process.
     let sock = unsafe { UnixStream::from_raw_fd(sock_fd) };
     fds::set_cloexec(sock_fd, true);
@@ -229,7 +229,9 @@ fn make_console(sock_fd: RawFd, process: &berth_spec::Process, bind_console: boo
             .ctx("bind pty to /dev/console")?;
     }
     tty::send_fd(&sock, &name, master.as_raw_fd())?;
-    Ok(slave)
+    // The pty replaces the caller's stdio now, not at exec: a caller that reads create's
+    // output until EOF (containerd's shim) must not wait on a created container.
+    tty::become_console(&slave)
 }
 
 /// Joins the namespaces the config names by path (pid and time were joined by the

@@ -99,10 +99,18 @@ fn bench_diff_20k_files_200mb() {
             total as f64 / 1e6 / best
         );
     }
+    // unpack of the default (gzip) blob into an overlay lowerdir.
+    let b = diff(&store, &tree, &DiffOptions::default()).unwrap();
+    let dest = dir.join("unpacked");
+    fs::create_dir_all(&dest).unwrap();
+    let (t, c0) = (Instant::now(), cpu());
+    super::unpack_blob(&store, &b.descriptor.digest, &dest, &super::UnpackOptions::overlay()).unwrap();
+    eprintln!("unpack gzip blob: {:.3}s wall, {:.3}s cpu", t.elapsed().as_secs_f64(), cpu() - c0);
     for (name, cmd) in [
         ("tar czf (gzip -6)", format!("tar czf {}/b.tgz -C {} .", dir.display(), tree.display())),
         ("tar cf | gzip -1", format!("tar cf - -C {} . | gzip -1 > {}/b1.tgz", tree.display(), dir.display())),
         ("tar cf (no compression)", format!("tar cf {}/b.tar -C {} .", dir.display(), tree.display())),
+        ("tar xzf of the tar czf output", format!("mkdir {0}/x && tar xzf {0}/b.tgz -C {0}/x", dir.display())),
     ] {
         let t = Instant::now();
         let out = std::process::Command::new("bash").arg("-c").arg(format!("time ({cmd})")).output().unwrap();

@@ -4,7 +4,8 @@
 //!
 //! - `tar.rs`: the tar writer (reproducible, chunked) and reader (USTAR/PAX/GNU).
 //! - `compress.rs`: gzip (zlib-rs) / zstd encoders, decompression by magic.
-//! - `pipeline.rs`: tar producer -> compressor thread -> store, both digests on the way.
+//! - `pipeline.rs`: tar producer -> compressor threads -> store, both digests on the way.
+//! - `pgzip.rs`: parallel, adaptive gzip (pigz technique; output independent of threads).
 //! - `diff.rs`: the overlay upper walker (whiteouts, opaque dirs, hardlinks, xattrs).
 //! - `unpack.rs`: confined extraction (no `..`, no symlink traversal, no escape).
 //! - `import.rs`: `import TARBALL`.

@@ -48,8 +48,8 @@ fn incompressible(b: &[u8]) -> bool {
     }
     let n = b.len() as f64;
     let mut e = 0.0;
-    for i in 0..256 {
-        let c = h[0][i] + h[1][i] + h[2][i] + h[3][i];
+    for (((a, b), c), d) in h[0].iter().zip(&h[1]).zip(&h[2]).zip(&h[3]) {
+        let c = a + b + c + d;
         if c > 0 {
             let p = c as f64 / n;
             e -= p * p.log2();

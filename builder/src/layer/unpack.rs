@@ -28,6 +28,7 @@ use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -196,8 +197,6 @@ struct Unpacker {
 /// directory). See the module doc for the modes and the containment rules.
 pub fn unpack<R: Read + Send>(r: R, dest: &Path, opts: &UnpackOptions) -> io::Result<UnpackStats> {
     let root = sys::open(dest, libc::O_RDONLY | libc::O_DIRECTORY).map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", dest.display())))?;
-    let plain = super::compress::decompress(r)?;
-    let mut tr = TarReader::new(HashReader::new(plain));
     let mut u = Unpacker {
         dest: Dest { root, key: Vec::new(), fd: None },
         opts: opts.clone(),
@@ -208,22 +207,99 @@ pub fn unpack<R: Read + Send>(r: R, dest: &Path, opts: &UnpackOptions) -> io::Re
         xattr_errors: 0,
         buf: vec![0; 1 << 20],
     };
-    while let Some(h) = tr.next()? {
-        u.stats_entries += 1;
-        u.entry(&h, &mut tr).map_err(|e| {
-            if e.to_string().starts_with("layer entry") {
-                e
-            } else {
-                io::Error::new(e.kind(), format!("layer entry {:?}: {e}", String::from_utf8_lossy(&h.path)))
+    // Decompression and the diff_id hash run on a second thread, a few 1 MiB chunks
+    // ahead of the extraction (which is mostly system calls).
+    std::thread::scope(|s| {
+        let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(4);
+        let (back_tx, back_rx) = sync_channel::<Vec<u8>>(6);
+        let reader = std::thread::Builder::new()
+            .name("berth-unpack-z".into())
+            .spawn_scoped(s, move || -> io::Result<(Digest, u64)> {
+                let mut h = HashReader::new(match super::compress::decompress(r) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                        return Err(e);
+                    }
+                });
+                loop {
+                    let mut buf = back_rx.try_recv().unwrap_or_default();
+                    buf.resize(CHUNK, 0);
+                    let mut n = 0;
+                    while n < buf.len() {
+                        match h.read(&mut buf[n..]) {
+                            Ok(0) => break,
+                            Ok(k) => n += k,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => {
+                                let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                                return Err(e);
+                            }
+                        }
+                    }
+                    if n == 0 {
+                        let (_, d, size) = h.finish();
+                        return Ok((d, size));
+                    }
+                    buf.truncate(n);
+                    if tx.send(Ok(buf)).is_err() {
+                        return Err(io::Error::other("unpack stopped"));
+                    }
+                }
+            })?;
+        let mut tr = TarReader::new(ChunkReader { rx, cur: Vec::new(), pos: 0, back: back_tx });
+        let r = (|| -> io::Result<()> {
+            while let Some(h) = tr.next()? {
+                u.stats_entries += 1;
+                u.entry(&h, &mut tr).map_err(|e| {
+                    if e.to_string().starts_with("layer entry") {
+                        e
+                    } else {
+                        io::Error::new(e.kind(), format!("layer entry {:?}: {e}", String::from_utf8_lossy(&h.path)))
+                    }
+                })?;
             }
-        })?;
+            // The diff_id covers the whole stream, padding after the end marker included.
+            io::copy(&mut tr.into_inner(), &mut io::sink())?;
+            Ok(())
+        })();
+        // On an error the reader sees the channel closed and stops.
+        let hashed = reader.join().map_err(|_| io::Error::other("unpack reader thread panicked"))?;
+        r?;
+        let (diff_id, tar_size) = hashed?;
+        u.finish_dirs();
+        Ok(UnpackStats { diff_id, tar_size, entries: u.stats_entries, whiteouts: u.stats_whiteouts, xattr_errors: u.xattr_errors })
+    })
+}
+
+const CHUNK: usize = 1 << 20;
+
+/// The extraction side of the reader thread's chunks.
+struct ChunkReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+    back: SyncSender<Vec<u8>>,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(next)) => {
+                    let old = std::mem::replace(&mut self.cur, next);
+                    let _ = self.back.try_send(old);
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0), // the reader finished: end of stream
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
-    // The diff_id covers the whole stream, padding after the end marker included.
-    let mut hr = tr.into_inner();
-    io::copy(&mut hr, &mut io::sink())?;
-    let (_, diff_id, tar_size) = hr.finish();
-    u.finish_dirs();
-    Ok(UnpackStats { diff_id, tar_size, entries: u.stats_entries, whiteouts: u.stats_whiteouts, xattr_errors: u.xattr_errors })
 }
 
 impl Unpacker {

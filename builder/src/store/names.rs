@@ -47,7 +47,7 @@ fn valid_host(c: &str) -> bool {
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         })
-        && port.map_or(true, |p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+        && port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn valid_tag(t: &str) -> bool {

@@ -7,6 +7,7 @@ pub mod exe_seal;
 pub mod exec;
 pub mod fds;
 pub mod mounts;
+pub mod net;
 pub mod namespaces;
 pub mod proc;
 pub mod rlimits;
