@@ -17,6 +17,8 @@
 //! and says why in a comment; every branch still asserts something.
 
 pub mod bundle;
+/// End-to-end suites with real engines (tests/engine_*.rs).
+pub mod engines;
 pub mod host;
 pub mod paths;
 pub mod procs;
