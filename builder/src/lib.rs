@@ -2,6 +2,7 @@
 pub mod context;
 pub mod dockerfile;
 pub mod registry;
+pub mod remote;
 pub mod export;
 pub mod layer;
 pub mod store;

@@ -52,7 +52,7 @@ pub fn finish(b: &Builder, r: &StageResult) -> Result<Built, String> {
         if let Some(p) = &b.opts.iidfile {
             std::fs::write(p, mdesc.digest.as_str()).map_err(|e| format!("--iidfile {}: {e}", p.display()))?;
         }
-        Ok(Built { id: mdesc.digest, names })
+        Ok(Built { id: mdesc.digest, names, cache_keys: b.cache_keys.clone() })
     })();
     match &res {
         Ok(_) => b.progress.done(id, None),

@@ -94,6 +94,8 @@ pub struct BuildOptions {
     pub shim: Option<PathBuf>,
     /// Write the image id here.
     pub iidfile: Option<PathBuf>,
+    /// How base images not in the store are pulled.
+    pub remote: crate::remote::RemoteOptions,
 }
 
 /// A layer of a stage.
@@ -130,6 +132,8 @@ pub struct Built {
     pub id: Digest,
     /// The normalized names tagged.
     pub names: Vec<String>,
+    /// The cache keys of every filesystem step (what `--cache-to` exports).
+    pub cache_keys: Vec<Digest>,
 }
 
 /// The state shared by the stages of one build.
@@ -148,6 +152,8 @@ pub struct Builder {
     /// Several stages are built: step labels carry the stage name.
     pub multi: bool,
     pub compression: Compression,
+    /// The cache keys of the steps so far, hits and misses.
+    pub cache_keys: Vec<Digest>,
 }
 
 fn beside_exe(name: &str) -> PathBuf {
@@ -228,6 +234,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
         seq: 0,
         multi: needed.len() > 1,
         compression: opts.compression,
+        cache_keys: Vec::new(),
     };
     let result = (|| -> Result<Built, String> {
         for &i in &needed {

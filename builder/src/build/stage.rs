@@ -178,18 +178,18 @@ fn resolve_base(
     image_layers(b, name)
 }
 
-/// The layers (bottom first, unpacked) and config of a stored image.
+/// The layers (bottom first, unpacked) and config of an image: the store's, else
+/// pulled from its registry (and tagged in the store, so the next build finds it).
 pub fn image_layers(b: &Builder, name: &str) -> Result<(Vec<LayerRef>, ImageConfig), String> {
-    let img = b.store.inspect(name).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            format!(
-                "base image {name:?} is not in the store {} (add it with `berth-build import TARBALL {name}`)",
-                b.store.root().display()
-            )
-        } else {
-            e.to_string()
+    let progress = b.progress.clone();
+    let cb = move |p: &crate::registry::Progress| {
+        if let Some(line) = crate::remote::describe("pulled", p) {
+            progress.message(&line);
         }
-    })?;
+    };
+    let id = crate::remote::pull::local_or_pull(&b.store, name, &b.opts.remote, Some(&cb))
+        .map_err(|e| format!("base image {name:?} is not in the store {}, and {e}", b.store.root().display()))?;
+    let img = b.store.inspect(id.as_str()).map_err(|e| e.to_string())?;
     let mut dirs = b.store.image_lowerdirs(&img).map_err(|e| e.to_string())?;
     dirs.reverse();
     let layers = img

@@ -75,6 +75,7 @@ fn run_inner(
     mode: Mode,
     op: &mut Op,
 ) -> Result<Option<u64>, String> {
+    b.cache_keys.push(key.clone());
     if !b.opts.no_cache {
         if let Some(entry) = b.store.cache_get(&key).map_err(|e| e.to_string())? {
             if let Some(l) = &entry.layer {

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use super::args::{parse, switch, val, Flag};
+use super::remote::{normalize_bool_flags, remote_options, REMOTE_FLAGS};
 use super::Fail;
+use crate::registry::Reference;
 use crate::build::{self, BuildOptions, Output};
 use crate::layer::Compression;
 use crate::progress::Mode;
@@ -23,10 +25,31 @@ const FLAGS: &[Flag] = &[
     val("iidfile", None),
     switch("quiet", Some('q')),
     val("store", None),
+    switch("push", None),
+    val("cache-to", None),
+    val("cache-from", None),
 ];
 
+/// `type=registry,name=REF[,push=true]` (also `type=image,...,push=true`): the
+/// reference, or None for another output type.
+fn registry_output(s: &str) -> Result<Option<Reference>, String> {
+    let fields: Vec<(&str, &str)> = s.split(',').filter_map(|f| f.split_once('=')).collect();
+    let get = |k: &str| fields.iter().find(|(a, _)| *a == k).map(|x| x.1);
+    let push = match get("type") {
+        Some("registry") => true,
+        Some("image") => get("push") == Some("true"),
+        _ => return Ok(None),
+    };
+    if !push {
+        return Err(format!("invalid --output {s:?}: type=image needs push=true (the image is always in the store)"));
+    }
+    let name = get("name").ok_or_else(|| format!("invalid --output {s:?}: type=registry needs name=REF"))?;
+    Reference::parse(name).map(Some).map_err(|e| format!("--output: {e}"))
+}
+
 pub fn run(store: &Path, args: &[String]) -> Result<(), Fail> {
-    let p = parse(args, FLAGS).map_err(Fail::usage)?;
+    let flags: Vec<Flag> = FLAGS.iter().chain(REMOTE_FLAGS).copied().collect();
+    let p = parse(&normalize_bool_flags(args), &flags).map_err(Fail::usage)?;
     let [context] = p.positionals.as_slice() else {
         return Err(Fail::usage("build needs exactly one argument: the context directory"));
     };
@@ -44,11 +67,33 @@ pub fn run(store: &Path, args: &[String]) -> Result<(), Fail> {
         Some(c) => Compression::parse(&c).map_err(Fail::usage)?,
         None => Compression::default(),
     };
-    let outputs =
-        p.all("output").iter().map(|o| Output::parse(o)).collect::<Result<Vec<_>, _>>().map_err(Fail::usage)?;
+    let mut outputs = Vec::new();
+    let mut pushes: Vec<Reference> = Vec::new();
+    for o in p.all("output") {
+        match registry_output(&o).map_err(Fail::usage)? {
+            Some(r) => pushes.push(r),
+            None => outputs.push(Output::parse(&o).map_err(Fail::usage)?),
+        }
+    }
     for t in p.all("tag") {
         crate::store::normalize_name(&t).map_err(|e| Fail::usage(e.to_string()))?;
+        if p.has("push") {
+            pushes.push(Reference::parse(&t).map_err(|e| Fail::usage(format!("--push: {e}")))?);
+        }
     }
+    if p.has("push") && p.all("tag").is_empty() {
+        return Err(Fail::usage("--push needs at least one -t NAME"));
+    }
+    let remote = remote_options(&p)?;
+    let parse_cache = |flag: &str| {
+        p.all(flag)
+            .iter()
+            .map(|s| crate::remote::cache::parse_cache_spec(&format!("--{flag}"), s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Fail::usage)
+    };
+    let cache_to = parse_cache("cache-to")?;
+    let cache_from = parse_cache("cache-from")?;
     let opts = BuildOptions {
         store: p.one("store").map(PathBuf::from).unwrap_or_else(|| store.to_path_buf()),
         context: PathBuf::from(context),
@@ -65,6 +110,7 @@ pub fn run(store: &Path, args: &[String]) -> Result<(), Fail> {
         runtime: p.one("runtime").map(|r| in_path(&r)),
         shim: std::env::var_os("BERTH_SHIM").filter(|s| !s.is_empty()).map(PathBuf::from),
         iidfile: p.one("iidfile").map(PathBuf::from),
+        remote: remote.clone(),
     };
 
     // Before any thread exists: a mount namespace of our own (no overlay can outlive the
@@ -74,6 +120,11 @@ pub fn run(store: &Path, args: &[String]) -> Result<(), Fail> {
     crate::exec::shim::become_subreaper();
     crate::cleanup::install_signal_thread();
 
+    if !opts.no_cache {
+        for r in &cache_from {
+            import_cache(&opts.store, &remote, r);
+        }
+    }
     let r = build::build(&opts);
     crate::cleanup::run_all();
     reap_all();
@@ -82,14 +133,44 @@ pub fn run(store: &Path, args: &[String]) -> Result<(), Fail> {
         crate::cleanup::run_all();
         std::process::exit(128 + sig);
     }
-    match r {
-        Ok(b) => {
-            if quiet {
-                println!("{}", b.id);
-            }
-            Ok(())
+    let b = r.map_err(Fail::err)?;
+    if !pushes.is_empty() || !cache_to.is_empty() {
+        let st = crate::store::Store::open(&opts.store).map_err(|e| Fail::err(e.to_string()))?;
+        for dest in &pushes {
+            let client = remote.client(&[dest.registry()]).map_err(Fail::err)?;
+            let res = crate::remote::push::push_image(&st, &client, b.id.as_str(), dest, remote.chunk_size, None).map_err(Fail::err)?;
+            let s = client.stats();
+            eprintln!(
+                "pushed {} {} ({} blob(s) uploaded, {} already there, {} mounted)",
+                dest.familiar(),
+                res.digest,
+                s.blobs_uploaded,
+                s.blobs_existing,
+                s.blobs_mounted
+            );
         }
-        Err(e) => Err(Fail::err(e)),
+        for r in &cache_to {
+            let client = remote.client(&[r.registry()]).map_err(Fail::err)?;
+            let (d, n) = crate::remote::cache::export(&st, &client, r, &b.cache_keys).map_err(Fail::err)?;
+            eprintln!("exported {n} cache record(s) to {} ({d})", r.familiar());
+        }
+    }
+    if quiet {
+        println!("{}", b.id);
+    }
+    Ok(())
+}
+
+/// `--cache-from`: a cache that cannot be read is a warning, as with docker: the build
+/// runs without it.
+fn import_cache(store: &Path, remote: &crate::remote::RemoteOptions, r: &Reference) {
+    let res = crate::store::Store::open(store)
+        .map_err(|e| e.to_string())
+        .and_then(|st| remote.client(&[r.registry()]).and_then(|c| crate::remote::cache::import(&st, &c, r)));
+    match res {
+        Ok(Some(n)) => eprintln!("imported {n} cache record(s) from {}", r.familiar()),
+        Ok(None) => eprintln!("[warning] no cache at {} yet", r.familiar()),
+        Err(e) => eprintln!("[warning] --cache-from {}: {e}", r.familiar()),
     }
 }
 

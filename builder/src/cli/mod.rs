@@ -13,6 +13,14 @@
 //!   rmi NAME...
 //!   prune [--cache]
 //!   import [--compression gzip|zstd] [--message TEXT] TARBALL NAME
+//!   pull [REGISTRY FLAGS] [-q] REF
+//!   push [REGISTRY FLAGS] [--chunk-size N] [-q] NAME [REF]
+//!   login [--tls-verify=false] [--authfile F] -u USER (--password-stdin | -p PASS) HOST
+//!   logout [--authfile F] HOST
+//!   load [-i] FILE [NAME]
+//!
+//! REGISTRY FLAGS: --tls-verify=false, --insecure-registry HOST, --cert-file PEM,
+//! --creds USER:PASS, --authfile FILE, --platform OS/ARCH[/VARIANT]
 //! ```
 //!
 //! The store is `--store`, else `$BERTH_STORE`, else /var/lib/berth. Exit status: 0, 1 on
@@ -21,6 +29,7 @@
 pub mod args;
 mod build;
 mod images;
+pub mod remote;
 
 use std::path::PathBuf;
 
@@ -35,6 +44,11 @@ Commands:
   rmi      Remove image names
   prune    Remove unreferenced blobs, layers and temp files (--cache: also the build cache)
   import   Make an image from a rootfs tarball
+  pull     Pull an image from a registry into the store
+  push     Push an image to a registry
+  login    Log in to a registry
+  logout   Log out of a registry
+  load     Load an oci-archive or docker-archive into the store
 
 Global options:
   --store DIR   the image store (default: $BERTH_STORE, else /var/lib/berth)
@@ -109,6 +123,11 @@ pub fn main(argv: Vec<String>) -> i32 {
         "rmi" => images::rmi(&store, &rest),
         "prune" => images::prune(&store, &rest),
         "import" => images::import(&store, &rest),
+        "pull" => remote::pull(&store, &rest),
+        "push" => remote::push(&store, &rest),
+        "login" => remote::login(&store, &rest),
+        "logout" => remote::logout(&store, &rest),
+        "load" => remote::load(&store, &rest),
         other => Err(Fail::usage(format!("unknown command {other:?}"))),
     };
     match r {

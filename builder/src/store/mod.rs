@@ -30,6 +30,7 @@
 //!
 //! The image id is the manifest digest.
 
+pub mod blobstore;
 pub mod cache;
 pub mod hash;
 pub mod names;

@@ -1,0 +1,247 @@
+//! `berth-build load FILE [NAME]`: an oci-archive (an OCI image layout in a tar) or a
+//! docker-archive (`docker save`'s format) into the store. The archive is read twice:
+//! once for its table (`index.json`, or `manifest.json`), once to store only the blobs
+//! the images need (each checked against its digest while it is written), so nothing
+//! unrelated lands in the store. Layers are unpacked (checked against the diff_ids)
+//! before any name is tagged: a bad archive leaves no name behind.
+
+use crate::layer::compress::sniff;
+use crate::layer::tar::{clean_path, Kind, TarReader};
+use crate::registry::{self, media, Platform};
+use crate::store::blobstore::to_store_digest;
+use crate::store::Store;
+use berth_spec::image::{
+    Descriptor, Digest, ImageConfig, LayerCompression, Manifest, ANNOTATION_CONTAINERD_IMAGE_NAME, ANNOTATION_REF_NAME,
+    MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_LAYER, MEDIA_TYPE_OCI_LAYER_GZIP, MEDIA_TYPE_OCI_LAYER_ZSTD,
+};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+/// What was loaded: (name or None, manifest digest) per image.
+pub type Loaded = Vec<(Option<String>, Digest)>;
+
+fn open(path: &Path) -> Result<TarReader<BufReader<File>>, String> {
+    let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(TarReader::new(BufReader::with_capacity(1 << 20, f)))
+}
+
+/// Reads the archive, calling `f(path, kind, link, reader)` for each entry.
+fn each(path: &Path, mut f: impl FnMut(&str, Kind, &str, &mut dyn Read) -> Result<(), String>) -> Result<(), String> {
+    let mut tr = open(path)?;
+    let at = |e: io::Error| format!("{}: {e}", path.display());
+    while let Some(h) = tr.next().map_err(at)? {
+        let Some(p) = clean_path(&h.path) else { continue };
+        let p = String::from_utf8_lossy(&p).into_owned();
+        let link = String::from_utf8_lossy(&h.link).into_owned();
+        f(&p, h.kind, &link, &mut tr)?;
+    }
+    Ok(())
+}
+
+/// Loads `archive`; `name` (if given) names the (single) image instead of the
+/// names the archive carries.
+pub fn load(store: &Store, archive: &Path, name: Option<&str>, platform: &Platform) -> Result<Loaded, String> {
+    let _lease = store.lease().map_err(|e| e.to_string())?;
+    let (mut index, mut docker, mut links) = (None, None, HashMap::new());
+    each(archive, |p, kind, link, r| {
+        match (p, kind) {
+            ("index.json", Kind::File) => index = Some(read_small(r, p)?),
+            ("manifest.json", Kind::File) => docker = Some(read_small(r, p)?),
+            (_, Kind::Symlink) => {
+                let dir = Path::new(p).parent().unwrap_or(Path::new(""));
+                if let Some(t) = clean_path(dir.join(link).to_string_lossy().as_bytes()) {
+                    links.insert(p.to_string(), String::from_utf8_lossy(&t).into_owned());
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    let ctx = |e: String| format!("load {}: {e}", archive.display());
+    let images = match (index, docker) {
+        (_, Some(m)) => load_docker(store, archive, &m, &links).map_err(ctx)?,
+        (Some(i), None) => load_oci(store, archive, &i, platform).map_err(ctx)?,
+        (None, None) => return Err(ctx("neither an oci-archive (index.json) nor a docker-archive (manifest.json)".into())),
+    };
+    if name.is_some() && images.len() != 1 {
+        return Err(ctx(format!("NAME given but the archive holds {} images", images.len())));
+    }
+    // Everything checked before the first name is set.
+    for (_, id) in &images {
+        let img = store.inspect(id.as_str()).map_err(|e| ctx(e.to_string()))?;
+        store.image_lowerdirs(&img).map_err(|e| ctx(e.to_string()))?;
+    }
+    let mut out = Vec::new();
+    for (names, id) in images {
+        let names: Vec<String> = match name {
+            Some(n) => vec![n.to_string()],
+            None => names,
+        };
+        let mut first = None;
+        for n in names {
+            let t = store.tag(&n, &id).map_err(|e| ctx(e.to_string()))?;
+            first.get_or_insert(t);
+        }
+        out.push((first, id));
+    }
+    Ok(out)
+}
+
+fn read_small(r: &mut dyn Read, what: &str) -> Result<Vec<u8>, String> {
+    let mut v = Vec::new();
+    r.take(media::MAX_MANIFEST_SIZE + 1).read_to_end(&mut v).map_err(|e| format!("{what}: {e}"))?;
+    if v.len() as u64 > media::MAX_MANIFEST_SIZE {
+        return Err(format!("{what} is too large"));
+    }
+    Ok(v)
+}
+
+/// Stores the archive entries in `want` (path -> expected digest, or None to hash).
+fn store_entries(store: &Store, archive: &Path, want: &HashMap<String, Option<Digest>>) -> Result<HashMap<String, Descriptor>, String> {
+    let mut got = HashMap::new();
+    each(archive, |p, kind, _, r| {
+        if kind != Kind::File {
+            return Ok(());
+        }
+        let Some(expect) = want.get(p) else { return Ok(()) };
+        if let Some(d) = expect {
+            if store.has_blob(d) {
+                got.insert(p.to_string(), Descriptor::new("", d.clone(), store.blob_size(d).map_err(|e| e.to_string())?));
+                return Ok(());
+            }
+        }
+        let d = store.put_blob_checked("", expect.as_ref(), None, r).map_err(|e| format!("{p}: {e}"))?;
+        got.insert(p.to_string(), d);
+        Ok(())
+    })?;
+    if let Some(missing) = want.keys().find(|k| !got.contains_key(*k)) {
+        return Err(format!("{missing} is not in the archive"));
+    }
+    Ok(got)
+}
+
+fn load_oci(store: &Store, archive: &Path, index: &[u8], platform: &Platform) -> Result<Vec<(Vec<String>, Digest)>, String> {
+    let index: media::Index = serde_json::from_slice(index).map_err(|e| format!("index.json: {e}"))?;
+    // Every blob under blobs/, checked against its name; manifests are small and read
+    // from the store afterwards to find what they need.
+    let mut want = HashMap::new();
+    each(archive, |p, kind, _, _| {
+        if kind == Kind::File {
+            if let Some(hex) = p.strip_prefix("blobs/sha256/") {
+                let d = Digest::from_hex(hex).map_err(|e| format!("{p}: {e}"))?;
+                want.insert(p.to_string(), Some(d));
+            }
+        }
+        Ok(())
+    })?;
+    // Only blobs reachable from index.json: first the documents, then what they list.
+    let doc = |d: &registry::Digest| format!("blobs/{}/{}", d.algorithm(), d.hex());
+    let mut needed: HashMap<String, Option<Digest>> = HashMap::new();
+    let mut images = Vec::new();
+    let mut docs: Vec<(Vec<String>, registry::Descriptor)> = Vec::new();
+    for m in &index.manifests {
+        let mut names = Vec::new();
+        for key in [ANNOTATION_CONTAINERD_IMAGE_NAME, ANNOTATION_REF_NAME] {
+            if let Some(n) = m.annotations.get(key) {
+                // A bare ref name (`latest`) is a tag without a repository: not a name.
+                if crate::store::normalize_name(n).is_ok() && (n.contains(':') || n.contains('/')) && names.is_empty() {
+                    names.push(n.clone());
+                }
+            }
+        }
+        docs.push((names, m.clone()));
+    }
+    let take = |p: String, needed: &mut HashMap<String, Option<Digest>>| -> Result<(), String> {
+        let v = want.get(&p).cloned().ok_or_else(|| format!("{p} is not in the archive"))?;
+        needed.insert(p, v);
+        Ok(())
+    };
+    let mut firsts = HashMap::new();
+    for (_, d) in &docs {
+        take(doc(&d.digest), &mut firsts)?;
+    }
+    store_entries(store, archive, &firsts)?;
+    let mut manifests = Vec::new();
+    for (names, d) in docs {
+        let sd = to_store_digest(&d.digest).map_err(|e| e.to_string())?;
+        let bytes = store.read_blob(&sd).map_err(|e| e.to_string())?;
+        if media::sniff_media_type(&bytes).is_some_and(|m| media::is_index(&m)) {
+            let inner: media::Index = serde_json::from_slice(&bytes).map_err(|e| format!("index {sd}: {e}"))?;
+            let e = registry::pull::choose_platform(&inner, platform).map_err(|e| e.to_string())?;
+            let mut one = HashMap::new();
+            take(doc(&e.digest), &mut one)?;
+            store_entries(store, archive, &one)?;
+            manifests.push((names, to_store_digest(&e.digest).map_err(|e| e.to_string())?));
+        } else {
+            manifests.push((names, sd));
+        }
+    }
+    for (_, id) in &manifests {
+        let m = store.get_manifest(id).map_err(|e| e.to_string())?;
+        for b in std::iter::once(&m.config).chain(m.layers.iter()) {
+            take(format!("blobs/sha256/{}", b.digest.hex()), &mut needed)?;
+        }
+    }
+    store_entries(store, archive, &needed)?;
+    for (names, id) in manifests {
+        images.push((names, id));
+    }
+    Ok(images)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+fn load_docker(store: &Store, archive: &Path, manifest: &[u8], links: &HashMap<String, String>) -> Result<Vec<(Vec<String>, Digest)>, String> {
+    let entries: Vec<DockerEntry> = serde_json::from_slice(manifest).map_err(|e| format!("manifest.json: {e}"))?;
+    let resolve = |p: &str| -> String {
+        let mut p = clean_path(p.as_bytes()).map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
+        for _ in 0..8 {
+            match links.get(&p) {
+                Some(t) => p = t.clone(),
+                None => break,
+            }
+        }
+        p
+    };
+    let mut want = HashMap::new();
+    for e in &entries {
+        for p in std::iter::once(&e.config).chain(e.layers.iter()) {
+            want.insert(resolve(p), None);
+        }
+    }
+    let got = store_entries(store, archive, &want)?;
+    let mut out = Vec::new();
+    for e in entries {
+        let c = &got[&resolve(&e.config)];
+        let config: ImageConfig = serde_json::from_slice(&store.read_blob(&c.digest).map_err(|e| e.to_string())?)
+            .map_err(|err| format!("{}: {err}", e.config))?;
+        if config.rootfs.diff_ids.len() != e.layers.len() {
+            return Err(format!("{}: {} layers but {} diff_ids in the config", e.config, e.layers.len(), config.rootfs.diff_ids.len()));
+        }
+        let mut layers = Vec::new();
+        for l in &e.layers {
+            let d = &got[&resolve(l)];
+            let mut head = [0u8; 4];
+            let n = store.open_blob(&d.digest).and_then(|mut f| f.read(&mut head)).map_err(|e| e.to_string())?;
+            let mt = match sniff(&head[..n]) {
+                LayerCompression::None => MEDIA_TYPE_OCI_LAYER,
+                LayerCompression::Gzip => MEDIA_TYPE_OCI_LAYER_GZIP,
+                LayerCompression::Zstd => MEDIA_TYPE_OCI_LAYER_ZSTD,
+            };
+            layers.push(Descriptor::new(mt, d.digest.clone(), d.size));
+        }
+        let m = Manifest::new(Descriptor::new(MEDIA_TYPE_OCI_CONFIG, c.digest.clone(), c.size), layers);
+        let md = store.put_manifest(&m).map_err(|e| e.to_string())?;
+        out.push((e.repo_tags.unwrap_or_default(), md.digest));
+    }
+    Ok(out)
+}
