@@ -280,3 +280,5 @@ pub fn status_fields(text: &str) -> std::collections::BTreeMap<String, String> {
 }
 pub mod cgroup_support;
 pub mod builder_support;
+/// A docker-registry and a podman for the berth-build registry tests.
+pub mod registry_support;
