@@ -195,3 +195,19 @@ fn reap_all() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::registry_output;
+
+    #[test]
+    fn registry_outputs_are_told_from_file_outputs() {
+        let r = registry_output("type=registry,name=127.0.0.1:5000/app:1").unwrap().unwrap();
+        assert_eq!(r.to_string(), "127.0.0.1:5000/app:1");
+        assert!(registry_output("type=image,name=reg.example/app:1,push=true").unwrap().is_some());
+        assert!(registry_output("type=oci,dest=/tmp/x").unwrap().is_none());
+        assert!(registry_output("/tmp/dir").unwrap().is_none());
+        assert!(registry_output("type=registry").unwrap_err().contains("name=REF"));
+        assert!(registry_output("type=image,name=a:1").unwrap_err().contains("push=true"));
+    }
+}

@@ -9,6 +9,9 @@ pub mod load;
 pub mod pull;
 pub mod push;
 
+#[cfg(test)]
+mod tests;
+
 use crate::registry::{self, AuthConfig, Client, ClientOptions, Credential, Platform, Reference};
 use std::path::PathBuf;
 
