@@ -96,17 +96,25 @@ fn runtime_bytes() -> Vec<u8> {
     std::fs::read(paths::runtime()).expect("read the runtime binary")
 }
 
+/// A bundle whose process may hold CAP_SYS_PTRACE (in its bounding set): it passes the
+/// kernel's check on a non-dumpable process's /proc/<pid>/exe.
+fn with_ptrace(b: &mut Bundle) {
+    b.push("/process/capabilities/bounding", json!("CAP_SYS_PTRACE"));
+}
+
 #[test]
-fn the_init_does_not_expose_the_host_runtime_binary_for_writing() {
-    // CVE-2019-5736: a container process that can open /proc/<init>/exe after the init
-    // exec'd could write the host's runtime binary. The init must run from a sealed copy
-    // or a read-only mount of it.
+fn a_ptrace_capable_containers_init_does_not_expose_the_host_runtime_binary_for_writing() {
+    // CVE-2019-5736: a container process that can open /proc/<init>/exe before the init
+    // execs could write the host's runtime binary afterwards. When the container's
+    // process may hold CAP_SYS_PTRACE, the init must run from a sealed copy or a
+    // read-only mount of it. (Held here from the host, as such a process would.)
     let t = Test::new("exe_not_writable");
     let before = runtime_bytes();
     let host_bin = host::identity(&paths::runtime()).unwrap();
     let id = t.id("");
     let mut b = t.bundle();
     b.args(&["sleep", "100"]);
+    with_ptrace(&mut b);
     t.rt.create(&id, &b).ok();
     let pid = t.rt.state(&id)["pid"].as_i64().unwrap();
     // Hold the init's executable as the attack does (O_PATH), then let the init exec.
@@ -139,6 +147,82 @@ fn the_init_does_not_expose_the_host_runtime_binary_for_writing() {
         assert!(w < 0, "the host runtime binary opened for writing through /proc/{pid}/exe");
         assert!(read_only_mount, "the init runs from the host runtime binary on a writable mount ({err})");
     }
+    assert_eq!(runtime_bytes(), before, "the runtime binary changed");
+}
+
+/// What a process exec'd into the created container `id` finds at /proc/1/exe (the
+/// waiting init): `CLOSED` when it cannot read it, else `READABLE <link>`.
+fn init_exe_seen_from_inside(t: &Test, id: &str, exec_flags: &[&str]) -> Output {
+    let script = "l=$(readlink /proc/1/exe 2>/dev/null); \
+                  if cat /proc/1/exe >/dev/null 2>&1; then echo \"READABLE $l\"; else echo CLOSED; fi";
+    let mut args = vec!["exec"];
+    args.extend_from_slice(exec_flags);
+    args.extend_from_slice(&[id, "sh", "-c", script]);
+    t.rt.cmd(&args)
+}
+
+#[test]
+fn the_waiting_init_is_closed_to_processes_exec_d_into_the_container() {
+    // Without CAP_SYS_PTRACE, a process in the container cannot reach the waiting init's
+    // executable at all, or reaches only a sealed copy.
+    let t = Test::new("exe_closed_inside");
+    let before = runtime_bytes();
+    let id = t.id("");
+    let mut b = t.bundle();
+    b.args(&["sleep", "100"]);
+    t.rt.create(&id, &b).ok();
+    let o = init_exe_seen_from_inside(&t, &id, &[]);
+    o.ok();
+    let seen = o.stdout.trim();
+    assert!(seen == "CLOSED" || seen.starts_with("READABLE /memfd:"), "the waiting init's exe, from inside: {seen:?}");
+    t.rt.start(&id).ok();
+    assert_eq!(runtime_bytes(), before, "the runtime binary changed");
+}
+
+#[test]
+fn a_ptrace_capable_exec_into_a_created_container_never_reaches_an_unsealed_init() {
+    let t = Test::new("exe_exec_ptrace");
+    let id = t.id("");
+    let mut b = t.bundle();
+    b.args(&["sleep", "100"]);
+    t.rt.create(&id, &b).ok();
+    let o = init_exe_seen_from_inside(&t, &id, &["--cap", "CAP_SYS_PTRACE"]);
+    if o.success() {
+        // Allowed (runc: its init always runs from a sealed copy): then only a copy is seen.
+        let seen = o.stdout.trim();
+        assert!(seen == "CLOSED" || seen.starts_with("READABLE /memfd:"), "the waiting init's exe, from inside: {seen:?}");
+    } else {
+        o.stderr_has("CAP_SYS_PTRACE");
+    }
+    // Once started, the same exec is fine: the init is the container's process now.
+    t.rt.start(&id).ok();
+    t.rt.wait_status(&id, "running", 10 * SEC);
+    init_exe_seen_from_inside(&t, &id, &["--cap", "CAP_SYS_PTRACE"]).ok();
+}
+
+#[test]
+fn a_ptrace_capable_container_cannot_join_the_pid_namespace_of_an_unsealed_waiting_init() {
+    let t = Test::new("exe_join_ptrace");
+    let before = runtime_bytes();
+    let a = t.id("a");
+    let mut ba = t.bundle();
+    ba.args(&["sleep", "100"]);
+    t.rt.create(&a, &ba).ok();
+    let pid = t.rt.state(&a)["pid"].as_i64().unwrap();
+    let mut bb = t.bundle();
+    bb.namespace("pid", Some(&format!("/proc/{pid}/ns/pid")));
+    with_ptrace(&mut bb);
+    bb.sh("l=$(readlink /proc/1/exe 2>/dev/null); \
+           if cat /proc/1/exe >/dev/null 2>&1; then echo \"READABLE $l\"; else echo CLOSED; fi");
+    let o = t.rt.run(&t.id("b"), &bb);
+    if o.success() {
+        let seen = o.stdout.trim();
+        assert!(seen == "CLOSED" || seen.starts_with("READABLE /memfd:"), "A's waiting init's exe, from B: {seen:?}");
+    } else {
+        o.stderr_has("CAP_SYS_PTRACE");
+        assert!(!t.rt.list_ids().contains(&t.id("b")), "a refused create left container b behind");
+    }
+    t.rt.start(&a).ok();
     assert_eq!(runtime_bytes(), before, "the runtime binary changed");
 }
 

@@ -1,5 +1,5 @@
-//! The container's half of `create` and `exec`, run by `berth init` (exec'ed from the
-//! sealed copy of berth). For create, inside its new namespaces: build the rootfs, set
+//! The container's half of `create` and `exec`, run in the cloned child (create) or by
+//! `berth init` exec'ed from a sealed copy of berth (see linux/exe_seal.rs). For create, inside its new namespaces: build the rootfs, set
 //! hostname, sysctls and paths, report ready, wait for `start`. For exec: join the
 //! container's namespaces. Both then set limits, user, capabilities and seccomp, and
 //! exec the process.
@@ -18,6 +18,11 @@ pub fn main() -> i32 {
         eprintln!("berth init is internal: it is started by berth create");
         return 1;
     };
+    run_with_sock(fd)
+}
+
+/// The init, talking to its parent over `fd`. Returns the exit status on failure.
+pub fn run_with_sock(fd: RawFd) -> i32 {
     // SAFETY: spawn handed us this fd, open and owned by nobody else in this process.
     let mut sock = unsafe { UnixStream::from_raw_fd(fd) };
     fds::set_cloexec(fd, true);

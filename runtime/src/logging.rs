@@ -18,6 +18,13 @@ struct Logger {
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
+/// Set in the init's cloned child, which closed the log file's fd: it logs to stderr.
+static DETACHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops using the log file (its fd was closed, and its number may be reused).
+pub fn detach_from_file() {
+    DETACHED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
 
 pub fn init(path: Option<&str>, format: Format, debug: bool) -> std::io::Result<()> {
     let file = match path {
@@ -46,7 +53,7 @@ impl CloexecExt for std::fs::OpenOptions {
 
 /// Whether messages go to a log file (then errors are also printed plainly on stderr).
 pub fn to_file() -> bool {
-    LOGGER.get().map(|l| l.file.is_some()).unwrap_or(false)
+    !DETACHED.load(std::sync::atomic::Ordering::Relaxed) && LOGGER.get().map(|l| l.file.is_some()).unwrap_or(false)
 }
 
 pub fn debug_enabled() -> bool {
@@ -68,9 +75,12 @@ pub fn debug(msg: &str) {
 }
 
 fn log(level: &str, msg: &str) {
-    let Some(l) = LOGGER.get() else {
-        let _ = writeln!(std::io::stderr(), "{level}: {msg}");
-        return;
+    let l = match LOGGER.get() {
+        Some(l) if !DETACHED.load(std::sync::atomic::Ordering::Relaxed) => l,
+        _ => {
+            let _ = writeln!(std::io::stderr(), "{level}: {msg}");
+            return;
+        }
     };
     let line = match l.format {
         Format::Json => {

@@ -1,5 +1,6 @@
-//! The parent's half of `create`: clone the init into its new namespaces from a sealed
-//! copy of berth, write its id maps, put it in its cgroup, hand it its setup over the
+//! The parent's half of `create`: clone the init into its new namespaces (it runs the
+//! init's code in the cloned child, or execs a sealed copy of berth: see
+//! linux/exe_seal.rs), write its id maps, put it in its cgroup, hand it its setup over the
 //! sync socket, run the runtime-namespace hooks when it asks, and wait until it is ready.
 
 use crate::container::Saved;
@@ -44,7 +45,8 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
     keep.extend(req.console.map(|c| c.as_raw_fd()));
     let flags = clone_flags(spec);
     let new_userns = flags.contains(CloneFlags::CLONE_NEWUSER);
-    let pid = with_parent_side_namespaces(spec, || clone_init(flags, &child_sock, &keep, new_userns, req.preserve_fds))?;
+    let image = if exe_seal::init_needs_sealed_copy(spec) { InitImage::Sealed } else { InitImage::InProcess };
+    let pid = with_parent_side_namespaces(spec, || clone_init(flags, &child_sock, &keep, new_userns, req.preserve_fds, image))?;
     drop(child_sock);
 
     let mut guard = ChildGuard { pid, cgroup: None };
@@ -111,10 +113,22 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
             ns.path = Some(format!("/proc/{init}/ns/{}", namespaces::proc_name(&ns.typ)));
         }
     }
+    // A waiting init that runs berth's code unsealed is safe only from processes without
+    // CAP_SYS_PTRACE (linux/exe_seal.rs): refuse to add one before the init has exec'd.
+    if c.status() == crate::container::Status::Created
+        && exe_seal::may_ptrace(spec.process.as_ref().and_then(|p| p.capabilities.as_ref()))
+        && !exe_seal::runs_sealed(init)
+    {
+        return Err(Error::new(
+            "cannot exec a process that may hold CAP_SYS_PTRACE into a created container: start it first",
+        ));
+    }
     let (parent_sock, child_sock) = UnixStream::pair().ctx("socketpair")?;
     let mut keep = vec![child_sock.as_raw_fd()];
     keep.extend(console.map(|c| c.as_raw_fd()));
-    let pid = with_parent_side_namespaces(&spec, || clone_init(CloneFlags::empty(), &child_sock, &keep, false, preserve_fds))?;
+    let pid = with_parent_side_namespaces(&spec, || {
+        clone_init(CloneFlags::empty(), &child_sock, &keep, false, preserve_fds, InitImage::Sealed)
+    })?;
     drop(child_sock);
     let mut guard = ChildGuard { pid, cgroup: None };
     c.saved.cgroup.add_pid(pid)?;
@@ -176,6 +190,7 @@ fn check_before_start(spec: &Spec) -> Result<()> {
             return Err(Error::new(format!("linux.personality.domain {:?} is not supported", p.domain)));
         }
     }
+    exe_seal::check_pid_ns_join(spec)?;
     let userns_path = spec.namespace("user").and_then(|n| n.path.as_ref()).is_some();
     let new_pidns = spec.namespace("pid").is_some_and(|n| n.path.is_none());
     if userns_path && new_pidns {
@@ -247,13 +262,28 @@ fn with_parent_side_namespaces<T>(spec: &Spec, f: impl FnOnce() -> Result<T>) ->
     r
 }
 
-/// Clones a child (into new namespaces per `flags`) that execs the sealed copy of berth
-/// as `berth init`, keeping open the fds in `keep`. In a new user namespace the child
-/// first waits for the parent to write its id maps and becomes root there: execve as an
-/// unmapped uid would drop all its capabilities.
-/// Every other fd above stdio and the `preserve_fds` the caller passes on is closed by
-/// the exec, so the waiting init holds none of the caller's files.
-fn clone_init(flags: CloneFlags, sock: &UnixStream, keep: &[i32], wait_for_maps: bool, preserve_fds: u32) -> Result<i32> {
+/// What the cloned child runs: berth's init code as it is (create, when nothing in the
+/// container can reach it) or a sealed copy of berth exec'd as `berth init`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum InitImage {
+    InProcess,
+    Sealed,
+}
+
+/// Clones a child (into new namespaces per `flags`) that becomes the init, keeping open
+/// the fds in `keep`. In a new user namespace the child first waits for the parent to
+/// write its id maps and becomes root there: execve as an unmapped uid would drop all
+/// its capabilities. Every other fd above stdio and the `preserve_fds` the caller passes
+/// on is closed (in process) or close-on-exec (sealed), so the waiting init holds none
+/// of the caller's files.
+fn clone_init(flags: CloneFlags, sock: &UnixStream, keep: &[i32], wait_for_maps: bool, preserve_fds: u32, image: InitImage) -> Result<i32> {
+    if image == InitImage::InProcess {
+        let pid = raw_clone(flags)?;
+        if pid == 0 {
+            run_init_in_child(sock.as_raw_fd(), keep, wait_for_maps, preserve_fds);
+        }
+        return Ok(pid);
+    }
     let exe = exe_seal::sealed_copy_of_self()?;
     let argv = [c"berth".to_owned(), c"init".to_owned()];
     let envp = [CString::new(format!("{INIT_SOCK_ENV}={}", sock.as_raw_fd())).expect("no NUL")];
@@ -272,6 +302,25 @@ fn clone_init(flags: CloneFlags, sock: &UnixStream, keep: &[i32], wait_for_maps:
         exec_fd(exe.as_raw_fd(), &argv_p, &envp_p);
     }
     Ok(pid)
+}
+
+/// The cloned child as the init, without exec. berth is single-threaded at clone, so
+/// its copy of memory (allocator included) is consistent and ordinary code may run.
+/// The parent's objects in that copy are never dropped here: the child leaves by _exit.
+fn run_init_in_child(sock: i32, keep: &[i32], wait_for_maps: bool, preserve_fds: u32) -> ! {
+    // First, before anything in the container could exist: no /proc/<pid>/exe for others.
+    exe_seal::make_non_dumpable();
+    fds::close_from_except(3 + preserve_fds, keep);
+    crate::logging::detach_from_file();
+    // SAFETY: PR_SET_NAME with a NUL-terminated name of at most 16 bytes.
+    // (exe_seal::IN_PROCESS_INIT_NAME, which exe_seal::check_pid_ns_join looks for.)
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"berth:init".as_ptr(), 0, 0, 0) };
+    if wait_for_maps {
+        become_root_after_maps(sock);
+    }
+    let code = crate::init::run_with_sock(sock);
+    // SAFETY: _exit ends the child without running the parent's exit handlers.
+    unsafe { libc::_exit(code) }
 }
 
 /// clone(2) like fork, with namespace flags. Returns 0 in the child.

@@ -26,3 +26,33 @@ pub fn set_cloexec(fd: i32, on: bool) {
         }
     }
 }
+
+/// Closes every fd from `first` up except those in `keep`: what a cloned child that
+/// does not exec holds of its parent's files.
+pub fn close_from_except(first: u32, keep: &[i32]) {
+    let mut keep: Vec<u32> = keep.iter().filter(|&&k| k >= first as i32).map(|&k| k as u32).collect();
+    keep.sort_unstable();
+    let mut lo = first;
+    for k in keep {
+        if k > lo {
+            close_range(lo, k - 1);
+        }
+        lo = k + 1;
+    }
+    close_range(lo, u32::MAX);
+}
+
+fn close_range(lo: u32, hi: u32) {
+    // SAFETY: close_range on fds this process owns and no longer uses.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0) };
+    if r != 0 {
+        // Kernels before 5.11: walk /proc/self/fd.
+        if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
+            let fds: Vec<u32> = rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+            for fd in fds.into_iter().filter(|&fd| fd >= lo && fd <= hi) {
+                // SAFETY: as above.
+                unsafe { libc::close(fd as i32) };
+            }
+        }
+    }
+}
