@@ -232,10 +232,15 @@ fn htpasswd_tls_registry_with_login_and_docker_config() {
     let o = login(&bt.t.dir, &["--cert-file", ca.to_str().unwrap(), "--authfile", af, "-u", "berth", &h], "s3cret");
     assert!(o.status.success(), "login: {}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "Login Succeeded");
-    let o = bt.bb_env(&["push", "--cert-file", ca.to_str().unwrap(), "busybox", &app], &env);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&authfile).unwrap().permissions().mode() & 0o777, 0o600, "the login file is private");
+    // Chunked upload: the 1.3 MB busybox layer goes up in 256 KiB PATCHes.
+    let patches = reg.requests("PATCH", "/blobs/uploads/");
+    let o = bt.bb_env(&["push", "--cert-file", ca.to_str().unwrap(), "--chunk-size", "262144", "busybox", &app], &env);
     o.ok();
     let id = image_id(&bt, "busybox");
     assert_eq!(o.stdout.trim(), id);
+    assert!(reg.requests("PATCH", "/blobs/uploads/") - patches >= 5, "no chunked upload seen:\n{}", reg.log());
     let v = skopeo_inspect(&app, &["--tls-verify=false", "--creds", "berth:s3cret"]);
     assert_eq!(v["Digest"], id.as_str(), "{v}");
     let pm = Podman::new(&bt.path("podman"));

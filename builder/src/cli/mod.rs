@@ -113,7 +113,9 @@ pub fn main(argv: Vec<String>) -> i32 {
         print!("{USAGE}");
         return 0;
     }
+    // Absolute: RUN's overlay lowerdirs are links into the store, read from elsewhere.
     let store = crate::store::store_dir(store.as_deref());
+    let store = std::path::absolute(&store).unwrap_or(store);
     let r = match cmd.as_str() {
         "build" => build::run(&store, &rest),
         "images" => images::images(&store, &rest),
