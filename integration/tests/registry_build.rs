@@ -5,7 +5,8 @@
 //! push sends no layer (the registry's access log counts the upload POSTs); the remote
 //! cache makes every step a hit from an empty store; a wrong password, an unknown tag
 //! and a registry that is down fail with the ref or host named and leave nothing in
-//! the store.
+//! the store. An index is pulled for `--platform` (or the host's), and found again in
+//! the store by its digest; `load` reads oci- and docker-archives.
 //!
 //! Needs root, busybox-static, docker-registry, skopeo, podman, runc, openssl,
 //! htpasswd, and target/release/{berth,berth-shim,berth-build}
@@ -333,4 +334,63 @@ fn load_reads_oci_and_docker_archives_into_an_empty_store() {
     o.failed();
     o.stderr_has(&junk.display().to_string());
     assert_eq!(store_files(&empty), Vec::<String>::new());
+}
+
+#[test]
+fn an_index_is_pulled_for_the_platform_asked_and_found_locally_by_digest() {
+    use berth_build::registry::{self, AuthConfig, Client, ClientOptions, PushOptions, Reference};
+    use berth_build::store::Store;
+    use berth_spec::image::{Descriptor, Manifest, MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST};
+
+    let bt = Bt::new("regb-index");
+    let mut reg = Registry::start(&bt.path("registry"), &RegistryConfig::default());
+    let h = reg.host.clone();
+    // An arm64 twin of busybox (same layers, another config) beside the amd64 one.
+    let store = Store::open(&bt.store).unwrap();
+    let amd = store.inspect("busybox").unwrap();
+    let mut cfg: Value = serde_json::from_slice(&store.read_blob(&amd.manifest.config.digest).unwrap()).unwrap();
+    cfg["architecture"] = "arm64".into();
+    let cdesc = store.put_blob_bytes(MEDIA_TYPE_OCI_CONFIG, &serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let arm = store.put_manifest(&Manifest::new(cdesc, amd.manifest.layers.clone())).unwrap();
+    let entry = |d: &Descriptor, arch: &str| {
+        serde_json::json!({"mediaType": MEDIA_TYPE_OCI_MANIFEST, "digest": d.digest.as_str(), "size": d.size,
+            "platform": {"architecture": arch, "os": "linux"}})
+    };
+    let amd_desc = Descriptor::new(MEDIA_TYPE_OCI_MANIFEST, amd.digest.clone(), amd.manifest_size);
+    let index = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_OCI_INDEX,
+        "manifests": [entry(&amd_desc, "amd64"), entry(&arm, "arm64")]}))
+    .unwrap();
+    // The store is the registry client's blob store: the index push sends both manifests.
+    let client = Client::new(ClientOptions { auth: AuthConfig::none(), ..ClientOptions::default() }).unwrap();
+    let multi = format!("{h}/multi:1");
+    let pushed = registry::push(&client, &Reference::parse(&multi).unwrap(), &store, &index, MEDIA_TYPE_OCI_INDEX, &PushOptions::default()).unwrap();
+
+    // --platform picks the entry; the digest printed is the index's.
+    let s_arm = bt.path("store-arm");
+    let o = bb(&bt.t.dir, &s_arm, &["pull", "--platform", "linux/arm64", &multi], &[]);
+    o.ok();
+    assert_eq!(o.stdout.trim(), pushed.digest.as_str());
+    let v: Value = serde_json::from_str(&bb(&bt.t.dir, &s_arm, &["inspect", &multi], &[]).stdout).unwrap();
+    assert_eq!((v["Id"].as_str(), v["Config"]["architecture"].as_str()), (Some(arm.digest.as_str()), Some("arm64")), "{v}");
+    // The host's platform by default.
+    let s_host = bt.path("store-host");
+    bb(&bt.t.dir, &s_host, &["pull", &multi], &[]).ok();
+    let v: Value = serde_json::from_str(&bb(&bt.t.dir, &s_host, &["inspect", &multi], &[]).stdout).unwrap();
+    assert_eq!(v["Id"].as_str(), Some(amd.digest.as_str()), "{v}");
+    // A platform the index lacks: the choices are named, nothing is stored.
+    let empty = bt.path("empty");
+    let o = bb(&bt.t.dir, &empty, &["pull", "--platform", "linux/s390x", &multi], &[]);
+    o.failed();
+    o.stderr_has(&format!("pull {multi}: no image for platform linux/s390x (available: linux/amd64, linux/arm64)"));
+    assert_eq!(store_files(&empty), Vec::<String>::new());
+
+    // FROM repo@<index digest> with the registry gone: the stored index gives the
+    // host's manifest, nothing is fetched, RUN runs on it.
+    reg.stop();
+    let ctx = bt.context("ctx", &[("Dockerfile", &format!("FROM {h}/multi@{}\nRUN echo from-the-index > /f\n", pushed.digest))]);
+    let flat = bt.path("flat");
+    let o = bb(&bt.t.dir, &s_host, &["build", "--progress", "plain", "--output", &format!("type=local,dest={}", flat.display()), ctx.to_str().unwrap()], &[]);
+    o.ok();
+    assert_eq!(std::fs::read_to_string(flat.join("f")).unwrap(), "from-the-index\n");
+    bt.assert_clean();
 }
