@@ -5,7 +5,9 @@
 //!   build [-f FILE] [-t NAME:TAG]... [--build-arg K=V]... [--target STAGE] [--no-cache]
 //!         [--output type=oci|oci-archive|docker-archive|bundle|local,dest=PATH]...
 //!         [--progress auto|plain|tty] [--network host|none] [--compression gzip|zstd]
-//!         [--secret id=ID,src=FILE]... [--runtime PATH] [--iidfile FILE] [-q] CONTEXT
+//!         [--secret id=ID,src=FILE]... [--runtime PATH] [--iidfile FILE] [-q]
+//!         [--output type=registry,name=REF]... [--push] [--cache-to type=registry,ref=R]
+//!         [--cache-from type=registry,ref=R] [REGISTRY FLAGS] CONTEXT
 //!   images [-q] [--format json]
 //!   inspect NAME
 //!   history [--no-trunc] NAME
