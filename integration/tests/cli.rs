@@ -292,3 +292,29 @@ fn console_socket_receives_the_pty_master_of_a_terminal_process() {
     assert!(out.contains("/dev/pts/"), "tty output: {out:?}");
     assert!(out.contains("stdio-is-a-tty"), "tty output: {out:?}");
 }
+
+#[test]
+fn output_to_a_reader_that_went_away_ends_quietly_without_a_panic() {
+    // `berth state ID | head -0`: the write fails with EPIPE (berth ignores SIGPIPE so
+    // that its sockets report EPIPE); the command must end as runc does, not panic.
+    let t = Test::new("epipe");
+    let id = t.id("");
+    let mut b = t.bundle();
+    b.args(&["sleep", "100"]);
+    t.rt.create(&id, &b).ok();
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe(2) into a 2-element array; both ends are closed below.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: closing the read end we own: every write to the pipe now fails.
+    unsafe { libc::close(fds[0]) };
+    // SAFETY: the write end is ours; Stdio takes it over.
+    let stdout = unsafe { <std::process::Stdio as std::os::fd::FromRawFd>::from_raw_fd(fds[1]) };
+    let out = std::process::Command::new(&t.rt.bin)
+        .args(["--root", t.rt.root.to_str().unwrap(), "state", &id])
+        .stdout(stdout)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "state panicked on a closed stdout:\n{stderr}");
+    assert!(!out.status.success(), "state reported success although its output was lost");
+}

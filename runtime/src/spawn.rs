@@ -46,12 +46,24 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
     let flags = clone_flags(spec);
     let new_userns = flags.contains(CloneFlags::CLONE_NEWUSER);
     let image = if exe_seal::init_needs_sealed_copy(spec) { InitImage::Sealed } else { InitImage::InProcess };
-    let pid = with_parent_side_namespaces(spec, || clone_init(flags, &child_sock, &keep, new_userns, req.preserve_fds, image))?;
-    drop(child_sock);
 
-    let mut guard = ChildGuard { pid, cgroup: None };
+    // The cgroup, with its limits and device rules, exists before the init: the init
+    // moves itself in as its first step (cgroups::join_self).
+    let linux = spec.linux.clone().unwrap_or_default();
+    let cgroup = cgroups::create(linux.cgroups_path.as_deref(), req.id, req.systemd_cgroup)?;
+    let mut guard = ChildGuard { pid: 0, cgroup: Some(cgroup.clone()) };
+    cgroups::apply(&cgroup, &linux)?;
+    let join_files = cgroup.open_join_files()?;
+    let join: Vec<i32> = join_files.iter().map(|f| f.as_raw_fd()).collect();
+    keep.extend(&join);
+    let child = ChildSetup { sock: &child_sock, keep: &keep, join: &join, wait_for_maps: new_userns, preserve_fds: req.preserve_fds };
+    guard.pid = with_parent_side_namespaces(spec, || clone_init(flags, &child, image))?;
+    let pid = guard.pid;
+    drop(child_sock);
+    drop(join_files);
+
     let mut sock = parent_sock;
-    let cgroup = setup_from_parent(req, pid, &mut guard)?;
+    setup_from_parent(req, pid)?;
     if new_userns {
         // The id maps are written: the child may become root in its namespace and exec.
         use std::io::Write;
@@ -126,9 +138,8 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
     let (parent_sock, child_sock) = UnixStream::pair().ctx("socketpair")?;
     let mut keep = vec![child_sock.as_raw_fd()];
     keep.extend(console.map(|c| c.as_raw_fd()));
-    let pid = with_parent_side_namespaces(&spec, || {
-        clone_init(CloneFlags::empty(), &child_sock, &keep, false, preserve_fds, InitImage::Sealed)
-    })?;
+    let child = ChildSetup { sock: &child_sock, keep: &keep, join: &[], wait_for_maps: false, preserve_fds };
+    let pid = with_parent_side_namespaces(&spec, || clone_init(CloneFlags::empty(), &child, InitImage::Sealed))?;
     drop(child_sock);
     let mut guard = ChildGuard { pid, cgroup: None };
     c.saved.cgroup.add_pid(pid)?;
@@ -270,55 +281,80 @@ enum InitImage {
     Sealed,
 }
 
-/// Clones a child (into new namespaces per `flags`) that becomes the init, keeping open
-/// the fds in `keep`. In a new user namespace the child first waits for the parent to
-/// write its id maps and becomes root there: execve as an unmapped uid would drop all
-/// its capabilities. Every other fd above stdio and the `preserve_fds` the caller passes
-/// on is closed (in process) or close-on-exec (sealed), so the waiting init holds none
-/// of the caller's files.
-fn clone_init(flags: CloneFlags, sock: &UnixStream, keep: &[i32], wait_for_maps: bool, preserve_fds: u32, image: InitImage) -> Result<i32> {
+/// What the cloned child gets from its parent.
+struct ChildSetup<'a> {
+    /// The init's end of the sync socket.
+    sock: &'a UnixStream,
+    /// Fds the child keeps (the socket, exec fifo, console socket, `join`).
+    keep: &'a [i32],
+    /// Cgroup files the child writes itself into, first thing (cgroups::join_self).
+    join: &'a [i32],
+    /// A new user namespace: wait for the parent's id maps and become root in it.
+    wait_for_maps: bool,
+    preserve_fds: u32,
+}
+
+/// Clones a child (into new namespaces per `flags`) that becomes the init. In a new
+/// user namespace the child first waits for the parent to write its id maps and
+/// becomes root there: execve as an unmapped uid would drop all its capabilities.
+/// Every fd above stdio and the `preserve_fds` the caller passes on, other than `keep`,
+/// is closed (in process) or close-on-exec (sealed), so the waiting init holds none of
+/// the caller's files.
+fn clone_init(flags: CloneFlags, c: &ChildSetup, image: InitImage) -> Result<i32> {
+    let sock = c.sock.as_raw_fd();
     if image == InitImage::InProcess {
         let pid = raw_clone(flags)?;
         if pid == 0 {
-            run_init_in_child(sock.as_raw_fd(), keep, wait_for_maps, preserve_fds);
+            run_init_in_child(c);
         }
         return Ok(pid);
     }
     let exe = exe_seal::sealed_copy_of_self()?;
     let argv = [c"berth".to_owned(), c"init".to_owned()];
-    let envp = [CString::new(format!("{INIT_SOCK_ENV}={}", sock.as_raw_fd())).expect("no NUL")];
+    let envp = [CString::new(format!("{INIT_SOCK_ENV}={sock}")).expect("no NUL")];
     let argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let pid = raw_clone(flags)?;
     if pid == 0 {
         // In the child: only async-signal-safe calls until execveat.
-        fds::cloexec_from(3 + preserve_fds);
-        for &fd in keep {
+        if !cgroups::join_self(c.join) {
+            // SAFETY: _exit with an integer; the parent reports the status.
+            unsafe { libc::_exit(JOIN_FAILED) };
+        }
+        fds::cloexec_from(3 + c.preserve_fds);
+        for &fd in c.keep {
             fds::set_cloexec(fd, false);
         }
-        if wait_for_maps {
-            become_root_after_maps(sock.as_raw_fd());
+        if c.wait_for_maps {
+            become_root_after_maps(sock);
         }
         exec_fd(exe.as_raw_fd(), &argv_p, &envp_p);
     }
     Ok(pid)
 }
 
+/// The exit status of a child that could not move itself into its cgroup.
+const JOIN_FAILED: i32 = 124;
+
 /// The cloned child as the init, without exec. berth is single-threaded at clone, so
 /// its copy of memory (allocator included) is consistent and ordinary code may run.
 /// The parent's objects in that copy are never dropped here: the child leaves by _exit.
-fn run_init_in_child(sock: i32, keep: &[i32], wait_for_maps: bool, preserve_fds: u32) -> ! {
+fn run_init_in_child(c: &ChildSetup) -> ! {
     // First, before anything in the container could exist: no /proc/<pid>/exe for others.
     exe_seal::make_non_dumpable();
-    fds::close_from_except(3 + preserve_fds, keep);
+    if !cgroups::join_self(c.join) {
+        // SAFETY: _exit with an integer; the parent reports the status.
+        unsafe { libc::_exit(JOIN_FAILED) };
+    }
+    fds::close_from_except(3 + c.preserve_fds, c.keep);
     crate::logging::detach_from_file();
     // SAFETY: PR_SET_NAME with a NUL-terminated name of at most 16 bytes.
     // (exe_seal::IN_PROCESS_INIT_NAME, which exe_seal::check_pid_ns_join looks for.)
     unsafe { libc::prctl(libc::PR_SET_NAME, c"berth:init".as_ptr(), 0, 0, 0) };
-    if wait_for_maps {
-        become_root_after_maps(sock);
+    if c.wait_for_maps {
+        become_root_after_maps(c.sock.as_raw_fd());
     }
-    let code = crate::init::run_with_sock(sock);
+    let code = crate::init::run_with_sock(c.sock.as_raw_fd());
     // SAFETY: _exit ends the child without running the parent's exit handlers.
     unsafe { libc::_exit(code) }
 }
@@ -359,23 +395,18 @@ fn exec_fd(fd: i32, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) 
     }
 }
 
-/// What only the parent can do for the init: id maps, cgroup, OOM score.
-fn setup_from_parent(req: &SpawnRequest, pid: i32, guard: &mut ChildGuard) -> Result<cgroups::CgroupPaths> {
+/// What only the parent can do for the init: id maps, OOM score.
+fn setup_from_parent(req: &SpawnRequest, pid: i32) -> Result<()> {
     let spec = &req.bundle.spec;
-    let linux = spec.linux.clone().unwrap_or_default();
     if spec.namespace("user").is_some_and(|n| n.path.is_none()) {
-        write_id_map(pid, "uid_map", &linux.uid_mappings)?;
-        write_id_map(pid, "gid_map", &linux.gid_mappings)?;
+        let linux = spec.linux.as_ref();
+        write_id_map(pid, "uid_map", linux.map_or(&[], |l| &l.uid_mappings))?;
+        write_id_map(pid, "gid_map", linux.map_or(&[], |l| &l.gid_mappings))?;
     }
-    let cg = cgroups::create(linux.cgroups_path.as_deref(), req.id, req.systemd_cgroup)?;
-    guard.cgroup = Some(cg.clone());
-    // Limits and device rules are in place before the init joins.
-    cgroups::apply(&cg, &linux)?;
-    cg.add_pid(pid)?;
     if let Some(adj) = spec.process.as_ref().and_then(|p| p.oom_score_adj) {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).ctx("process.oomScoreAdj: write oom_score_adj")?;
     }
-    Ok(cg)
+    Ok(())
 }
 
 fn write_id_map(pid: i32, file: &str, maps: &[berth_spec::IdMapping]) -> Result<()> {
@@ -390,6 +421,7 @@ fn write_id_map(pid: i32, file: &str, maps: &[berth_spec::IdMapping]) -> Result<
 fn describe_exit(pid: i32) -> String {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, JOIN_FAILED)) => "it could not move itself into its cgroup".into(),
         Ok(WaitStatus::Exited(_, c)) => format!("exit status {c}"),
         Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by signal {}", s as i32),
         _ => "no status".into(),

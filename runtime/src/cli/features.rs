@@ -29,6 +29,6 @@ pub fn main(_g: &Global, _a: &[String]) -> Result<()> {
         },
         "annotations": {"org.berth.version": env!("CARGO_PKG_VERSION"), "org.berth.commit": env!("BERTH_COMMIT")}
     });
-    println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    super::out(&format!("{}\n", serde_json::to_string_pretty(&v).expect("json")));
     Ok(())
 }

@@ -19,7 +19,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
     let states: Vec<_> = containers.iter().map(|c| c.state_out()).collect();
     if p.has("quiet") {
         for s in &states {
-            println!("{}", s.id);
+            super::out(&format!("{}\n", s.id));
         }
         return Ok(());
     }
@@ -27,9 +27,9 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
         "json" => {
             // runc prints null, not [], when there are none.
             if states.is_empty() {
-                println!("null");
+                super::out("null\n");
             } else {
-                println!("{}", serde_json::to_string(&states).expect("json"));
+                super::out(&format!("{}\n", serde_json::to_string(&states).expect("json")));
             }
         }
         "table" => {
@@ -66,7 +66,7 @@ fn print_table(head: &[&str; 6], rows: &[[String; 6]]) {
                 s.push_str(&format!("{:width$}", cells[i], width = (w[i] + 3).max(12)));
             }
         }
-        println!("{}", s.trim_end());
+        super::out(&format!("{}\n", s.trim_end()));
     };
     line(*head);
     for r in rows {

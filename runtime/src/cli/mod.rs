@@ -112,11 +112,11 @@ pub fn main() -> i32 {
         return 1;
     }
     if g.has("version") {
-        print!("{}", version_text());
+        out(&version_text());
         return 0;
     }
     let Some(cmd) = rest.get(i) else {
-        print!("{USAGE}");
+        out(USAGE);
         return if g.has("help") { 0 } else { 1 };
     };
     let global = Global {
@@ -151,7 +151,7 @@ fn dispatch(g: &Global, cmd: &str, a: &[String]) -> Result<i32> {
         "events" => events::main(g, a).map(|_| 0),
         "ps" => ps::main(g, a).map(|_| 0),
         "help" => {
-            print!("{USAGE}");
+            out(USAGE);
             Ok(0)
         }
         other => Err(Error::new(format!("No help topic for '{other}'"))),
@@ -168,6 +168,20 @@ fn report(cmd: &str, e: &Error) {
     logging::error(&msg);
     if logging::to_file() {
         eprintln!("{msg}");
+    }
+}
+
+/// Writes command output to stdout. A reader that went away (`berth list | head -1`)
+/// ends berth quietly with 141, as SIGPIPE ends runc, instead of a panic: berth ignores
+/// SIGPIPE itself (see main.rs).
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            // SAFETY: _exit ends the process at once; nothing is left half-written.
+            unsafe { libc::_exit(141) };
+        }
     }
 }
 

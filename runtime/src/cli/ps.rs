@@ -21,7 +21,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
     c.unlock();
     let pids = c.saved.cgroup.pids();
     if format == "json" {
-        println!("{}", serde_json::to_string(&pids).expect("json"));
+        super::out(&format!("{}\n", serde_json::to_string(&pids).expect("json")));
         return Ok(());
     }
     let mut ps_args: Vec<String> = p.positional[1..].to_vec();
@@ -37,7 +37,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
         text.push_str(&String::from_utf8_lossy(&out.stderr));
         return Err(Error::new(format!("{}: {}", out.status, text.trim_end())));
     }
-    print!("{}", filter_table(&text, &pids)?);
+    super::out(&filter_table(&text, &pids)?);
     Ok(())
 }
 

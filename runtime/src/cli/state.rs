@@ -9,6 +9,6 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
     let p = args::parse(a, &[], false)?;
     let id = super::require_id(&p, "state")?;
     let c = Container::load(&g.root, &id)?;
-    println!("{}", c.state_text());
+    super::out(&format!("{}\n", c.state_text()));
     Ok(())
 }
