@@ -9,7 +9,7 @@
 //! once, shared with the images that use it).
 
 use crate::registry::{self, build_artifact_manifest, pull_artifact, push_artifact, ArtifactBlob, Client, PushOptions, Reference};
-use crate::store::blobstore::to_store_digest;
+use crate::store::blobstore::to_registry_descriptor;
 use crate::store::{CacheEntry, Store};
 use berth_spec::image::Digest;
 use serde::{Deserialize, Serialize};
@@ -53,9 +53,7 @@ pub fn export(store: &Store, client: &Client, r: &Reference, keys: &[Digest]) ->
     for k in keys {
         let Some(e) = store.cache_get(k).map_err(|e| format!("{op}: {e}"))? else { continue };
         if let Some(l) = &e.layer {
-            // Same JSON shape on both sides: a conversion, not a copy of the type.
-            let d: registry::Descriptor =
-                serde_json::from_value(serde_json::to_value(&l.blob).map_err(|e| e.to_string())?).map_err(|e| format!("{op}: {e}"))?;
+            let d = to_registry_descriptor(&l.blob);
             if !layers.iter().any(|x| x.digest == d.digest) {
                 layers.push(d);
             }
@@ -88,8 +86,7 @@ pub fn import(store: &Store, client: &Client, r: &Reference) -> Result<Option<us
     for (hex, entry) in records.entries {
         let key = Digest::from_hex(&hex).map_err(|e| format!("{op}: {e}"))?;
         if let Some(l) = &entry.layer {
-            let d = to_store_digest(&registry::Digest::parse(l.blob.digest.as_str())?).map_err(|e| e.to_string())?;
-            if !store.has_blob(&d) {
+            if !store.has_blob(&l.blob.digest) {
                 continue; // not in the artifact: the entry would be a miss anyway
             }
         }

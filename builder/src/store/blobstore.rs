@@ -37,3 +37,20 @@ impl BlobStore for Store {
         self.blob_size(&to_store_digest(digest)?)
     }
 }
+
+/// The registry client's descriptor for a store descriptor (the same OCI descriptor;
+/// the registry side also allows sha512 digests, hence two types).
+pub fn to_registry_descriptor(d: &berth_spec::image::Descriptor) -> registry::Descriptor {
+    let mut r = registry::Descriptor::new(&d.media_type, to_registry_digest(&d.digest), d.size);
+    r.urls = d.urls.clone();
+    r.annotations = d.annotations.clone();
+    r.artifact_type = d.artifact_type.clone();
+    r.platform = d.platform.as_ref().map(|p| registry::Platform {
+        architecture: p.architecture.clone(),
+        os: p.os.clone(),
+        variant: p.variant.clone(),
+        os_version: p.os_version.clone(),
+        os_features: p.os_features.clone(),
+    });
+    r
+}
