@@ -325,7 +325,10 @@ fn a_container_over_its_memory_limit_is_oom_killed_and_events_reports_it() {
     }
     if !flavor().is_runc() {
         assert_eq!(t.rt.status(&id2), "stopped");
-        assert!(read_v1("memory", &cgp2, "memory.oom_control").contains("oom_kill 1"));
+        let oc = read_v1("memory", &cgp2, "memory.oom_control");
+        // At least one kill: the shell collecting the output, and at times `tr` first.
+        let kills: u64 = oc.lines().find_map(|l| l.strip_prefix("oom_kill ")).and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+        assert!(kills >= 1, "no OOM kill counted in memory.oom_control:\n{oc}");
         t.rt.delete(&id2).ok();
     }
     assert!(host::cgroup_dirs(&cgp2).is_empty());

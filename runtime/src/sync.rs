@@ -61,7 +61,8 @@ pub fn recv(sock: &mut UnixStream) -> Result<Option<Msg>> {
     let mut len = [0u8; 4];
     match sock.read_exact(&mut len) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        // The peer is gone (a reset: it exited without reading what we sent).
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset) => return Ok(None),
         Err(e) => return Err(e).ctx("sync: receive"),
     }
     let n = u32::from_le_bytes(len) as usize;

@@ -214,7 +214,8 @@ pub fn create(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Cgr
 }
 
 /// mkdir -p below a hierarchy's mountpoint, remembering what it made. A new v1 cpuset
-/// cgroup starts with no cpus or mems, so they are copied from the parent.
+/// cgroup starts with no cpus or mems, so they are copied from the parent (and into
+/// empty ancestors on the way).
 fn make_dirs(mountpoint: &Path, dir: &Path, cpuset: bool, created: &mut Vec<PathBuf>) -> Result<()> {
     // A concurrent delete may prune a shared parent between our mkdirs: try again.
     for _ in 0..3 {
@@ -232,18 +233,24 @@ fn make_dirs_once(mountpoint: &Path, dir: &Path, cpuset: bool, created: &mut Vec
     for comp in rel.components() {
         let parent = cur.clone();
         cur.push(comp);
-        match std::fs::create_dir(&cur) {
+        let made = match std::fs::create_dir(&cur) {
             Ok(()) => {
                 created.push(cur.clone());
-                if cpuset {
-                    for f in ["cpuset.cpus", "cpuset.mems"] {
-                        let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
-                        std::fs::write(cur.join(f), v.trim())?;
-                    }
-                }
+                true
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
             Err(e) => return Err(e),
+        };
+        if cpuset {
+            // Top-down, so `parent` is filled already. An existing ancestor left empty
+            // by whoever made it is filled as runc does: no process could join below it.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if !made && !std::fs::read_to_string(cur.join(f)).unwrap_or_default().trim().is_empty() {
+                    continue;
+                }
+                let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
+                std::fs::write(cur.join(f), v.trim())?;
+            }
         }
     }
     Ok(())
