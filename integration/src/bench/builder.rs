@@ -1,35 +1,62 @@
-//! The builder part of issue 9: berth-build against buildah. The extension point.
+//! The builder part of issue 9: berth-build against Debian's buildah on the same
+//! Dockerfiles, interleaved round by round (`super::rotated`), each build timed through
+//! `ctx.procs` (wall, CPU of the command and everything it waited for, peak RSS).
 //!
-//! berth-build's command line is not wired up yet (its `main` refuses every command), so
-//! [`run`] only checks whether a working berth-build exists and records the planned
-//! scenarios as not measured. When it works, add them here, recorded under section
-//! "builder" with subjects "berth-build" and "buildah" (the report then prints the
-//! `berth-build/buildah` ratio of every metric both have, see report.rs), interleaved
-//! like the runtimes (`super::rotated`), each command timed through `ctx.procs` so its
-//! rusage (CPU, peak RSS) is recorded with `ctx.rec.exit`:
+//! No registry is reachable, so both start `FROM scratch` and copy busybox in; RUN steps
+//! use the exec form. berth-build gets its own `--store`, buildah its own `--root`,
+//! `--runroot` (overlay storage driver) and `--isolation chroot`, all in the bench's temp
+//! dir. Scenarios (subjects "berth-build" and "buildah", section "builder"):
 //!
-//! - `build_cold`: a Dockerfile `FROM scratch` + `COPY busybox /bin/` + `RUN ["/bin/true"]`
-//!   from an empty cache (buildah: `buildah bud --layers --storage-driver vfs`, its
-//!   storage in the bench's temp dir via `--root`/`--runroot`);
-//! - `build_cached`: the same again, every step from the cache;
-//! - `build_run_heavy`: 20 `RUN` steps (per-step container cost, through berth);
-//! - `build_copy_large`: `COPY` of a 200 MB context (hashing, layer tar + gzip);
-//! - peak RSS of each build command and the size of the resulting image.
+//! - `cold`: the app Dockerfile (COPY busybox, RUN --install, COPY app/, RUN) with
+//!   `--no-cache`;
+//! - `rebuild`: the same again, unchanged (every step from the cache);
+//! - `rebuild_copy`: after one file of the COPY source changed (the last two steps run);
+//! - `big_keep` / `big_drop`: a RUN step that writes 200 MB in 20,000 files (extracted
+//!   from a tar bind-mounted from the context) and keeps them, or deletes them in the same
+//!   step; `commit_200mb` is their difference in the same round: what committing the
+//!   200 MB layer costs (diff, tar, compress, store), apart from running the step;
+//! - `export_oci`: an OCI layout of the app image: berth-build's cached build with
+//!   `--output type=oci` (so it includes the cached build) against `buildah push IMG
+//!   oci:DIR`.
 
-use super::{Ctx, Result};
+use super::procs::Exit;
+use super::{rotated, Ctx, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-/// The scenarios above, for the report's "not measured" list.
+pub const SUBJECTS: [&str; 2] = ["berth-build", "buildah"];
+const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
+const FILES: usize = 20_000;
+const FILE_SIZE: usize = 10_240;
+
+/// The scenarios, for the report's "not measured" list when the section did not run.
 pub const PLANNED: &[&str] = &[
-    "builder: build_cold (FROM scratch + COPY + RUN, empty cache) vs buildah bud",
-    "builder: build_cached (same, all cached)",
-    "builder: build_run_heavy (20 RUN steps)",
-    "builder: build_copy_large (200 MB context)",
-    "builder: peak RSS and image size",
+    "builder: cold build, unchanged rebuild, rebuild after a changed COPY source (berth-build vs buildah bud)",
+    "builder: commit of a step that writes 200 MB in 20,000 files",
+    "builder: export to an OCI layout",
 ];
 
-/// Whether berth-build exists and accepts a command (`--version` exits 0).
-fn usable(ctx: &Ctx) -> bool {
-    let bin = &ctx.opts.berth_build;
+/// The rows of the report's BUILDER table: label, op.
+pub const ROWS: &[(&str, &str)] = &[
+    ("cold build (--no-cache)", "cold"),
+    ("unchanged rebuild (all cached)", "rebuild"),
+    ("rebuild after one changed COPY source", "rebuild_copy"),
+    ("build writing 200 MB in 20k files", "big_keep"),
+    ("same step, files deleted in it", "big_drop"),
+    ("commit of the 200 MB step (difference)", "commit_200mb"),
+    ("export to an OCI layout", "export_oci"),
+];
+
+struct Dirs {
+    app: PathBuf,
+    big_keep: PathBuf,
+    big_drop: PathBuf,
+    store: PathBuf,
+    buildah_root: PathBuf,
+    buildah_runroot: PathBuf,
+}
+
+fn usable(bin: &Path) -> bool {
     bin.exists()
         && std::process::Command::new(bin)
             .arg("--version")
@@ -40,14 +67,209 @@ fn usable(ctx: &Ctx) -> bool {
             .is_ok_and(|s| s.success())
 }
 
-pub fn run(ctx: &mut Ctx) -> Result<()> {
-    let why = if !ctx.opts.berth_build.exists() {
-        format!("{} does not exist", ctx.opts.berth_build.display())
-    } else if !usable(ctx) {
-        format!("{} --version fails (its command line is not wired up yet)", ctx.opts.berth_build.display())
-    } else {
-        "berth-build works now, but its scenarios are not written yet (see integration/src/bench/builder.rs)".to_string()
+fn write(p: &Path, text: &[u8]) -> Result<()> {
+    std::fs::write(p, text).map_err(|e| format!("write {}: {e}", p.display()))
+}
+
+fn mkdir(p: &Path) -> Result<()> {
+    std::fs::create_dir_all(p).map_err(|e| format!("mkdir {}: {e}", p.display()))
+}
+
+/// A context: busybox, the Dockerfile, and what `extra` adds.
+fn context(dir: &Path, dockerfile: &str) -> Result<()> {
+    mkdir(dir)?;
+    std::fs::copy("/bin/busybox", dir.join("busybox")).map_err(|e| format!("copy busybox: {e}"))?;
+    write(&dir.join("Dockerfile"), dockerfile.as_bytes())
+}
+
+const APP: &str = r#"FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+COPY app/ /app/
+RUN ["/bin/sh", "-c", "cat /app/* | wc -c > /size"]
+"#;
+
+fn big(drop: bool) -> String {
+    let rm = if drop { " && /bin/busybox rm -rf /data" } else { "" };
+    format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN --mount=type=bind,source=data.tar,target=/data.tar \
+         [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox tar -xf /data.tar -C /{rm}\"]\n"
+    )
+}
+
+/// 20,000 files of 10 KiB of pseudo-random bytes (xorshift: incompressible, like most
+/// binaries' worst case, and quick to make) as data.tar in `dir`.
+fn make_data_tar(dir: &Path) -> Result<()> {
+    let src = dir.join("gen");
+    let data = src.join("data");
+    mkdir(&data)?;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut buf = vec![0u8; FILE_SIZE];
+    for i in 0..FILES {
+        for chunk in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        write(&data.join(format!("f{i:05}")), &buf)?;
+    }
+    let st = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(dir.join("data.tar"))
+        .arg("-C")
+        .arg(&src)
+        .arg("data")
+        .status()
+        .map_err(|e| format!("tar: {e}"))?;
+    if !st.success() {
+        return Err(format!("tar -cf data.tar: {st}"));
+    }
+    std::fs::remove_dir_all(&src).map_err(|e| format!("rm {}: {e}", src.display()))
+}
+
+fn setup(ctx: &Ctx) -> Result<Dirs> {
+    let b = ctx.dir.join("builder");
+    let d = Dirs {
+        app: b.join("app"),
+        big_keep: b.join("big-keep"),
+        big_drop: b.join("big-drop"),
+        store: b.join("store"),
+        buildah_root: b.join("buildah-root"),
+        buildah_runroot: b.join("buildah-runroot"),
     };
-    ctx.notes.push(format!("builder not measured: {why}"));
+    context(&d.app, APP)?;
+    mkdir(&d.app.join("app"))?;
+    for i in 0..3 {
+        write(&d.app.join("app").join(format!("f{i}")), format!("file {i}\n").as_bytes())?;
+    }
+    context(&d.big_keep, &big(false))?;
+    make_data_tar(&d.big_keep)?;
+    context(&d.big_drop, &big(true))?;
+    std::fs::hard_link(d.big_keep.join("data.tar"), d.big_drop.join("data.tar")).map_err(|e| format!("link data.tar: {e}"))?;
+    Ok(d)
+}
+
+fn buildah_args<'a>(d: &'a Dirs, rest: &[&'a str]) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "--root".into(),
+        d.buildah_root.to_string_lossy().into_owned(),
+        "--runroot".into(),
+        d.buildah_runroot.to_string_lossy().into_owned(),
+        "--storage-driver".into(),
+        "overlay".into(),
+    ];
+    v.extend(rest.iter().map(|s| s.to_string()));
+    v
+}
+
+/// The command line of one build by `who`.
+fn build_args(d: &Dirs, who: &str, context: &Path, tag: &str, no_cache: bool, oci_out: Option<&Path>) -> Vec<String> {
+    let c = context.to_string_lossy().into_owned();
+    if who == "buildah" {
+        let mut rest = vec!["bud", "--layers", "--isolation", "chroot", "-q", "-t", tag];
+        if no_cache {
+            rest.push("--no-cache");
+        }
+        rest.push(&c);
+        return buildah_args(d, &rest);
+    }
+    let mut v: Vec<String> = vec!["--store".into(), d.store.to_string_lossy().into_owned(), "build".into(), "-q".into(), "-t".into(), tag.into()];
+    if no_cache {
+        v.push("--no-cache".into());
+    }
+    if let Some(o) = oci_out {
+        v.push("--output".into());
+        v.push(format!("type=oci,dest={}", o.display()));
+    }
+    v.push(c);
+    v
+}
+
+impl Ctx {
+    /// Runs a builder command to completion and fails unless it exits 0.
+    fn run_builder(&mut self, who: &str, args: &[String], slot: &str) -> Result<Exit> {
+        let bin = if who == "buildah" { self.opts.buildah.clone() } else { self.opts.berth_build.clone() };
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut cmd = self.command(&bin, None, &argv, slot, false)?;
+        let pid = self.procs.spawn(&mut cmd)?;
+        let e = self.procs.wait(pid, BUILD_TIMEOUT)?;
+        if !e.success() {
+            return Err(self.describe_failure(&format!("{who} {}", args.join(" ")), slot, &e));
+        }
+        Ok(e)
+    }
+}
+
+fn one_round(ctx: &mut Ctx, d: &Dirs, round: usize) -> Result<()> {
+    let s = "builder";
+    let order = rotated(&SUBJECTS, round);
+    for who in &order {
+        let e = ctx.run_builder(who, &build_args(d, who, &d.app, "app:1", true, None), "b-cold")?;
+        ctx.rec.exit(s, who, "cold", &e);
+        let e = ctx.run_builder(who, &build_args(d, who, &d.app, "app:1", false, None), "b-rebuild")?;
+        ctx.rec.exit(s, who, "rebuild", &e);
+    }
+    // One changed COPY source, the same change for both.
+    write(&d.app.join("app/f0"), format!("file 0, round {round}\n").as_bytes())?;
+    for who in &order {
+        let e = ctx.run_builder(who, &build_args(d, who, &d.app, "app:1", false, None), "b-copy")?;
+        ctx.rec.exit(s, who, "rebuild_copy", &e);
+    }
+    for who in &order {
+        let oci = ctx.dir.join("builder").join(format!("oci-{who}-{round}"));
+        let e = if *who == "buildah" {
+            let dest = format!("oci:{}", oci.display());
+            ctx.run_builder(who, &buildah_args(d, &["push", "-q", "localhost/app:1", &dest]), "b-export")?
+        } else {
+            ctx.run_builder(who, &build_args(d, who, &d.app, "app:1", false, Some(&oci)), "b-export")?
+        };
+        if !oci.join("index.json").exists() {
+            return Err(format!("{who}: no OCI layout at {}", oci.display()));
+        }
+        ctx.rec.exit(s, who, "export_oci", &e);
+        let _ = std::fs::remove_dir_all(&oci);
+    }
+    for who in &order {
+        let keep = ctx.run_builder(who, &build_args(d, who, &d.big_keep, "big:keep", true, None), "b-big")?;
+        let drop = ctx.run_builder(who, &build_args(d, who, &d.big_drop, "big:drop", true, None), "b-big")?;
+        ctx.rec.exit(s, who, "big_keep", &keep);
+        ctx.rec.exit(s, who, "big_drop", &drop);
+        ctx.rec.push(s, who, "commit_200mb.wall_ms", keep.wall_ms() - drop.wall_ms());
+        ctx.rec.push(s, who, "commit_200mb.cpu_ms", keep.cpu_ms() - drop.cpu_ms());
+    }
     Ok(())
+}
+
+/// Removes buildah's containers and images (its overlay layers are mounted while used).
+fn buildah_cleanup(ctx: &mut Ctx, d: &Dirs) {
+    for rest in [&["rm", "-a"][..], &["rmi", "-a", "-f"][..]] {
+        let _ = ctx.run_builder("buildah", &buildah_args(d, rest), "b-cleanup");
+    }
+}
+
+pub fn run(ctx: &mut Ctx) -> Result<()> {
+    for (name, bin) in [("berth-build", ctx.opts.berth_build.clone()), ("buildah", ctx.opts.buildah.clone())] {
+        if !usable(&bin) {
+            ctx.notes.push(format!("builder not measured: {name} ({}) is missing or does not run", bin.display()));
+            return Ok(());
+        }
+    }
+    let d = setup(ctx)?;
+    let rounds = ctx.opts.builder_rounds;
+    let mut result = Ok(());
+    for round in 0..=rounds {
+        eprint!("bench: builder round {round}/{rounds}   ");
+        if let Err(e) = one_round(ctx, &d, round) {
+            result = Err(e);
+            break;
+        }
+        if round == 0 {
+            // The first round warms the page cache and both stores; not recorded.
+            ctx.rec.data.remove("builder");
+        }
+    }
+    eprintln!();
+    buildah_cleanup(ctx, &d);
+    result
 }

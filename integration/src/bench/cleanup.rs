@@ -127,6 +127,7 @@ pub fn run() -> Vec<String> {
     }
     problems.extend(remove_cgroups(&reg));
     let d = reg.dir.to_string_lossy().trim_end_matches('/').to_string();
+    unmount_below(&d);
     let mounted: Vec<String> = berth_integration::host::mountinfo("self")
         .into_iter()
         .map(|m| m.mount_point)
@@ -205,4 +206,22 @@ fn remove_tree(dir: &Path) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::fs::remove_dir(dir).is_ok()
+}
+
+/// Detaches every mount at or below `dir` in the bench's mount namespace, deepest first:
+/// a builder (buildah's overlay storage) interrupted mid-build leaves its mounts there,
+/// and they are ours by construction (the directory is the bench's own temp dir).
+fn unmount_below(dir: &str) {
+    let mut points: Vec<String> = berth_integration::host::mountinfo("self")
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|p| p == dir || p.starts_with(&format!("{dir}/")))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        if let Ok(c) = std::ffi::CString::new(p) {
+            // SAFETY: umount2 of a NUL-terminated path below our own temp dir.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
 }

@@ -9,7 +9,7 @@
 //! - `scale` ([`scale`]): 100 containers created and started one after another and 8 at
 //!   a time, `list` with 100 present, then killed and deleted.
 //! - `shims` ([`shims`]): berth-shim and conmon, each holding a `sleep` container.
-//! - `builder` ([`builder`]): berth-build against buildah, once berth-build has a
+//! - `builder` ([`builder`]): berth-build against buildah; formerly waiting until berth-build had a
 //!   command line (the extension point).
 //!
 //! Fairness: one machine, one run; within a round every subject runs the same step in
@@ -44,7 +44,7 @@ pub type Result<T> = std::result::Result<T, String>;
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 const USAGE: &str = "usage: bench [--rounds N] [--json FILE] [--scale N] [--scale-rounds N] [--shim-rounds N]
-             [--only lifecycle,scale,shims,builder] [--runtimes berth,runc,crun[,NAME=PATH]] [--wait-quiet SECS]
+             [--builder-rounds N] [--only lifecycle,scale,shims,builder] [--runtimes berth,runc,crun[,NAME=PATH]] [--wait-quiet SECS]
              [--berth P] [--runc P] [--crun P] [--berth-shim P] [--conmon P] [--floor P] [--berth-build P] [--buildah P]
 
 Runs as root. Defaults: 30 lifecycle rounds, 100 containers x 3 scale rounds, 5 shim rounds,
@@ -56,6 +56,7 @@ pub struct Opts {
     pub scale: usize,
     pub scale_rounds: usize,
     pub shim_rounds: usize,
+    pub builder_rounds: usize,
     pub json: PathBuf,
     pub only: Vec<String>,
     pub runtimes: Vec<String>,
@@ -84,6 +85,7 @@ fn parse_args() -> Result<Opts> {
         scale: 100,
         scale_rounds: 3,
         shim_rounds: 5,
+        builder_rounds: 3,
         json: bin_dir.parent().unwrap_or(Path::new(".")).join("bench.json"),
         only: vec![],
         runtimes: vec!["berth".into(), "runc".into(), "crun".into()],
@@ -123,6 +125,7 @@ fn parse_args() -> Result<Opts> {
             "--scale" => o.scale = num(val()?)?.max(10),
             "--scale-rounds" => o.scale_rounds = num(val()?)?,
             "--shim-rounds" => o.shim_rounds = num(val()?)?,
+            "--builder-rounds" => o.builder_rounds = num(val()?)?,
             "--json" => o.json = val()?.into(),
             "--only" => o.only = list(&val()?),
             "--runtimes" => o.runtimes = list(&val()?),
@@ -470,7 +473,7 @@ fn run_sections(ctx: &mut Ctx) -> Result<()> {
         shims::run(ctx)?;
         ctx.note_load("after shims");
     }
-    if ctx.opts.wants("builder") {
+    if ctx.opts.wants("builder") && ctx.opts.builder_rounds > 0 {
         builder::run(ctx)?;
     }
     Ok(())

@@ -126,6 +126,9 @@ impl<'a> Report<'a> {
             ratio(self.med("shims", &format!("berth-shim+{rt}"), "pss_kb"), self.med("shims", &format!("conmon+{rt}"), "pss_kb")),
             1.0,
         );
+        let bb = |m: &str| ratio(self.med("builder", "berth-build", m), self.med("builder", "buildah", m));
+        push("unchanged rebuild wall time, berth-build/buildah <= 0.15", bb("rebuild.wall_ms"), 0.15);
+        push("commit of the 200 MB / 20k-file step, wall, berth-build/buildah <= 0.3", bb("commit_200mb.wall_ms"), 0.3);
         t
     }
 
@@ -326,6 +329,27 @@ impl<'a> Report<'a> {
             }
             let bin = |p: &Path| super::file_size(p) / 1024;
             let _ = writeln!(o, "  {:<w$}{:>cw$}{:>cw$}", "binary size", bin(&ctx.opts.berth_shim), bin(&ctx.opts.conmon), w = lw - 2);
+        }
+
+        if ctx.rec.data.contains_key("builder") {
+            let (a, b) = ("berth-build", "buildah");
+            let _ = writeln!(o, "\n{:<lw$}{:>cw$}{:>cw$}{:>15}", "BUILDER (same Dockerfiles)", a, b, "bb/buildah");
+            for (label, op) in super::builder::ROWS {
+                for (what, metric) in [("wall", "wall_ms"), ("CPU", "cpu_ms"), ("peak RSS", "maxrss_kb")] {
+                    let m = format!("{op}.{metric}");
+                    if ctx.rec.get("builder", a, &m).is_none() {
+                        continue;
+                    }
+                    let _ = writeln!(
+                        o,
+                        "{:<lw$}{:>cw$}{:>cw$}{:>15}",
+                        format!("{label}: {what}"),
+                        cell(ctx.rec.summary("builder", a, &m)),
+                        cell(ctx.rec.summary("builder", b, &m)),
+                        rcell(ratio(self.med("builder", a, &m), self.med("builder", b, &m))),
+                    );
+                }
+            }
         }
 
         let _ = writeln!(o, "\nTARGETS (issue 9)");
