@@ -99,7 +99,16 @@ impl RootfsSetup<'_> {
             }
             r => r?,
         }
-        apply_propagation(&target.reopen(&self.rootfs)?, &opts)
+        self.propagate_new(&target, &opts)
+    }
+
+    /// Propagation flags on the mount just made on `target` (found by opening the path
+    /// again: the pinned fd names the directory underneath). Nothing to do without them.
+    fn propagate_new(&self, target: &PinnedPath, opts: &MountOptions) -> Result<()> {
+        if opts.propagation.is_empty() {
+            return Ok(());
+        }
+        apply_propagation(&target.reopen(&self.rootfs)?, opts)
     }
 
     fn mount_bind(&self, m: &Mount, opts: &MountOptions, dest: &Path) -> Result<()> {
@@ -119,10 +128,13 @@ impl RootfsSetup<'_> {
         let bind = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
         mount(Some(source), target.path(), NONE, bind | MsFlags::MS_BIND, NONE)
             .with_ctx(|| format!("bind {source}"))?;
-        let target = target.reopen(&self.rootfs)?;
         let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if extra.is_empty() && opts.propagation.is_empty() {
+            return Ok(());
+        }
+        let target = target.reopen(&self.rootfs)?;
         if !extra.is_empty() {
-            remount(&target, extra | MsFlags::MS_BIND)?;
+            remount(target.path(), extra | MsFlags::MS_BIND)?;
         }
         apply_propagation(&target, opts)
     }
@@ -135,7 +147,7 @@ impl RootfsSetup<'_> {
             copy_tree(dest, &stage)?;
             mount(Some(stage.as_path()), target.path(), NONE, MsFlags::MS_MOVE, NONE)?;
             if flags.contains(MsFlags::MS_RDONLY) {
-                remount(&target.reopen(&self.rootfs)?, flags)?;
+                remount(target.reopen(&self.rootfs)?.path(), flags)?;
             }
             Ok(())
         })();
@@ -146,74 +158,86 @@ impl RootfsSetup<'_> {
 
     /// The cgroup filesystem as the container sees it: with its own cgroup namespace,
     /// fresh mounts rooted at its cgroup; without, binds of its host cgroup directories.
+    /// On v1 the hierarchies go into a tmpfs mounted here first: everything below it is
+    /// ours (no container process exists yet), so they are reached through the tmpfs's
+    /// own fd rather than resolved and pinned one by one.
     fn mount_cgroup(&self, opts: &MountOptions, dest: &Path) -> Result<()> {
         std::fs::create_dir_all(dest).with_ctx(|| format!("mkdir {}", dest.display()))?;
         let flags = opts.flags & !(MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_REC);
         let target = PinnedPath::open(&self.rootfs, dest)?;
         if self.cgroup.is_v2() {
-            self.mount_cgroup2(&target, flags, self.cgroup.unified.as_deref())?;
-            return apply_propagation(&target.reopen(&self.rootfs)?, opts);
+            if self.mount_cgroup2(target.path(), flags, self.cgroup.unified.as_deref())? {
+                // The pinned fd names the directory underneath the bind: open it again.
+                remount(target.reopen(&self.rootfs)?.path(), flags | MsFlags::MS_BIND)?;
+            }
+            return self.propagate_new(&target, opts);
         }
         mount(Some("tmpfs"), target.path(), Some("tmpfs"), flags & !MsFlags::MS_RDONLY, Some("mode=755"))?;
+        let tmpfs = target.reopen(&self.rootfs)?;
+        let top = tmpfs.path();
         for (ctrls, host_dir) in &self.cgroup.v1 {
             let name = ctrls.strip_prefix("name=").unwrap_or(ctrls);
-            let sub = dest.join(name);
-            std::fs::create_dir_all(&sub)?;
-            let sub_pin = PinnedPath::open(&self.rootfs, &sub)?;
+            let sub = top.join(name);
+            std::fs::create_dir(&sub).with_ctx(|| format!("mkdir {}", dest.join(name).display()))?;
             if self.new_cgroup_ns {
                 let data = if ctrls.starts_with("name=") { format!("none,{ctrls}") } else { ctrls.clone() };
-                mount(Some("cgroup"), sub_pin.path(), Some("cgroup"), flags, Some(data.as_str()))
-                    .with_ctx(|| format!("mount cgroup {ctrls}"))?;
+                mount(Some("cgroup"), &sub, Some("cgroup"), flags, Some(data.as_str())).with_ctx(|| format!("mount cgroup {ctrls}"))?;
             } else {
-                mount(Some(host_dir.as_path()), sub_pin.path(), NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)?;
-                remount(&sub_pin.reopen(&self.rootfs)?, flags | MsFlags::MS_BIND)?;
+                mount(Some(host_dir.as_path()), &sub, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)?;
+                remount(&sub, flags | MsFlags::MS_BIND)?;
             }
             // "cpu,cpuacct" is also reachable as "cpu" and "cpuacct", as on the host.
             if ctrls.contains(',') {
                 for c in ctrls.split(',') {
-                    let _ = std::os::unix::fs::symlink(name, dest.join(c));
+                    let _ = std::os::unix::fs::symlink(name, top.join(c));
                 }
             }
         }
         if let Some(unified) = &self.cgroup.unified {
-            let sub = dest.join("unified");
-            std::fs::create_dir_all(&sub)?;
-            let sub_pin = PinnedPath::open(&self.rootfs, &sub)?;
-            self.mount_cgroup2(&sub_pin, flags, Some(unified))?;
+            let sub = top.join("unified");
+            std::fs::create_dir(&sub).with_ctx(|| format!("mkdir {}", dest.join("unified").display()))?;
+            if self.mount_cgroup2(&sub, flags, Some(unified))? {
+                remount(&sub, flags | MsFlags::MS_BIND)?;
+            }
         }
-        let target = target.reopen(&self.rootfs)?;
         if flags.contains(MsFlags::MS_RDONLY) {
-            remount(&target, flags)?;
+            remount(top, flags)?;
         }
-        apply_propagation(&target, opts)
+        apply_propagation(&tmpfs, opts)
     }
 
-    fn mount_cgroup2(&self, target: &PinnedPath, flags: MsFlags, host_dir: Option<&Path>) -> Result<()> {
+    /// Mounts cgroup2 (own cgroup namespace) or binds the host's directory on `target`.
+    /// Returns true for a bind, which the caller remounts with `flags`.
+    fn mount_cgroup2(&self, target: &Path, flags: MsFlags, host_dir: Option<&Path>) -> Result<bool> {
         if self.new_cgroup_ns {
-            mount(Some("cgroup2"), target.path(), Some("cgroup2"), flags, NONE).ctx("mount cgroup2")?;
+            mount(Some("cgroup2"), target, Some("cgroup2"), flags, NONE).ctx("mount cgroup2")?;
         } else if let Some(h) = host_dir {
-            mount(Some(h), target.path(), NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE).ctx("bind cgroup2")?;
-            remount(&target.reopen(&self.rootfs)?, flags | MsFlags::MS_BIND)?;
+            mount(Some(h), target, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE).ctx("bind cgroup2")?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 }
 
 fn apply_propagation(target: &PinnedPath, opts: &MountOptions) -> Result<()> {
+    propagate(target.path(), opts)
+}
+
+fn propagate(target: &Path, opts: &MountOptions) -> Result<()> {
     for p in &opts.propagation {
-        mount(NONE, target.path(), NONE, *p, NONE).ctx("set mount propagation")?;
+        mount(NONE, target, NONE, *p, NONE).ctx("set mount propagation")?;
     }
     Ok(())
 }
 
 /// Remounts with `flags`, keeping the flags the kernel locks (nosuid, nodev, noexec,
 /// atime modes) when the mount came from a more privileged namespace.
-fn remount(target: &PinnedPath, flags: MsFlags) -> Result<()> {
+fn remount(target: &Path, flags: MsFlags) -> Result<()> {
     let flags = flags | MsFlags::MS_REMOUNT;
-    match mount(NONE, target.path(), NONE, flags, NONE) {
+    match mount(NONE, target, NONE, flags, NONE) {
         Err(nix::Error::EPERM) => {
-            let locked = statvfs_flags(target.path())?;
-            mount(NONE, target.path(), NONE, flags | locked, NONE).ctx("remount")
+            let locked = statvfs_flags(target)?;
+            mount(NONE, target, NONE, flags | locked, NONE).ctx("remount")
         }
         r => r.ctx("remount"),
     }
