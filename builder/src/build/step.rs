@@ -139,11 +139,19 @@ fn run_step_dir(
             source_date_epoch: crate::store::source_date_epoch(),
             xattrs: true,
         };
+        // The commit of the step: diff, tar, compress, store. Its time is in the note
+        // (the benchmark against buildah's commit reads it).
+        let started = std::time::Instant::now();
         let blob = crate::layer::diff(&b.store, &upper, &opts).map_err(|e| format!("writing the layer: {e}"))?;
         let dir = b.store.adopt_layer_dir(&blob.diff_id, &upper).map_err(|e| e.to_string())?;
         b.progress.note(
             id,
-            &format!("layer {} {}", blob.descriptor.digest.short(), crate::progress::human_size(blob.descriptor.size)),
+            &format!(
+                "layer {} {} in {:.3}s",
+                blob.descriptor.digest.short(),
+                crate::progress::human_size(blob.descriptor.size),
+                started.elapsed().as_secs_f64()
+            ),
         );
         let size = blob.descriptor.size;
         (Some(LayerRef { diff_id: blob.diff_id, blob: blob.descriptor, dir }), size)
