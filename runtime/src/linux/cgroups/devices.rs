@@ -216,9 +216,22 @@ impl Emulator {
 
 /// Applies the rules to a v1 devices cgroup.
 pub fn set_v1(dir: &Path, rules: &[Rule]) -> Result<()> {
+    use std::io::Write;
     let emu = Emulator::from_rules(rules).ctx("linux.resources.devices")?;
+    // One open per file: the kernel takes each write(2) as one rule, in order.
+    let mut open: Vec<(&str, std::fs::File)> = Vec::new();
     for (file, line) in emu.v1_writes() {
-        super::v1::write(dir, file, &line, "devices")?;
+        let p = dir.join(file);
+        let fail = |e: std::io::Error| Error::new(format!("linux.resources.devices: write {line:?} to {}: {}", p.display(), Error::from(e)));
+        let f = match open.iter_mut().find(|(n, _)| *n == file) {
+            Some((_, f)) => f,
+            None => {
+                let f = std::fs::OpenOptions::new().write(true).open(&p).map_err(fail)?;
+                open.push((file, f));
+                &mut open.last_mut().expect("just pushed").1
+            }
+        };
+        f.write_all(line.as_bytes()).map_err(fail)?;
     }
     Ok(())
 }
