@@ -228,6 +228,16 @@ fn make_dirs(mountpoint: &Path, dir: &Path, cpuset: bool, created: &mut Vec<Path
 }
 
 fn make_dirs_once(mountpoint: &Path, dir: &Path, cpuset: bool, created: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    // The usual case first: the parent exists (and, for cpuset, has cpus and mems).
+    if let Some(parent) = dir.parent().filter(|p| p.starts_with(mountpoint) && *p != mountpoint) {
+        if std::fs::create_dir(dir).is_ok() {
+            created.push(dir.to_path_buf());
+            if !cpuset || copy_cpuset(parent, dir)? {
+                return Ok(());
+            }
+            // An empty cpuset parent: fill the ancestors below.
+        }
+    }
     let rel = dir.strip_prefix(mountpoint).unwrap_or(Path::new(""));
     let mut cur = mountpoint.to_path_buf();
     for comp in rel.components() {
@@ -254,4 +264,17 @@ fn make_dirs_once(mountpoint: &Path, dir: &Path, cpuset: bool, created: &mut Vec
         }
     }
     Ok(())
+}
+
+/// Copies cpuset.cpus and cpuset.mems from `parent` into the new `dir`. Returns false
+/// (copying nothing) when the parent has none.
+fn copy_cpuset(parent: &Path, dir: &Path) -> std::io::Result<bool> {
+    let read = |f: &str| std::fs::read_to_string(parent.join(f)).unwrap_or_default().trim().to_string();
+    let (cpus, mems) = (read("cpuset.cpus"), read("cpuset.mems"));
+    if cpus.is_empty() || mems.is_empty() {
+        return Ok(false);
+    }
+    std::fs::write(dir.join("cpuset.cpus"), cpus)?;
+    std::fs::write(dir.join("cpuset.mems"), mems)?;
+    Ok(true)
 }
