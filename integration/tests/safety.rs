@@ -150,11 +150,21 @@ fn a_ptrace_capable_containers_init_does_not_expose_the_host_runtime_binary_for_
     assert_eq!(runtime_bytes(), before, "the runtime binary changed");
 }
 
+/// Prints what the process finds at /proc/1/exe: `CLOSED` when it cannot read it, else
+/// `READABLE <link>`.
+const INIT_EXE_PROBE: &str = "l=$(readlink /proc/1/exe 2>/dev/null); \
+                              if cat /proc/1/exe >/dev/null 2>&1; then echo \"READABLE $l\"; else echo CLOSED; fi";
+
+/// The probe's answer must be that the init's exe is closed, or only a sealed copy.
+#[track_caller]
+fn assert_closed_or_sealed(what: &str, seen: &str) {
+    assert!(seen == "CLOSED" || seen.starts_with("READABLE /memfd:"), "{what}: {seen:?}");
+}
+
 /// What a process exec'd into the created container `id` finds at /proc/1/exe (the
 /// waiting init): `CLOSED` when it cannot read it, else `READABLE <link>`.
 fn init_exe_seen_from_inside(t: &Test, id: &str, exec_flags: &[&str]) -> Output {
-    let script = "l=$(readlink /proc/1/exe 2>/dev/null); \
-                  if cat /proc/1/exe >/dev/null 2>&1; then echo \"READABLE $l\"; else echo CLOSED; fi";
+    let script = INIT_EXE_PROBE;
     let mut args = vec!["exec"];
     args.extend_from_slice(exec_flags);
     args.extend_from_slice(&[id, "sh", "-c", script]);
@@ -173,8 +183,7 @@ fn the_waiting_init_is_closed_to_processes_exec_d_into_the_container() {
     t.rt.create(&id, &b).ok();
     let o = init_exe_seen_from_inside(&t, &id, &[]);
     o.ok();
-    let seen = o.stdout.trim();
-    assert!(seen == "CLOSED" || seen.starts_with("READABLE /memfd:"), "the waiting init's exe, from inside: {seen:?}");
+    assert_closed_or_sealed("the waiting init's exe, from inside", o.stdout.trim());
     t.rt.start(&id).ok();
     assert_eq!(runtime_bytes(), before, "the runtime binary changed");
 }
@@ -189,8 +198,7 @@ fn a_ptrace_capable_exec_into_a_created_container_never_reaches_an_unsealed_init
     let o = init_exe_seen_from_inside(&t, &id, &["--cap", "CAP_SYS_PTRACE"]);
     if o.success() {
         // Allowed (runc: its init always runs from a sealed copy): then only a copy is seen.
-        let seen = o.stdout.trim();
-        assert!(seen == "CLOSED" || seen.starts_with("READABLE /memfd:"), "the waiting init's exe, from inside: {seen:?}");
+        assert_closed_or_sealed("the waiting init's exe, from inside", o.stdout.trim());
     } else {
         o.stderr_has("CAP_SYS_PTRACE");
     }
@@ -212,12 +220,10 @@ fn a_ptrace_capable_container_cannot_join_the_pid_namespace_of_an_unsealed_waiti
     let mut bb = t.bundle();
     bb.namespace("pid", Some(&format!("/proc/{pid}/ns/pid")));
     with_ptrace(&mut bb);
-    bb.sh("l=$(readlink /proc/1/exe 2>/dev/null); \
-           if cat /proc/1/exe >/dev/null 2>&1; then echo \"READABLE $l\"; else echo CLOSED; fi");
+    bb.sh(INIT_EXE_PROBE);
     let o = t.rt.run(&t.id("b"), &bb);
     if o.success() {
-        let seen = o.stdout.trim();
-        assert!(seen == "CLOSED" || seen.starts_with("READABLE /memfd:"), "A's waiting init's exe, from B: {seen:?}");
+        assert_closed_or_sealed("A's waiting init's exe, from B", o.stdout.trim());
     } else {
         o.stderr_has("CAP_SYS_PTRACE");
         assert!(!t.rt.list_ids().contains(&t.id("b")), "a refused create left container b behind");
