@@ -26,6 +26,8 @@ pub mod rootfs;
 pub mod runtime;
 /// The berth-shim tests' helpers (tests/shim.rs), kept apart from the runtime harness.
 pub mod shim_support;
+/// Temp dirs removed on drop.
+pub mod tempdir;
 
 pub use bundle::Bundle;
 pub use paths::{flavor, Flavor};

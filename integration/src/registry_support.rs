@@ -31,6 +31,19 @@ pub struct RegistryConfig {
     pub htpasswd: Option<(String, String)>,
     /// TLS with a server certificate for 127.0.0.1 signed by a test CA ([`Registry::ca`]).
     pub tls: bool,
+    /// Bearer-token auth by an issuer the test runs.
+    pub token: Option<TokenAuth>,
+}
+
+/// distribution's `auth.token` settings.
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    /// Where clients get tokens (the test's token server).
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    /// The certificate whose key signs the tokens.
+    pub root_cert_bundle: PathBuf,
 }
 
 pub struct Registry {
@@ -62,6 +75,15 @@ impl Registry {
         if let Some((user, pass)) = &cfg.htpasswd {
             std::fs::write(dir.join("htpasswd"), bcrypt_line(user, pass)).expect("write htpasswd");
             yaml.push_str(&format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", dir.join("htpasswd").display()));
+        }
+        if let Some(t) = &cfg.token {
+            yaml.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                t.realm,
+                t.service,
+                t.issuer,
+                t.root_cert_bundle.display()
+            ));
         }
         std::fs::write(dir.join("config.yml"), &yaml).expect("write config.yml");
         let log = std::fs::File::create(dir.join("registry.log")).expect("registry.log");
@@ -120,8 +142,9 @@ impl Drop for Registry {
     }
 }
 
+/// Runs a command to completion; panics with its stderr unless it succeeds; its stdout.
 #[track_caller]
-fn run(cmd: &mut Command) -> Vec<u8> {
+pub fn run(cmd: &mut Command) -> Vec<u8> {
     let desc = format!("{cmd:?}");
     let out = procs::output(cmd).unwrap_or_else(|e| panic!("{desc}: {e}"));
     assert!(out.status.success(), "{desc}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
@@ -203,6 +226,12 @@ impl Podman {
     #[track_caller]
     pub fn run(&self, pull_flags: &[&str], image: &str, cmd: &[&str]) -> String {
         run_podman(self.cmd().arg("pull").arg("--quiet").args(pull_flags).arg(image));
+        self.run_local(image, cmd)
+    }
+
+    /// `podman run --rm` of an image already in this podman's storage (as [`Podman::run`]).
+    #[track_caller]
+    pub fn run_local(&self, image: &str, cmd: &[&str]) -> String {
         let out = run_podman(
             self.cmd()
                 .args(["run", "--rm", "--runtime", RUNC, "--network", "none"])

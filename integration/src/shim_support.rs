@@ -67,30 +67,10 @@ pub fn become_subreaper() {
     });
 }
 
+pub use crate::tempdir::TempDir;
+
+/// Container ids unique within this test process.
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A temporary directory, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let tag: String = tag.chars().take(16).collect();
-        let p = PathBuf::from(format!("/tmp/bst-{}-{n}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 const APPLETS: &[&str] = &[
     "sh", "cat", "echo", "sleep", "printf", "head", "yes", "seq", "true", "false", "ls", "env",

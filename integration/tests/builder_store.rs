@@ -11,14 +11,15 @@
 //! - `bundle`: `berth run` (target/{release,debug}/berth, or $BERTH_RUNTIME);
 //! - `local`: the flattened tree equals the source rootfs less the deleted file.
 //!
-//! A missing skopeo/umoci/podman skips that part with a note on stderr (CI installs
-//! skopeo and umoci). Needs root and busybox-static. Everything made (runc state, podman
+//! skopeo, umoci, podman and runc must be installed (.ci/run installs them; a missing
+//! one fails the test). Needs root and busybox-static. Everything made (runc state, podman
 //! storage, mounts) lives in the test's temp dir and is removed on drop, even on failure.
 
 use berth_build::export::{export, ExportFormat, ExportOptions};
 use berth_build::layer::{diff, import_tarball, DiffOptions, ImportOptions};
 use berth_build::store::Store;
-use berth_integration::{host, procs, rootfs, Test};
+use berth_integration::registry_support::{self, need, Podman};
+use berth_integration::{procs, rootfs, Test};
 use berth_spec::image::{ContainerConfig, Descriptor, Digest, History, Manifest, RuntimeOptions};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -26,24 +27,11 @@ use std::process::Command;
 
 const TAG: &str = "bb:test";
 const HELLO: &str = "hello from berth-build";
-const RUNC: &str = "/usr/sbin/runc";
 
-fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false)
-}
-
-fn skip(what: &str) {
-    eprintln!("builder_store: {what} not installed, that part is skipped");
-}
-
-/// Runs a command to completion; panics with its output unless it succeeds.
+/// Runs a command to completion; its stdout (panics with its stderr unless it succeeds).
 #[track_caller]
 fn run(cmd: &mut Command) -> String {
-    let desc = format!("{cmd:?}");
-    let o = procs::output(cmd).unwrap_or_else(|e| panic!("cannot run {desc}: {e}"));
-    let (out, err) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
-    assert!(o.status.success(), "{desc} failed: {}\nstdout:\n{out}\nstderr:\n{err}", o.status);
-    out
+    String::from_utf8_lossy(&registry_support::run(cmd)).into_owned()
 }
 
 fn json(text: &str) -> Value {
@@ -119,9 +107,8 @@ fn oci_layout_is_read_by_skopeo_umoci_and_runc() {
     let layout = t.path("layout");
     export(&img.store, TAG, ExportFormat::Oci, &layout, &ExportOptions::default()).expect("export oci");
 
-    if !have("skopeo") {
-        skip("skopeo");
-    } else {
+    need("skopeo");
+    {
         let r = format!("oci:{}:test", layout.display());
         let v = json(&run(Command::new("skopeo").args(["inspect", &r])));
         assert_eq!(v["Digest"], img.digest.as_str(), "{v}");
@@ -137,10 +124,7 @@ fn oci_layout_is_read_by_skopeo_umoci_and_runc() {
         assert_eq!(v["Layers"].as_array().map(|a| a.len()), Some(2), "{v}");
     }
 
-    if !have("umoci") {
-        skip("umoci");
-        return;
-    }
+    need("umoci");
     let bundle = t.path("umoci-bundle");
     run(Command::new("umoci").arg("unpack").arg("--image").arg(format!("{}:test", layout.display())).arg(&bundle));
     assert!(bundle.join("rootfs/bin/busybox").is_file());
@@ -151,10 +135,7 @@ fn oci_layout_is_read_by_skopeo_umoci_and_runc() {
     assert_eq!(cfg["process"]["args"][0], "sh", "umoci read Cmd");
     cfg["process"]["terminal"] = serde_json::json!(false);
     std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
-    if !have("runc") {
-        skip("runc");
-        return;
-    }
+    need("runc");
     let runc = Runc { root: t.path("runc-state"), id: format!("bstore-{}", std::process::id()) };
     let out = run(Command::new("runc").arg("--root").arg(&runc.root).args(["run", "-b"]).arg(&bundle).arg(&runc.id));
     check_output(&out, "runc run of umoci's bundle");
@@ -172,10 +153,7 @@ fn archives_are_read_by_skopeo() {
     let gz = t.path("img.docker-gz.tar");
     let o = ExportOptions { docker_compressed: true, ..Default::default() };
     export(&img.store, TAG, ExportFormat::DockerArchive, &gz, &o).expect("export docker-archive, compressed");
-    if !have("skopeo") {
-        skip("skopeo");
-        return;
-    }
+    need("skopeo");
     let v = json(&run(Command::new("skopeo").arg("inspect").arg(format!("oci-archive:{}", oci.display()))));
     assert_eq!(v["Digest"], img.digest.as_str(), "{v}");
     for archive in [&plain, &gz] {
@@ -191,47 +169,11 @@ fn archives_are_read_by_skopeo() {
     }
 }
 
-/// podman with all its state under `dir`; on drop its containers and images are
-/// removed and anything it left mounted under `dir` is unmounted.
-struct Podman {
-    dir: PathBuf,
-}
-
-impl Podman {
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("podman");
-        c.arg("--root")
-            .arg(self.dir.join("root"))
-            .arg("--runroot")
-            .arg(self.dir.join("runroot"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file", "--log-level", "error"])
-            .env("TMPDIR", self.dir.join("tmp"));
-        c
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = procs::output(self.cmd().args(["rm", "--all", "--force", "--time", "0"]));
-        let _ = procs::output(self.cmd().args(["rmi", "--all", "--force"]));
-        let mut mounts = host::mounts_under(&self.dir);
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = host::umount(Path::new(&m));
-        }
-    }
-}
-
 #[test]
 fn docker_archive_loads_and_runs_in_podman() {
-    if !have("podman") {
-        skip("podman");
-        return;
-    }
     let t = Test::new("bstore-podman");
     let img = make_image(&t);
-    let pm = Podman { dir: t.mkdir("podman") };
-    std::fs::create_dir_all(pm.dir.join("tmp")).unwrap();
+    let pm = Podman::new(&t.mkdir("podman"));
     for (i, compressed) in [false, true].into_iter().enumerate() {
         let archive = t.path(&format!("img{i}.tar"));
         let name = format!("bb{i}:test");
@@ -240,19 +182,7 @@ fn docker_archive_loads_and_runs_in_podman() {
         let out = run(pm.cmd().arg("load").arg("--quiet").arg("--input").arg(&archive));
         let loaded = out.lines().find_map(|l| l.split_once(": ").map(|x| x.1.trim().to_string())).unwrap_or_else(|| panic!("podman load said {out:?}"));
         assert!(loaded.contains(&format!("bb{i}")), "{out}");
-        if !Path::new(RUNC).exists() {
-            skip("runc (for podman run)");
-            continue;
-        }
-        // runc: crun refuses this machine's hybrid cgroups. The limits: podman's default
-        // NOFILE/NPROC are above what root may set here.
-        let out = run(pm.cmd().args(["run", "--rm", "--runtime", RUNC, "--network", "none"]).args([
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=4096:4096",
-            &loaded,
-        ]));
+        let out = pm.run_local(&loaded, &[]);
         check_output(&out, &format!("podman run (compressed layers: {compressed})"));
     }
 }

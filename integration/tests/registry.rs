@@ -1,8 +1,8 @@
 //! berth-build's registry client against a real registry: Debian's `docker-registry`
 //! (distribution 2.8), started by each test on 127.0.0.1 with a random free port and
 //! its own temp dir (config, storage, certificates), killed by pid and removed on drop,
-//! even when the test fails. Needs docker-registry, skopeo, openssl, gzip, zstd and
-//! htpasswd (apache2-utils; python3's crypt is the fallback for the bcrypt hash).
+//! even when the test fails (the harness is `berth_integration::registry_support`). Needs
+//! docker-registry, skopeo, openssl, gzip, zstd and htpasswd (apache2-utils).
 //!
 //! Run: `cargo test -p berth-integration --test registry`.
 
@@ -12,219 +12,49 @@ use berth_build::registry::{
     self, build_artifact_manifest, pull, pull_artifact, push, resolve, ArtifactBlob, AuthConfig, BlobStore, Client, ClientOptions,
     Credential, Digest, DirBlobStore, ErrorKind, Progress, PullOptions, PushOptions, Reference,
 };
+use berth_integration::registry_support::{need, run, Registry, RegistryConfig, TokenAuth};
+use berth_integration::procs;
+use berth_integration::tempdir::TempDir;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 // ---------------------------------------------------------------- harness
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "berth-registry-it-{}-{}-{name}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
+/// A registry with a temp dir of its own, removed after the registry is stopped.
+struct TestRegistry {
+    reg: Registry,
+    _dir: TempDir,
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn need(tool: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    assert!(found, "{tool} is not installed: apt-get install docker-registry skopeo apache2-utils zstd openssl");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-#[derive(Default)]
-struct RegistryConfig {
-    /// htpasswd user and password.
-    htpasswd: Option<(String, String)>,
-    /// TLS with a server cert signed by a test CA (the CA file is `Registry::ca`).
-    tls: bool,
-    /// Token auth: (realm URL, service, issuer, root cert bundle).
-    token: Option<(String, String, String, PathBuf)>,
-}
-
-/// A running docker-registry.
-struct Registry {
-    child: Option<Child>,
-    port: u16,
-    host: String,
-    dir: TempDir,
-    ca: Option<PathBuf>,
-}
-
-impl Registry {
-    fn start(name: &str, cfg: RegistryConfig) -> Registry {
-        need("docker-registry");
+impl TestRegistry {
+    fn start(name: &str, cfg: RegistryConfig) -> TestRegistry {
         let dir = TempDir::new(name);
-        let d = dir.path().to_path_buf();
-        let port = free_port();
-        let mut yaml = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test-secret\n",
-            d.join("data").display()
-        );
-        let mut ca = None;
-        if cfg.tls {
-            let (ca_crt, crt, key) = make_certs(&d);
-            yaml.push_str(&format!("  tls:\n    certificate: {}\n    key: {}\n", crt.display(), key.display()));
-            ca = Some(ca_crt);
-        }
-        if let Some((user, pass)) = &cfg.htpasswd {
-            let line = bcrypt_line(user, pass);
-            std::fs::write(d.join("htpasswd"), line).unwrap();
-            yaml.push_str(&format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", d.join("htpasswd").display()));
-        }
-        if let Some((realm, service, issuer, bundle)) = &cfg.token {
-            yaml.push_str(&format!(
-                "auth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n    rootcertbundle: {}\n",
-                bundle.display()
-            ));
-        }
-        std::fs::write(d.join("config.yml"), &yaml).unwrap();
-        let log = std::fs::File::create(d.join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(d.join("config.yml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start docker-registry");
-        let mut r = Registry { child: Some(child), port, host: format!("127.0.0.1:{port}"), dir, ca };
-        r.wait_ready();
-        r
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("docker-registry exited ({st}): {}", self.log());
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "docker-registry did not listen on {}: {}", self.host, self.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+        TestRegistry { reg: Registry::start(dir.path(), &cfg), _dir: dir }
     }
 
     fn reference(&self, s: &str) -> Reference {
-        Reference::parse(&format!("{}/{s}", self.host)).unwrap()
-    }
-
-    /// Kills the registry (by its pid) and waits for it.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            unsafe {
-                libc::kill(c.id() as i32, libc::SIGKILL);
-            }
-            let _ = c.wait();
-        }
+        Reference::parse(&format!("{}/{s}", self.reg.host)).unwrap()
     }
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.stop();
+impl std::ops::Deref for TestRegistry {
+    type Target = Registry;
+    fn deref(&self) -> &Registry {
+        &self.reg
     }
 }
 
-fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    out.stdout
-}
-
-/// A CA, and a server certificate for IP 127.0.0.1 signed by it.
-fn make_certs(d: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    need("openssl");
-    let p = |n: &str| d.join(n);
-    run(Command::new("openssl").args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]).args([
-        "-keyout",
-        p("ca.key").to_str().unwrap(),
-        "-out",
-        p("ca.crt").to_str().unwrap(),
-        "-days",
-        "2",
-        "-subj",
-        "/CN=berth test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]));
-    run(Command::new("openssl").args(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]).args([
-        "-keyout",
-        p("server.key").to_str().unwrap(),
-        "-out",
-        p("server.csr").to_str().unwrap(),
-        "-subj",
-        "/CN=127.0.0.1",
-    ]));
-    std::fs::write(
-        p("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(Command::new("openssl").args(["x509", "-req", "-days", "2", "-CAcreateserial"]).args([
-        "-in",
-        p("server.csr").to_str().unwrap(),
-        "-CA",
-        p("ca.crt").to_str().unwrap(),
-        "-CAkey",
-        p("ca.key").to_str().unwrap(),
-        "-out",
-        p("server.crt").to_str().unwrap(),
-        "-extfile",
-        p("ext.cnf").to_str().unwrap(),
-    ]));
-    (p("ca.crt"), p("server.crt"), p("server.key"))
-}
-
-/// `user:bcrypt-hash` for htpasswd auth.
-fn bcrypt_line(user: &str, pass: &str) -> String {
-    if let Ok(out) = Command::new("htpasswd").args(["-Bbn", user, pass]).output() {
-        if out.status.success() {
-            return String::from_utf8(out.stdout).unwrap();
-        }
+impl std::ops::DerefMut for TestRegistry {
+    fn deref_mut(&mut self) -> &mut Registry {
+        &mut self.reg
     }
-    let out = Command::new("python3")
-        .args(["-W", "ignore", "-c", "import crypt,sys; print(sys.argv[1] + ':' + crypt.crypt(sys.argv[2], crypt.mksalt(crypt.METHOD_BLOWFISH)))", user, pass])
-        .output()
-        .expect("htpasswd (apache2-utils) or python3 for a bcrypt hash");
-    assert!(out.status.success(), "no bcrypt: install apache2-utils");
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn client(opts: ClientOptions) -> Client {
@@ -265,11 +95,14 @@ fn tar(files: &[(&str, &[u8])]) -> Vec<u8> {
 
 fn compress(prog: &str, args: &[&str], data: &[u8]) -> Vec<u8> {
     need(prog);
-    let mut c = Command::new(prog).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    // Tracked: the harness reaps untracked children of this subreaper.
+    let mut c = procs::spawn(Command::new(prog).args(args).stdin(Stdio::piped()).stdout(Stdio::piped())).unwrap();
+    let pid = c.id();
     let mut stdin = c.stdin.take().unwrap();
     let data2 = data.to_vec();
     let w = std::thread::spawn(move || stdin.write_all(&data2).unwrap());
     let out = c.wait_with_output().unwrap();
+    procs::untrack(pid);
     w.join().unwrap();
     assert!(out.status.success());
     out.stdout
@@ -352,7 +185,7 @@ fn skopeo_inspect(reference: &str, extra: &[&str]) -> Value {
 
 #[test]
 fn push_inspect_pull_push_again_and_mount() {
-    let reg = Registry::start("plain", RegistryConfig::default());
+    let reg = TestRegistry::start("plain", RegistryConfig::default());
     let src_dir = TempDir::new("src");
     let src = DirBlobStore::new(src_dir.path()).unwrap();
     let img = make_image(&src, "amd64", 1, false);
@@ -459,7 +292,7 @@ fn push_inspect_pull_push_again_and_mount() {
 
 #[test]
 fn chunked_upload() {
-    let reg = Registry::start("chunked", RegistryConfig::default());
+    let reg = TestRegistry::start("chunked", RegistryConfig::default());
     let src_dir = TempDir::new("src");
     let src = DirBlobStore::new(src_dir.path()).unwrap();
     let img = make_image(&src, "amd64", 7, false);
@@ -484,7 +317,7 @@ fn chunked_upload() {
 
 #[test]
 fn index_picks_platform() {
-    let reg = Registry::start("index", RegistryConfig::default());
+    let reg = TestRegistry::start("index", RegistryConfig::default());
     let src_dir = TempDir::new("src");
     let src = DirBlobStore::new(src_dir.path()).unwrap();
     for docker in [false, true] {
@@ -548,7 +381,7 @@ fn index_picks_platform() {
 
 #[test]
 fn artifacts_for_the_remote_cache() {
-    let reg = Registry::start("artifact", RegistryConfig::default());
+    let reg = TestRegistry::start("artifact", RegistryConfig::default());
     let src_dir = TempDir::new("src");
     let src = DirBlobStore::new(src_dir.path()).unwrap();
     let img = make_image(&src, "amd64", 30, false);
@@ -606,7 +439,7 @@ fn artifacts_for_the_remote_cache() {
 
 #[test]
 fn clear_errors() {
-    let mut reg = Registry::start("errors", RegistryConfig::default());
+    let mut reg = TestRegistry::start("errors", RegistryConfig::default());
     let src_dir = TempDir::new("src");
     let src = DirBlobStore::new(src_dir.path()).unwrap();
     let img = make_image(&src, "amd64", 40, false);
@@ -650,7 +483,7 @@ fn clear_errors() {
 
 #[test]
 fn htpasswd_and_tls() {
-    let reg = Registry::start("auth", RegistryConfig { htpasswd: Some(("berth".into(), "s3cret".into())), tls: true, ..Default::default() });
+    let reg = TestRegistry::start("auth", RegistryConfig { htpasswd: Some(("berth".into(), "s3cret".into())), tls: true, ..Default::default() });
     let src_dir = TempDir::new("src");
     let src = DirBlobStore::new(src_dir.path()).unwrap();
     let img = make_image(&src, "amd64", 50, false);
@@ -858,9 +691,17 @@ fn bearer_token_auth() {
     let keys = TempDir::new("token");
     let (tokens, signer) = TokenServer::start(keys.path(), "berth", "t0ken-pw", "berth-test-issuer", "berth-test");
     let realm = format!("http://127.0.0.1:{}/token", tokens.port);
-    let reg = Registry::start(
+    let reg = TestRegistry::start(
         "tokenreg",
-        RegistryConfig { token: Some((realm.clone(), "berth-test".into(), "berth-test-issuer".into(), signer)), ..Default::default() },
+        RegistryConfig {
+            token: Some(TokenAuth {
+                realm: realm.clone(),
+                service: "berth-test".into(),
+                issuer: "berth-test-issuer".into(),
+                root_cert_bundle: signer,
+            }),
+            ..Default::default()
+        },
     );
     let src_dir = TempDir::new("src");
     let src = DirBlobStore::new(src_dir.path()).unwrap();

@@ -204,7 +204,7 @@ fn plain_registry_push_inspect_run_build_from_it_and_reuse_its_cache() {
 #[test]
 fn htpasswd_tls_registry_with_login_and_docker_config() {
     let bt = Bt::new("regb-auth");
-    let reg = Registry::start(&bt.path("registry"), &RegistryConfig { htpasswd: Some(("berth".into(), "s3cret".into())), tls: true });
+    let reg = Registry::start(&bt.path("registry"), &RegistryConfig { htpasswd: Some(("berth".into(), "s3cret".into())), tls: true, token: None });
     let h = reg.host.clone();
     let app = format!("{h}/secure/app:1");
     let authfile = bt.path("auth/auth.json");

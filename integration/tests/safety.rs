@@ -208,10 +208,9 @@ fn a_ptrace_capable_exec_into_a_created_container_never_reaches_an_unsealed_init
     init_exe_seen_from_inside(&t, &id, &["--cap", "CAP_SYS_PTRACE"]).ok();
 }
 
-#[test]
-fn a_ptrace_capable_container_cannot_join_the_pid_namespace_of_an_unsealed_waiting_init() {
-    let t = Test::new("exe_join_ptrace");
-    let before = runtime_bytes();
+/// Container A (`sleep 100`) created, not started, and a bundle for container B that
+/// joins A's pid namespace; A's id.
+fn created_and_joiner(t: &Test) -> (String, Bundle) {
     let a = t.id("a");
     let mut ba = t.bundle();
     ba.args(&["sleep", "100"]);
@@ -219,6 +218,14 @@ fn a_ptrace_capable_container_cannot_join_the_pid_namespace_of_an_unsealed_waiti
     let pid = t.rt.state(&a)["pid"].as_i64().unwrap();
     let mut bb = t.bundle();
     bb.namespace("pid", Some(&format!("/proc/{pid}/ns/pid")));
+    (a, bb)
+}
+
+#[test]
+fn a_ptrace_capable_container_cannot_join_the_pid_namespace_of_an_unsealed_waiting_init() {
+    let t = Test::new("exe_join_ptrace");
+    let before = runtime_bytes();
+    let (a, mut bb) = created_and_joiner(&t);
     with_ptrace(&mut bb);
     bb.sh(INIT_EXE_PROBE);
     let o = t.rt.run(&t.id("b"), &bb);
@@ -236,15 +243,9 @@ fn a_ptrace_capable_container_cannot_join_the_pid_namespace_of_an_unsealed_waiti
 fn a_container_process_cannot_write_the_runtime_binary_through_proc() {
     let t = Test::new("exe_from_inside");
     let before = runtime_bytes();
-    // Container A is created: its pid 1 is still the runtime's init.
-    let a = t.id("a");
-    let mut ba = t.bundle();
-    ba.args(&["sleep", "100"]);
-    t.rt.create(&a, &ba).ok();
-    let pid = t.rt.state(&a)["pid"].as_i64().unwrap();
-    // Container B joins A's pid namespace and goes for /proc/1/exe.
-    let mut bb = t.bundle();
-    bb.namespace("pid", Some(&format!("/proc/{pid}/ns/pid")));
+    // Container B joins the pid namespace of created container A (whose pid 1 is still
+    // the runtime's init) and goes for /proc/1/exe.
+    let (a, mut bb) = created_and_joiner(&t);
     bb.sh("for i in 1 2 3; do echo pwned >> /proc/1/exe 2>/dev/null && echo WROTE; \
            dd if=/dev/zero of=/proc/1/exe bs=1 count=1 conv=notrunc 2>/dev/null && echo WROTE; done; echo done");
     let o = t.rt.run(&t.id("b"), &bb);
