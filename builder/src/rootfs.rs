@@ -1,82 +1,20 @@
 //! Paths inside a stage's root filesystem: [`secure_join`] resolves a path as if the
 //! rootfs were `/` (`..` stops at the root, symlinks, absolute or relative, are followed
-//! inside it), the idea of runtime/src/linux/secure_join.rs, copied here because the
-//! runtime crate is not a dependency of the builder. Nothing runs in the rootfs while
-//! the builder writes into it (COPY/ADD happen between containers), so a lexical walk
-//! is enough; the last component is then created or opened with `O_NOFOLLOW`.
+//! inside it; the walk is `berth_spec::rootfs_path`, shared with the runtime). Nothing
+//! runs in the rootfs while the builder writes into it (COPY/ADD happen between
+//! containers), so a lexical walk is enough; the last component is then created or
+//! opened with `O_NOFOLLOW`.
 //!
 //! Also: `--chown` user/group names resolved against the stage's /etc/passwd and
 //! /etc/group.
 
-use std::ffi::OsStr;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use berth_spec::image::read_in_rootfs;
 
-const MAX_SYMLINKS: usize = 255;
+pub use berth_spec::rootfs_path::{clean_abs, secure_join};
 
-/// `root` joined with `path` resolved inside `root`. Components that do not exist are
-/// kept as written (the caller creates them). With `follow_last` false a symlink in the
-/// last component is not followed (the caller replaces or opens it with O_NOFOLLOW).
-pub fn secure_join(root: &Path, path: &str, follow_last: bool) -> io::Result<PathBuf> {
-    let mut rest: Vec<Vec<u8>> = path.as_bytes().split(|&b| b == b'/').map(<[u8]>::to_vec).collect();
-    rest.reverse();
-    let mut resolved: Vec<Vec<u8>> = Vec::new();
-    let mut links = 0;
-    while let Some(comp) = rest.pop() {
-        match comp.as_slice() {
-            b"" | b"." => continue,
-            b".." => {
-                resolved.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let is_last = rest.iter().all(|c| c.is_empty() || c == b".");
-        let candidate = join(root, &resolved).join(OsStr::from_bytes(&comp));
-        match std::fs::symlink_metadata(&candidate) {
-            Ok(m) if m.file_type().is_symlink() && (follow_last || !is_last) => {
-                links += 1;
-                if links > MAX_SYMLINKS {
-                    return Err(io::Error::other(format!("{path}: too many levels of symbolic links")));
-                }
-                let target = std::fs::read_link(&candidate)?;
-                let t = target.as_os_str().as_bytes();
-                if t.starts_with(b"/") {
-                    resolved.clear();
-                }
-                rest.extend(t.split(|&b| b == b'/').rev().map(<[u8]>::to_vec));
-            }
-            _ => resolved.push(comp),
-        }
-    }
-    Ok(join(root, &resolved))
-}
-
-fn join(root: &Path, comps: &[Vec<u8>]) -> PathBuf {
-    let mut p = root.to_path_buf();
-    for c in comps {
-        p.push(OsStr::from_bytes(c));
-    }
-    p
-}
-
-/// A clean absolute path (`a/../b` -> `/b`).
-pub fn clean_abs(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            s => parts.push(s),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
 
 /// Creates the directories of `path` (already resolved inside `root`, see
 /// [`secure_join`]) that are missing, with mode 0755 and owner `owner`
@@ -169,6 +107,7 @@ pub fn resolve_chown(spec: &str, root: Option<&Path>) -> Result<(u32, u32), Stri
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+    use std::path::PathBuf;
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("bb-rootfs-{}-{name}", std::process::id()));
@@ -178,18 +117,9 @@ mod tests {
     }
 
     #[test]
-    fn joins_stay_inside() {
+    fn mkdir_all_through_an_absolute_symlink_stays_inside() {
         let r = tmp("join");
-        std::fs::create_dir(r.join("a")).unwrap();
         symlink("/etc", r.join("abs")).unwrap();
-        symlink("../../../../etc", r.join("a/up")).unwrap();
-        assert_eq!(secure_join(&r, "/../../etc/passwd", true).unwrap(), r.join("etc/passwd"));
-        assert_eq!(secure_join(&r, "/abs/x", true).unwrap(), r.join("etc/x"));
-        assert_eq!(secure_join(&r, "a/up/shadow", true).unwrap(), r.join("etc/shadow"));
-        assert_eq!(secure_join(&r, "/abs", false).unwrap(), r.join("abs"));
-        assert_eq!(secure_join(&r, "/abs/", false).unwrap(), r.join("abs"));
-        symlink("/loop", r.join("loop")).unwrap();
-        assert!(secure_join(&r, "/loop/x", true).is_err());
         mkdir_all(&r, &secure_join(&r, "/abs/new/deep", true).unwrap(), None).unwrap();
         assert!(r.join("etc/new/deep").is_dir());
         std::fs::remove_dir_all(&r).unwrap();

@@ -1,4 +1,6 @@
-//! berth-spec: the OCI data formats berth reads and writes. No syscalls live here.
+//! berth-spec: the OCI data formats berth reads and writes, and the one walk that
+//! resolves a path inside a rootfs. No container syscalls (namespaces, mounts, cgroups)
+//! live here: it reads files (bundles, a rootfs's /etc files) and nothing else.
 //!
 //! We keep our own serde types for the runtime config instead of the `oci-spec` crate:
 //! it pulls in regex, derive_builder and getset, and every berth command is a fresh
@@ -8,6 +10,7 @@ pub mod bundle;
 pub mod config;
 pub mod default_config;
 pub mod image;
+pub mod rootfs_path;
 pub mod state;
 
 pub use bundle::{load_bundle, Bundle, BundleError};

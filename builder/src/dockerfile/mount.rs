@@ -1,5 +1,6 @@
 //! `RUN --mount=...` specifications.
 
+use berth_spec::rootfs_path::clean_abs;
 use std::fmt;
 
 use super::expand::{Env, Lexer};
@@ -124,19 +125,6 @@ impl MountSpec {
     }
 }
 
-fn clean_abs(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            s => parts.push(s),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
 
 /// CSV fields as Go's csv reader splits them (quotes with `""` escapes).
 pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {

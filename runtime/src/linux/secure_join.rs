@@ -3,60 +3,20 @@
 //! cannot point a mount destination at the host.
 
 use crate::error::{Error, Result};
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-const MAX_SYMLINKS: usize = 255;
-
-/// Returns `root` joined with `unsafe_path` resolved inside `root`. Components that do
-/// not exist yet are kept as they are (the caller creates them).
+/// Returns `root` joined with `unsafe_path` resolved inside `root` (the walk is
+/// [`berth_spec::rootfs_path::secure_join`], shared with the builder). Components that
+/// do not exist yet are kept as they are (the caller creates them).
 pub fn secure_join(root: &Path, unsafe_path: &str) -> Result<PathBuf> {
-    let mut rest: Vec<Vec<u8>> = split(unsafe_path.as_bytes());
-    rest.reverse(); // a stack: the next component is last
-    let mut resolved: Vec<Vec<u8>> = Vec::new();
-    let mut links = 0;
-    while let Some(comp) = rest.pop() {
-        match comp.as_slice() {
-            b"" | b"." => continue,
-            b".." => {
-                resolved.pop();
-                continue;
-            }
-            _ => {}
+    berth_spec::rootfs_path::secure_join(root, unsafe_path, true).map_err(|e| {
+        // An errno keeps runc's words ("permission denied"); the loop error is ours.
+        if e.raw_os_error().is_some() {
+            Error::from(e)
+        } else {
+            Error::new(format!("secure join {e}"))
         }
-        let candidate = join(root, &resolved).join(OsStr::from_bytes(&comp));
-        match std::fs::symlink_metadata(&candidate) {
-            Ok(m) if m.file_type().is_symlink() => {
-                links += 1;
-                if links > MAX_SYMLINKS {
-                    return Err(Error::new(format!("secure join {unsafe_path}: too many levels of symbolic links")));
-                }
-                let target = std::fs::read_link(&candidate)?;
-                let t = target.as_os_str().as_bytes();
-                if t.starts_with(b"/") {
-                    resolved.clear();
-                }
-                let mut parts = split(t);
-                parts.reverse();
-                rest.extend(parts);
-            }
-            _ => resolved.push(comp),
-        }
-    }
-    Ok(join(root, &resolved))
-}
-
-fn split(p: &[u8]) -> Vec<Vec<u8>> {
-    p.split(|&b| b == b'/').map(|s| s.to_vec()).collect()
-}
-
-fn join(root: &Path, comps: &[Vec<u8>]) -> PathBuf {
-    let mut p = root.to_path_buf();
-    for c in comps {
-        p.push(OsStr::from_bytes(c));
-    }
-    p
+    })
 }
 
 /// Whether `p` (already resolved) lies at or below `root`, lexically.
@@ -79,44 +39,24 @@ pub fn is_within(root: &Path, p: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
 
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("berth-sj-{}-{name}", std::process::id()));
+    #[test]
+    fn within_is_lexical_and_stops_at_the_root() {
+        let r = Path::new("/run/r");
+        assert!(is_within(r, Path::new("/run/r")));
+        assert!(is_within(r, Path::new("/run/r/a/../b")));
+        assert!(!is_within(r, Path::new("/run/r/a/../../x")));
+        assert!(!is_within(r, Path::new("/run/rx")));
+    }
+
+    #[test]
+    fn a_symlink_loop_is_an_error_naming_the_path() {
+        let d = std::env::temp_dir().join(format!("berth-sj-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    #[test]
-    fn dotdot_stops_at_the_root() {
-        let r = tmp("dotdot");
-        assert_eq!(secure_join(&r, "/../../etc/passwd").unwrap(), r.join("etc/passwd"));
-        std::fs::remove_dir_all(&r).unwrap();
-    }
-
-    #[test]
-    fn absolute_symlink_resolves_inside_the_root() {
-        let r = tmp("abs");
-        symlink("/tmp/hostdir", r.join("evil")).unwrap();
-        assert_eq!(secure_join(&r, "/evil/x").unwrap(), r.join("tmp/hostdir/x"));
-        std::fs::remove_dir_all(&r).unwrap();
-    }
-
-    #[test]
-    fn relative_symlink_cannot_climb_out() {
-        let r = tmp("rel");
-        std::fs::create_dir(r.join("a")).unwrap();
-        symlink("../../../../etc", r.join("a/up")).unwrap();
-        assert_eq!(secure_join(&r, "a/up/shadow").unwrap(), r.join("etc/shadow"));
-        std::fs::remove_dir_all(&r).unwrap();
-    }
-
-    #[test]
-    fn symlink_loops_are_an_error() {
-        let r = tmp("loop");
-        symlink("/loop", r.join("loop")).unwrap();
-        assert!(secure_join(&r, "/loop").is_err());
-        std::fs::remove_dir_all(&r).unwrap();
+        std::os::unix::fs::symlink("/loop", d.join("loop")).unwrap();
+        let e = secure_join(&d, "/loop").unwrap_err();
+        assert_eq!(e.msg(), "secure join /loop: too many levels of symbolic links");
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -14,9 +14,10 @@ pub mod types;
 
 pub use digest::{Digest, DigestError};
 pub use runtime::{
-    lexical_join, read_in_rootfs, resolve_user, runtime_spec, ExecUser, ImageError, NetworkMode, RuntimeOptions, DEFAULT_PATH,
+    lexical_join, resolve_user, runtime_spec, ExecUser, ImageError, NetworkMode, RuntimeOptions, DEFAULT_PATH,
     DOCKER_DEFAULT_CAPS,
 };
+pub use crate::rootfs_path::read_in_rootfs;
 pub use types::*;
 
 pub const MEDIA_TYPE_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

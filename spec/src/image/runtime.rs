@@ -19,9 +19,10 @@
 
 use super::types::ImageConfig;
 use crate::config::{Namespace, Spec};
+use crate::rootfs_path::{clean_abs, read_in_rootfs};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// The PATH Docker gives a container whose image sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -221,65 +222,6 @@ pub fn resolve_user(user: &str, passwd: &str, group: &str) -> Result<ExecUser, I
     Ok(out)
 }
 
-/// Reads a file of a rootfs by its path inside it, resolving symlinks as if `root` were
-/// `/` (an absolute link target or `..` never leaves the rootfs). `Ok(None)` if missing.
-pub fn read_in_rootfs(root: &Path, inside: &str) -> std::io::Result<Option<Vec<u8>>> {
-    let mut pending: Vec<String> = Vec::new();
-    push_components(&mut pending, inside);
-    let mut resolved: Vec<String> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = pending.pop() {
-        if c == ".." {
-            resolved.pop();
-            continue;
-        }
-        let mut p = root.to_path_buf();
-        p.extend(&resolved);
-        p.push(&c);
-        let md = match std::fs::symlink_metadata(&p) {
-            Ok(md) => md,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) if e.raw_os_error() == Some(20) => return Ok(None), // ENOTDIR
-            Err(e) => return Err(e),
-        };
-        if md.file_type().is_symlink() {
-            links += 1;
-            if links > 40 {
-                return Err(std::io::Error::other(format!("{inside}: too many levels of symbolic links")));
-            }
-            let target = std::fs::read_link(&p)?;
-            let t = target.to_string_lossy();
-            if t.starts_with('/') {
-                resolved.clear();
-            }
-            push_components(&mut pending, &t);
-            continue;
-        }
-        resolved.push(c);
-    }
-    let mut p = root.to_path_buf();
-    p.extend(&resolved);
-    match std::fs::metadata(&p) {
-        Ok(md) if md.is_file() => std::fs::read(&p).map(Some),
-        Ok(_) => Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Pushes the components of `path` onto a stack so that the first pops first.
-fn push_components(stack: &mut Vec<String>, path: &str) {
-    let comps: Vec<String> = Path::new(path)
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
-            Component::ParentDir => Some("..".to_string()),
-            _ => None,
-        })
-        .collect();
-    stack.extend(comps.into_iter().rev());
-}
-
 fn env_key(kv: &str) -> &str {
     kv.split_once('=').map(|x| x.0).unwrap_or(kv)
 }
@@ -294,20 +236,6 @@ fn env_set(env: &mut Vec<String>, kv: &str) {
     }
 }
 
-/// An absolute, lexically clean path ("app/../x" in an image means "/x").
-fn clean_abs(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
 
 /// The runtime config for running `image` on the rootfs at `rootfs` (read for
 /// /etc/passwd and /etc/group when the user is a name). See the module doc.
