@@ -7,6 +7,7 @@
 
 use berth_integration::engines::docker::Docker;
 use berth_integration::engines::pty::{expect, send};
+use berth_integration::engines::compat::{self, DockerCli, LONG};
 use berth_integration::engines::suite::{self, Scenario};
 use berth_integration::engines::{cap_mask, cgroup, net, poll, unique, RuntimeUnderTest, CAP_CHOWN, CAP_NET_ADMIN};
 use std::time::Duration;
@@ -31,35 +32,33 @@ fn docker_with_berth() {
 
 const SCENARIOS: &[Scenario<Docker>] = &[
     ("info_runtime_version", info_runtime_version),
-    ("run_rm_exit_codes", run_rm_exit_codes),
+    ("run_rm_exit_codes", compat::run_rm_exit_codes),
     ("run_not_found_126_127", run_not_found_126_127),
     ("run_it", run_it),
     ("run_detached_logs", run_detached_logs),
     ("exec", exec),
-    ("exec_it", exec_it),
+    ("exec_it", compat::exec_it),
     ("top", top),
-    ("pause_unpause", pause_unpause),
-    ("kill_signal", kill_signal),
-    ("stop", stop),
+    ("pause_unpause", compat::pause_unpause),
+    ("kill_signal", compat::kill_signal),
+    ("stop", compat::stop),
     ("start_restart", start_restart),
     ("rm_running", rm_running),
     ("user_workdir_env", user_workdir_env),
-    ("bind_mounts", bind_mounts),
-    ("network_none", network_none),
+    ("bind_mounts", compat::bind_mounts),
+    ("network_none", compat::network_none),
     ("bridge_network", bridge_network),
     ("publish_port", publish_port),
     ("memory_limit", memory_limit),
     ("update_memory", update_memory),
     ("pids_limit", pids_limit),
-    ("cpus", cpus),
-    ("read_only_tmpfs", read_only_tmpfs),
+    ("cpus", compat::cpus),
+    ("read_only_tmpfs", compat::read_only_tmpfs),
     ("cap_add_drop", cap_add_drop),
     ("init", init),
     ("restart_policy", restart_policy),
     ("seccomp", seccomp),
 ];
-
-const LONG: &str = "echo started; exec sleep 1000";
 
 /// `docker info` runs the default runtime's `--version` and shows its commit.
 fn info_runtime_version(d: &Docker) {
@@ -74,19 +73,6 @@ fn info_runtime_version(d: &Docker) {
     assert!(f[2].contains(&*d.wrapper.path.to_string_lossy()), "{out}");
     let calls = d.wrapper.all_calls();
     assert!(calls.iter().any(|c| c.argv == "'--version'" && c.exit == Some(0)), "dockerd never ran --version: {calls:?}");
-}
-
-/// `run --rm`: stdout, stderr and the exit code; the container is gone afterwards.
-fn run_rm_exit_codes(d: &Docker) {
-    let name = unique("rm");
-    let o = d.docker(&["run", "--rm", "--name", &name, &d.image, "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7"]);
-    assert_eq!(o.code(), 7, "{}", o.describe());
-    assert!(o.stdout.contains("to-stdout"), "{}", o.describe());
-    assert!(o.stderr.contains("to-stderr"), "{}", o.describe());
-    let o = d.docker(&["run", "--rm", &d.image, "true"]);
-    assert_eq!(o.code(), 0, "{}", o.describe());
-    let all = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
-    assert!(!all.lines().any(|l| l.trim() == name), "--rm left {name}: {all}");
 }
 
 /// dockerd maps the runtime's error words to 127 (not found) and 126 (not executable).
@@ -142,16 +128,6 @@ fn exec(d: &Docker) {
     assert_eq!(d.ok(&["exec", &name, "cat", "/proc/1/comm"]).trim(), "sleep");
 }
 
-/// `exec -it`.
-fn exec_it(d: &Docker) {
-    let name = unique("execit");
-    d.run_detached(&name, &[], LONG);
-    let o = d.pty(&["exec", "-it", &name, "sh"], &[expect("# "), send("tty; echo $((7*6))-exec; exit 4\r")]);
-    assert_eq!(o.code(), 4, "{}", o.describe());
-    assert!(o.text.contains("42-exec"), "{}", o.describe());
-    assert!(o.text.contains("/dev/pts/"), "{}", o.describe());
-}
-
 /// `top` (the runtime's `ps --format json`).
 fn top(d: &Docker) {
     let name = unique("top");
@@ -161,52 +137,6 @@ fn top(d: &Docker) {
     assert!(out.contains("sleep 1001"), "{out}");
     let pid = d.pid(&name);
     assert!(out.lines().any(|l| l.split_whitespace().nth(1) == Some(&*pid.to_string())), "the init {pid} is not listed: {out}");
-}
-
-/// `pause`/`unpause`.
-fn pause_unpause(d: &Docker) {
-    let name = unique("pause");
-    d.run_detached(&name, &[], "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done");
-    let pid = d.pid(&name);
-    d.ok(&["pause", &name]);
-    assert_eq!(d.inspect(&name, "{{.State.Status}}"), "paused");
-    assert_eq!(cgroup::freezer_state(pid), "FROZEN");
-    d.ok(&["unpause", &name]);
-    assert_eq!(d.inspect(&name, "{{.State.Status}}"), "running");
-    assert_eq!(cgroup::freezer_state(pid), "THAWED");
-    let a = d.ok(&["exec", &name, "cat", "/tmp/n"]);
-    std::thread::sleep(Duration::from_millis(500));
-    let b = d.ok(&["exec", &name, "cat", "/tmp/n"]);
-    assert_ne!(a.trim(), b.trim(), "the loop did not run on after unpause");
-}
-
-/// `kill -s USR1`.
-fn kill_signal(d: &Docker) {
-    let name = unique("kill");
-    d.run_detached(&name, &[], "trap 'echo got-usr1; exit 42' USR1; echo ready; while :; do sleep 0.1; done");
-    d.wait_log(&name, "ready");
-    d.ok(&["kill", "-s", "USR1", &name]);
-    let o = d.docker(&["wait", &name]);
-    assert_eq!(o.stdout.trim(), "42", "{}", o.describe());
-    d.wait_log(&name, "got-usr1");
-}
-
-/// `stop`: TERM, then KILL after the timeout.
-fn stop(d: &Docker) {
-    let a = unique("stop-term");
-    d.run_detached(&a, &[], "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.1; done");
-    d.wait_log(&a, "ready");
-    d.ok(&["stop", "-t", "20", &a]);
-    assert_eq!(d.inspect(&a, "{{.State.Status}}"), "exited");
-    assert_eq!(d.inspect(&a, "{{.State.ExitCode}}"), "0");
-    d.wait_log(&a, "got-term");
-    let b = unique("stop-kill");
-    d.run_detached(&b, &[], "trap '' TERM; echo ready; while :; do sleep 0.1; done");
-    d.wait_log(&b, "ready");
-    let t0 = std::time::Instant::now();
-    d.ok(&["stop", "-t", "1", &b]);
-    assert!(t0.elapsed() >= Duration::from_millis(900), "stop did not wait for the timeout");
-    assert_eq!(d.inspect(&b, "{{.State.ExitCode}}"), "137");
 }
 
 /// `create` + `start`, `restart`, `stop` + `start`.
@@ -253,33 +183,6 @@ fn user_workdir_env(d: &Docker) {
     assert_eq!(o.stdout.lines().collect::<Vec<_>>(), ["1000", "1001", "/home/test", "alpha|with space"], "{}", o.describe());
     let o = d.docker(&["run", "--rm", "--user", "nobody", &d.image, "id", "-un"]);
     assert_eq!(o.stdout.trim(), "nobody", "{}", o.describe());
-}
-
-/// `-v` read-write and `:ro`.
-fn bind_mounts(d: &Docker) {
-    let host = d.dir.join(unique("bind"));
-    std::fs::create_dir_all(&host).unwrap();
-    std::fs::write(host.join("from-host"), "host-data\n").unwrap();
-    let rw = format!("{}:/data", host.display());
-    let o = d.docker(&["run", "--rm", "-v", &rw, &d.image, "sh", "-c", "cat /data/from-host; echo container-data > /data/from-container"]);
-    o.ok();
-    assert!(o.stdout.contains("host-data"), "{}", o.describe());
-    assert_eq!(std::fs::read_to_string(host.join("from-container")).unwrap_or_default(), "container-data\n");
-    let ro = format!("{}:/data:ro", host.display());
-    let o = d.docker(&["run", "--rm", "-v", &ro, &d.image, "sh", "-c", "cat /data/from-host; echo x > /data/nope"]);
-    assert_ne!(o.code(), 0, "write to a :ro mount succeeded: {}", o.describe());
-    assert!(o.stderr.contains("Read-only file system"), "{}", o.describe());
-    assert!(!host.join("nope").exists());
-}
-
-/// `--network none`: only `lo`, up.
-fn network_none(d: &Docker) {
-    let o = d.docker(&["run", "--rm", "--network", "none", &d.image, "sh", "-c", "ls /sys/class/net; readlink /proc/self/ns/net; ip link show lo; ping -c 1 -W 5 127.0.0.1 >/dev/null && echo loopback-ok"]);
-    let ifs: Vec<&str> = o.stdout.lines().take_while(|l| !l.starts_with("net:")).collect();
-    assert_eq!(ifs, ["lo"], "{}", o.describe());
-    assert!(!o.stdout.contains(&d.netns.link()), "shares the host netns: {}", o.describe());
-    assert!(o.stdout.contains("<LOOPBACK,UP"), "lo is not up: {}", o.describe());
-    assert!(o.stdout.contains("loopback-ok"), "127.0.0.1 does not answer: {}", o.describe());
 }
 
 /// The default bridge: dockerd configures the container's eth0 from its prestart hook
@@ -345,28 +248,6 @@ fn pids_limit(d: &Docker) {
     assert!(current <= 20, "pids.current {current} above the limit");
 }
 
-/// `--cpus`.
-fn cpus(d: &Docker) {
-    let name = unique("cpus");
-    d.run_detached(&name, &["--cpus", "0.5"], LONG);
-    let pid = d.pid(&name);
-    if cgroup::is_v1(pid, "cpu") {
-        assert_eq!(cgroup::read(pid, "cpu", "cpu.cfs_quota_us", "cpu.cfs_quota_us"), "50000");
-        assert_eq!(cgroup::read(pid, "cpu", "cpu.cfs_period_us", "cpu.cfs_period_us"), "100000");
-    } else {
-        assert_eq!(cgroup::read(pid, "cpu", "cpu.max", "cpu.max"), "50000 100000");
-    }
-}
-
-/// `--read-only` with `--tmpfs`.
-fn read_only_tmpfs(d: &Docker) {
-    let o = d.docker(&["run", "--rm", "--read-only", "--tmpfs", "/scratch", &d.image, "sh", "-c", "touch /scratch/ok && echo tmpfs-ok; grep ' /scratch ' /proc/mounts; touch /rootfs-file"]);
-    assert_ne!(o.code(), 0, "a write to the read-only rootfs succeeded: {}", o.describe());
-    assert!(o.stdout.contains("tmpfs-ok"), "{}", o.describe());
-    assert!(o.stdout.contains("tmpfs /scratch tmpfs"), "{}", o.describe());
-    assert!(o.stderr.contains("Read-only file system"), "{}", o.describe());
-}
-
 /// `--cap-drop`/`--cap-add`.
 fn cap_add_drop(d: &Docker) {
     let o = d.docker(&["run", "--rm", "--cap-drop", "CHOWN", &d.image, "sh", "-c", "grep Cap /proc/self/status; chown 1000 /tmp && echo chown-worked"]);
@@ -402,18 +283,10 @@ fn restart_policy(d: &Docker) {
     assert_eq!(n, 3, "three runs expected");
 }
 
-/// seccomp: dockerd's default profile filters; our mkdir-ENOSYS profile is enforced;
-/// `seccomp=unconfined` filters nothing.
+/// seccomp: the shared checks (default profile, our mkdir-ENOSYS profile, unconfined),
+/// and dockerd's default profile refuses unshare.
 fn seccomp(d: &Docker) {
-    let o = d.docker(&["run", "--rm", &d.image, "grep", "Seccomp:", "/proc/self/status"]);
-    assert!(o.stdout.contains("Seccomp:\t2"), "no seccomp filter with the default profile: {}", o.describe());
+    compat::seccomp_profiles(d);
     let o = d.docker(&["run", "--rm", &d.image, "sh", "-c", "unshare -U true && echo unshare-worked"]);
     assert!(!o.stdout.contains("unshare-worked"), "the default profile let unshare through: {}", o.describe());
-    let profile = berth_integration::engines::write_mkdir_enosys_profile(&d.dir);
-    let opt = format!("seccomp={}", profile.display());
-    let o = d.docker(&["run", "--rm", "--security-opt", &opt, &d.image, "sh", "-c", "mkdir /tmp/blocked && echo mkdir-worked"]);
-    assert!(!o.stdout.contains("mkdir-worked"), "the profile was not enforced: {}", o.describe());
-    assert!(o.stderr.contains("Function not implemented"), "{}", o.describe());
-    let o = d.docker(&["run", "--rm", "--security-opt", "seccomp=unconfined", &d.image, "grep", "Seccomp:", "/proc/self/status"]);
-    assert!(o.stdout.contains("Seccomp:\t0"), "{}", o.describe());
 }

@@ -8,6 +8,7 @@
 use berth_integration::engines::cli::CliOpts;
 use berth_integration::engines::podman::Podman;
 use berth_integration::engines::pty::{expect, send};
+use berth_integration::engines::compat::{self, DockerCli, LONG};
 use berth_integration::engines::suite::{self, Scenario};
 use berth_integration::engines::{cap_mask, cgroup, net, unique, RuntimeUnderTest, CAP_CHOWN, CAP_NET_ADMIN};
 use std::time::Duration;
@@ -31,49 +32,33 @@ fn podman_with_berth() {
 }
 
 const SCENARIOS: &[Scenario<Podman>] = &[
-    ("run_rm_exit_codes", run_rm_exit_codes),
+    ("run_rm_exit_codes", compat::run_rm_exit_codes),
     ("run_not_found_126_127", run_not_found_126_127),
     ("run_it", run_it),
     ("run_detached_logs", run_detached_logs),
     ("exec", exec),
-    ("exec_it", exec_it),
+    ("exec_it", compat::exec_it),
     ("top", top),
-    ("pause_unpause", pause_unpause),
-    ("kill_signal", kill_signal),
-    ("stop", stop),
+    ("pause_unpause", compat::pause_unpause),
+    ("kill_signal", compat::kill_signal),
+    ("stop", compat::stop),
     ("start_restart", start_restart),
     ("rm_running", rm_running),
     ("user_workdir_env", user_workdir_env),
-    ("bind_mounts", bind_mounts),
-    ("network_none", network_none),
+    ("bind_mounts", compat::bind_mounts),
+    ("network_none", compat::network_none),
     ("bridge_network", bridge_network),
     ("publish_port", publish_port),
     ("memory_limit", memory_limit),
     ("pids_limit", pids_limit),
-    ("cpus", cpus),
-    ("read_only_tmpfs", read_only_tmpfs),
+    ("cpus", compat::cpus),
+    ("read_only_tmpfs", compat::read_only_tmpfs),
     ("cap_add_drop", cap_add_drop),
     ("uidmap", uidmap),
     ("preserve_fds", preserve_fds),
     ("init", init),
-    ("seccomp", seccomp),
+    ("seccomp", compat::seccomp_profiles),
 ];
-
-const LONG: &str = "echo started; exec sleep 1000";
-
-/// `run --rm`: the container's stdout, stderr and exit code come back through conmon;
-/// the container is gone afterwards. (128+N for a signal: see `stop`.)
-fn run_rm_exit_codes(p: &Podman) {
-    let name = unique("rm");
-    let o = p.podman(&["run", "--rm", "--name", &name, &p.image, "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7"]);
-    assert_eq!(o.code(), 7, "{}", o.describe());
-    assert!(o.stdout.contains("to-stdout"), "{}", o.describe());
-    assert!(o.stderr.contains("to-stderr"), "{}", o.describe());
-    let o = p.podman(&["run", "--rm", &p.image, "true"]);
-    assert_eq!(o.code(), 0, "{}", o.describe());
-    let all = p.ok(&["ps", "-a", "--format", "{{.Names}}"]);
-    assert!(!all.lines().any(|l| l.trim() == name), "--rm left {name}: {all}");
-}
 
 /// podman reads the runtime's --log JSON and maps the error words to 127 (command not
 /// found) and 126 (not executable), for run and for exec.
@@ -132,16 +117,6 @@ fn exec(p: &Podman) {
     assert_eq!(out.trim(), "sleep");
 }
 
-/// `exec -it`: a terminal for the exec'd process, input and exit code.
-fn exec_it(p: &Podman) {
-    let name = unique("execit");
-    p.run_detached(&name, &[], LONG);
-    let o = p.pty(&["exec", "-it", &name, "sh"], &[expect("# "), send("tty; echo $((7*6))-exec; exit 4\r")]);
-    assert_eq!(o.code(), 4, "{}", o.describe());
-    assert!(o.text.contains("42-exec"), "{}", o.describe());
-    assert!(o.text.contains("/dev/pts/"), "{}", o.describe());
-}
-
 /// `top`: the container's processes.
 fn top(p: &Podman) {
     let name = unique("top");
@@ -150,56 +125,6 @@ fn top(p: &Podman) {
     assert!(out.contains("sleep 1001"), "{out}");
     let out = p.ok(&["top", &name, "pid", "comm"]);
     assert!(out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "sleep"]), "{out}");
-}
-
-/// `pause`/`unpause`: the freezer cgroup and podman's status follow, and the container
-/// runs on afterwards.
-fn pause_unpause(p: &Podman) {
-    let name = unique("pause");
-    p.run_detached(&name, &[], "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done");
-    let pid = p.pid(&name);
-    p.ok(&["pause", &name]);
-    assert_eq!(p.inspect(&name, "{{.State.Status}}"), "paused");
-    assert_eq!(cgroup::freezer_state(pid), "FROZEN");
-    p.ok(&["unpause", &name]);
-    assert_eq!(p.inspect(&name, "{{.State.Status}}"), "running");
-    assert_eq!(cgroup::freezer_state(pid), "THAWED");
-    let a = p.ok(&["exec", &name, "cat", "/tmp/n"]);
-    std::thread::sleep(Duration::from_millis(500));
-    let b = p.ok(&["exec", &name, "cat", "/tmp/n"]);
-    assert_ne!(a.trim(), b.trim(), "the loop did not run on after unpause");
-}
-
-/// `kill -s USR1`: the signal reaches the container's process; its exit code is kept.
-fn kill_signal(p: &Podman) {
-    let name = unique("kill");
-    p.run_detached(&name, &[], "trap 'echo got-usr1; exit 42' USR1; echo ready; while :; do sleep 0.1; done");
-    p.wait_log(&name, "ready");
-    p.ok(&["kill", "-s", "USR1", &name]);
-    let o = p.podman(&["wait", &name]);
-    assert_eq!(o.stdout.trim(), "42", "{}", o.describe());
-    p.wait_log(&name, "got-usr1");
-    assert_eq!(p.inspect(&name, "{{.State.ExitCode}}"), "42");
-}
-
-/// `stop`: TERM first (a process that handles it exits on its own), KILL after the
-/// timeout for one that ignores it.
-fn stop(p: &Podman) {
-    let a = unique("stop-term");
-    p.run_detached(&a, &[], "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.1; done");
-    p.wait_log(&a, "ready");
-    p.ok(&["stop", "-t", "20", &a]);
-    assert_eq!(p.inspect(&a, "{{.State.Status}}"), "exited");
-    assert_eq!(p.inspect(&a, "{{.State.ExitCode}}"), "0");
-    p.wait_log(&a, "got-term");
-    let b = unique("stop-kill");
-    p.run_detached(&b, &[], "trap '' TERM; echo ready; while :; do sleep 0.1; done");
-    p.wait_log(&b, "ready");
-    let t0 = std::time::Instant::now();
-    p.ok(&["stop", "-t", "1", &b]);
-    assert!(t0.elapsed() >= Duration::from_millis(900), "stop did not wait for the timeout");
-    assert_eq!(p.inspect(&b, "{{.State.Status}}"), "exited");
-    assert_eq!(p.inspect(&b, "{{.State.ExitCode}}"), "137");
 }
 
 /// `create` + `start`, then `restart`: a new process each time, logs of both runs.
@@ -260,35 +185,6 @@ fn user_workdir_env(p: &Podman) {
     assert_eq!(o.stdout.trim(), "nobody", "{}", o.describe());
 }
 
-/// `-v` bind mounts: read-write (the host sees the write) and `:ro` (writes refused).
-fn bind_mounts(p: &Podman) {
-    let host = p.dir.join(unique("bind"));
-    std::fs::create_dir_all(&host).unwrap();
-    std::fs::write(host.join("from-host"), "host-data\n").unwrap();
-    let rw = format!("{}:/data", host.display());
-    let o = p.podman(&["run", "--rm", "-v", &rw, &p.image, "sh", "-c", "cat /data/from-host; echo container-data > /data/from-container"]);
-    o.ok();
-    assert!(o.stdout.contains("host-data"), "{}", o.describe());
-    assert_eq!(std::fs::read_to_string(host.join("from-container")).unwrap_or_default(), "container-data\n");
-    let ro = format!("{}:/data:ro", host.display());
-    let o = p.podman(&["run", "--rm", "-v", &ro, &p.image, "sh", "-c", "cat /data/from-host; echo x > /data/nope"]);
-    assert_ne!(o.code(), 0, "write to a :ro mount succeeded: {}", o.describe());
-    assert!(o.stdout.contains("host-data"), "{}", o.describe());
-    assert!(o.stderr.contains("Read-only file system"), "{}", o.describe());
-    assert!(!host.join("nope").exists());
-}
-
-/// `--network none`: a network namespace of its own with only the loopback, which is up
-/// (runc brings `lo` up in a new network namespace; programs expect 127.0.0.1 to work).
-fn network_none(p: &Podman) {
-    let o = p.podman(&["run", "--rm", "--network", "none", &p.image, "sh", "-c", "ls /sys/class/net; readlink /proc/self/ns/net; ip link show lo; ping -c 1 -W 5 127.0.0.1 >/dev/null && echo loopback-ok"]);
-    let ifs: Vec<&str> = o.stdout.lines().take_while(|l| !l.starts_with("net:")).collect();
-    assert_eq!(ifs, ["lo"], "{}", o.describe());
-    assert!(!o.stdout.contains(&p.netns.link()), "shares the host netns: {}", o.describe());
-    assert!(o.stdout.contains("<LOOPBACK,UP"), "lo is not up: {}", o.describe());
-    assert!(o.stdout.contains("loopback-ok"), "127.0.0.1 does not answer: {}", o.describe());
-}
-
 /// The default bridge network: an eth0 with an address and a default route, and the
 /// bridge's gateway answers.
 fn bridge_network(p: &Podman) {
@@ -327,28 +223,6 @@ fn pids_limit(p: &Podman) {
     let o = p.podman(&["exec", &name, "sh", "-c", "for i in $(seq 1 40); do sleep 30 & done; wait 2>/dev/null; echo done"]);
     let current: u64 = cgroup::read(pid, "pids", "pids.current", "pids.current").parse().unwrap_or(0);
     assert!(current <= 20, "pids.current {current} above the limit; {}", o.describe());
-}
-
-/// `--cpus`: the CFS quota and period.
-fn cpus(p: &Podman) {
-    let name = unique("cpus");
-    p.run_detached(&name, &["--cpus", "0.5"], LONG);
-    let pid = p.pid(&name);
-    if cgroup::is_v1(pid, "cpu") {
-        assert_eq!(cgroup::read(pid, "cpu", "cpu.cfs_quota_us", "cpu.cfs_quota_us"), "50000");
-        assert_eq!(cgroup::read(pid, "cpu", "cpu.cfs_period_us", "cpu.cfs_period_us"), "100000");
-    } else {
-        assert_eq!(cgroup::read(pid, "cpu", "cpu.max", "cpu.max"), "50000 100000");
-    }
-}
-
-/// `--read-only` with `--tmpfs`: the rootfs refuses writes, the tmpfs takes them.
-fn read_only_tmpfs(p: &Podman) {
-    let o = p.podman(&["run", "--rm", "--read-only", "--tmpfs", "/scratch", &p.image, "sh", "-c", "touch /scratch/ok && echo tmpfs-ok; grep ' /scratch ' /proc/mounts; touch /rootfs-file"]);
-    assert_ne!(o.code(), 0, "a write to the read-only rootfs succeeded: {}", o.describe());
-    assert!(o.stdout.contains("tmpfs-ok"), "{}", o.describe());
-    assert!(o.stdout.contains("tmpfs /scratch tmpfs"), "{}", o.describe());
-    assert!(o.stderr.contains("Read-only file system"), "{}", o.describe());
 }
 
 /// `--cap-drop`/`--cap-add`: the capability sets and what they allow.
@@ -406,17 +280,3 @@ fn init(p: &Podman) {
     assert!(!o.stdout.contains("pid=1\n"), "{}", o.describe());
 }
 
-/// seccomp: podman's default profile (/usr/share/containers/seccomp.json) puts a filter
-/// on the process; a profile of our own that makes mkdir fail with ENOSYS is enforced;
-/// `seccomp=unconfined` puts none.
-fn seccomp(p: &Podman) {
-    let o = p.podman(&["run", "--rm", &p.image, "grep", "Seccomp:", "/proc/self/status"]);
-    assert!(o.stdout.contains("Seccomp:\t2"), "no seccomp filter with the default profile: {}", o.describe());
-    let profile = berth_integration::engines::write_mkdir_enosys_profile(&p.dir);
-    let opt = format!("seccomp={}", profile.display());
-    let o = p.podman(&["run", "--rm", "--security-opt", &opt, &p.image, "sh", "-c", "mkdir /tmp/blocked && echo mkdir-worked"]);
-    assert!(!o.stdout.contains("mkdir-worked"), "the profile was not enforced: {}", o.describe());
-    assert!(o.stderr.contains("Function not implemented"), "{}", o.describe());
-    let o = p.podman(&["run", "--rm", "--security-opt", "seccomp=unconfined", &p.image, "grep", "Seccomp:", "/proc/self/status"]);
-    assert!(o.stdout.contains("Seccomp:\t0"), "{}", o.describe());
-}

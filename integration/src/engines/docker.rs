@@ -125,46 +125,6 @@ impl Docker {
         self.cli.run(&self.args(args))
     }
 
-    #[track_caller]
-    pub fn ok(&self, args: &[&str]) -> String {
-        let o = self.docker(args);
-        o.ok();
-        o.stdout
-    }
-
-    pub fn pty(&self, args: &[&str], steps: &[super::pty::Step]) -> super::pty::PtyOutput {
-        self.cli.pty(&self.args(args), steps, Duration::from_secs(40))
-    }
-
-    #[track_caller]
-    pub fn inspect(&self, name: &str, format: &str) -> String {
-        self.ok(&["inspect", "--format", format, name]).trim().to_string()
-    }
-
-    #[track_caller]
-    pub fn pid(&self, name: &str) -> i32 {
-        let p = self.inspect(name, "{{.State.Pid}}");
-        p.parse().unwrap_or_else(|_| panic!("pid of {name}: {p:?}"))
-    }
-
-    /// `run -d` of `sh -c SCRIPT` named NAME with extra flags; returns the full id.
-    #[track_caller]
-    pub fn run_detached(&self, name: &str, flags: &[&str], script: &str) -> String {
-        let mut a: Vec<&str> = vec!["run", "-d", "--name", name];
-        a.extend_from_slice(flags);
-        a.extend_from_slice(&[&self.image, "sh", "-c", script]);
-        self.ok(&a).trim().to_string()
-    }
-
-    #[track_caller]
-    pub fn wait_log(&self, name: &str, text: &str) -> String {
-        super::poll(Duration::from_secs(30), &format!("{text:?} in the log of {name}"), || {
-            let o = self.docker(&["logs", name]);
-            let t = format!("{}{}", o.stdout, o.stderr);
-            t.contains(text).then_some(t)
-        })
-    }
-
     pub fn remove_all(&self) -> Result<(), String> {
         let o = self.cli.try_run(&["ps", "-aq"], Duration::from_secs(60))?;
         let ids: Vec<&str> = o.stdout.split_whitespace().collect();
@@ -199,6 +159,8 @@ impl Docker {
         problems
     }
 }
+
+super::compat::impl_docker_cli!(Docker, docker);
 
 impl super::suite::Engine for Docker {
     fn wrapper(&self) -> &Wrapper {

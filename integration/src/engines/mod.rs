@@ -28,6 +28,7 @@
 
 pub mod cgroup;
 pub mod cli;
+pub mod compat;
 pub mod containerd;
 pub mod daemon;
 pub mod docker;

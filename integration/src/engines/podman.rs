@@ -146,53 +146,6 @@ runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "bert
         self.cli.run_opts(&self.args(args), o)
     }
 
-    /// Runs and asserts success; stdout.
-    #[track_caller]
-    pub fn ok(&self, args: &[&str]) -> String {
-        let o = self.podman(args);
-        o.ok();
-        o.stdout
-    }
-
-    pub fn pty(&self, args: &[&str], steps: &[super::pty::Step]) -> super::pty::PtyOutput {
-        self.cli.pty(&self.args(args), steps, Duration::from_secs(40))
-    }
-
-    /// `podman inspect -f FORMAT NAME`, trimmed.
-    #[track_caller]
-    pub fn inspect(&self, name: &str, format: &str) -> String {
-        self.ok(&["inspect", "--format", format, name]).trim().to_string()
-    }
-
-    /// The host pid of a running container.
-    #[track_caller]
-    pub fn pid(&self, name: &str) -> i32 {
-        let p = self.inspect(name, "{{.State.Pid}}");
-        p.parse().unwrap_or_else(|_| panic!("pid of {name}: {p:?}"))
-    }
-
-    /// `run -d` of `sh -c SCRIPT` named NAME with extra flags; returns the full id.
-    #[track_caller]
-    pub fn run_detached(&self, name: &str, flags: &[&str], script: &str) -> String {
-        let mut a: Vec<&str> = vec!["run", "-d", "--name", name];
-        a.extend_from_slice(flags);
-        a.extend_from_slice(&[&self.image, "sh", "-c", script]);
-        let id = self.ok(&a).trim().to_string();
-        self.seen_ids.lock().unwrap().push(id.clone());
-        id
-    }
-
-    /// Waits until the container's log contains `text`.
-    #[track_caller]
-    pub fn wait_log(&self, name: &str, text: &str) -> String {
-        let mut last = String::new();
-        super::poll(Duration::from_secs(30), &format!("{text:?} in the log of {name}"), || {
-            let o = self.podman(&["logs", name]);
-            last = format!("{}{}", o.stdout, o.stderr);
-            last.contains(text).then(|| last.clone())
-        })
-    }
-
     /// Removes every container (`rm -af -t 0`); remembers their ids first.
     pub fn remove_all(&self) -> Result<(), String> {
         if let Ok(o) = self.cli.try_run(&["ps", "-aq", "--no-trunc"], Duration::from_secs(60)) {
@@ -231,6 +184,8 @@ runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "bert
         problems
     }
 }
+
+super::compat::impl_docker_cli!(Podman, podman);
 
 impl super::suite::Engine for Podman {
     fn wrapper(&self) -> &Wrapper {
