@@ -12,6 +12,7 @@ pub mod default_config;
 pub mod image;
 pub mod rootfs_path;
 pub mod state;
+pub mod time;
 
 pub use bundle::{load_bundle, Bundle, BundleError};
 pub use config::*;
