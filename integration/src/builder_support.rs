@@ -2,11 +2,12 @@
 //! (temp dir, runtime, cleanup) with an image store of its own holding `busybox:latest`,
 //! imported with `berth-build import` from a tarball of the harness's busybox rootfs.
 
+use crate::runtime::{Output, Running};
 use crate::{paths, procs, rootfs, Test};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long one berth-build command may take (debug builds, a loaded two-core machine).
 pub const TIMEOUT: Duration = Duration::from_secs(300);
@@ -32,44 +33,22 @@ pub fn builder_bin() -> PathBuf {
     .clone()
 }
 
-/// What a berth-build command did.
-#[derive(Debug)]
-pub struct Out {
-    pub cmdline: String,
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-    pub elapsed: Duration,
+/// What a berth-build command did: the harness's [`Output`], read with [`BuildOutput`].
+pub type Out = Output;
+
+/// What a build's plain progress (stderr) says about its steps.
+pub trait BuildOutput {
+    /// Plain progress lines `#N CACHED` in stderr.
+    fn cached_steps(&self) -> usize;
+    /// The `#N [..] TEXT` step lines whose step was a cache hit.
+    fn step_was_cached(&self, text: &str) -> bool;
 }
 
-impl Out {
-    pub fn describe(&self) -> String {
-        format!(
-            "command: {}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
-            self.cmdline, self.status, self.stdout, self.stderr
-        )
-    }
-    #[track_caller]
-    pub fn ok(&self) -> &Self {
-        assert!(self.status.success(), "expected success\n{}", self.describe());
-        self
-    }
-    #[track_caller]
-    pub fn failed(&self) -> &Self {
-        assert!(self.status.code().is_some_and(|c| c != 0), "expected a non-zero exit\n{}", self.describe());
-        self
-    }
-    #[track_caller]
-    pub fn stderr_has(&self, words: &str) -> &Self {
-        assert!(self.stderr.contains(words), "expected stderr to contain {words:?}\n{}", self.describe());
-        self
-    }
-    /// Plain progress lines `#N CACHED` in stderr.
-    pub fn cached_steps(&self) -> usize {
+impl BuildOutput for Output {
+    fn cached_steps(&self) -> usize {
         self.stderr.lines().filter(|l| l.starts_with('#') && l.ends_with(" CACHED")).count()
     }
-    /// The `#N [..] TEXT` step lines whose step was a cache hit.
-    pub fn step_was_cached(&self, text: &str) -> bool {
+    fn step_was_cached(&self, text: &str) -> bool {
         let Some(n) =
             self.stderr.lines().find(|l| l.starts_with('#') && l.contains(text)).and_then(|l| l.split(' ').next())
         else {
@@ -79,8 +58,9 @@ impl Out {
     }
 }
 
-/// Runs `cmd` (stdout and stderr to files, so a leaked process holding them cannot
-/// block us), killing it after [`TIMEOUT`].
+/// Runs `cmd` (stdout and stderr to files in `dir`, removed afterwards), killing it
+/// after [`TIMEOUT`].
+#[track_caller]
 pub fn run_cmd(cmd: &mut Command, dir: &Path) -> Out {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -89,31 +69,7 @@ pub fn run_cmd(cmd: &mut Command, dir: &Path) -> Out {
     cmd.stdin(Stdio::null())
         .stdout(std::fs::File::create(&o).expect("stdout file"))
         .stderr(std::fs::File::create(&e).expect("stderr file"));
-    let start = Instant::now();
-    let mut child = procs::spawn(cmd).unwrap_or_else(|err| panic!("cannot run {cmdline}: {err}"));
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if start.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let s = child.wait().expect("wait");
-            procs::untrack(child.id());
-            panic!(
-                "{cmdline} did not finish within {TIMEOUT:?} ({s})\n{}",
-                std::fs::read_to_string(&e).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    procs::untrack(child.id());
-    let out = Out {
-        cmdline,
-        status,
-        stdout: std::fs::read_to_string(&o).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&e).unwrap_or_default(),
-        elapsed: start.elapsed(),
-    };
+    let out = Running::spawn(cmd, cmdline, o.clone(), e.clone()).unwrap_or_else(|err| panic!("{err}")).wait(TIMEOUT);
     let _ = std::fs::remove_file(&o);
     let _ = std::fs::remove_file(&e);
     out

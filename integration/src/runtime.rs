@@ -118,6 +118,13 @@ pub struct Running {
 }
 
 impl Running {
+    /// Spawns `cmd`, whose stdout and stderr the caller pointed at these two files
+    /// (files, not pipes: a leaked process holding them cannot block the test).
+    pub fn spawn(cmd: &mut Command, cmdline: String, stdout_path: PathBuf, stderr_path: PathBuf) -> Result<Running, String> {
+        let child = procs::spawn(cmd).map_err(|e| format!("cannot run {cmdline}: {e}"))?;
+        Ok(Running { cmdline, child: Some(child), stdout_path, stderr_path })
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
     }
@@ -241,8 +248,7 @@ impl Runtime {
             }
         }
         let cmdline = format!("{} {}", self.bin.display(), shell_words(&all));
-        let child = procs::spawn(&mut cmd).map_err(|e| format!("cannot run {cmdline}: {e}"))?;
-        Ok(Running { cmdline, child: Some(child), stdout_path, stderr_path })
+        Running::spawn(&mut cmd, cmdline, stdout_path, stderr_path)
     }
 
     /// Runs a command to completion with options.

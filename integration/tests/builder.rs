@@ -7,7 +7,7 @@
 //! checks skopeo, umoci, runc and podman (each check is skipped, saying so, when its tool
 //! is missing).
 
-use berth_integration::builder_support::{serve, sha256_hex, Bt, Out};
+use berth_integration::builder_support::{serve, sha256_hex, BuildOutput, Bt, Out};
 use berth_integration::{Opts, Value};
 use std::path::Path;
 use std::process::Command;

@@ -14,7 +14,7 @@
 //!
 //!     cargo test --release -p berth-integration --test registry_build
 
-use berth_integration::builder_support::{builder_bin, run_cmd, Bt, Out};
+use berth_integration::builder_support::{builder_bin, run_cmd, BuildOutput, Bt, Out};
 use berth_integration::registry_support::{need, Podman, Registry, RegistryConfig};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
