@@ -235,6 +235,15 @@ impl ShellWord<'_> {
         c
     }
 
+    /// The word of a `${...}` modifier up to `stop`; `missing` when the input ends first.
+    fn word_until(&mut self, stop: char, raw_escapes: bool, missing: &str) -> R<String> {
+        match self.process_stop_on(Some(stop), raw_escapes) {
+            Ok((w, _)) => Ok(w),
+            Err(_) if self.peek().is_none() => Err(missing.into()),
+            Err(e) => Err(e),
+        }
+    }
+
     fn process_stop_on(&mut self, stop: Option<char>, raw_escapes: bool) -> R<(String, Vec<String>)> {
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
@@ -445,15 +454,7 @@ impl ShellWord<'_> {
                 if null_is_unset && raw || !matches!(ch, '+' | '-' | '?' | '#' | '%') {
                     return Err(format!("unsupported modifier ({chs}) in substitution"));
                 }
-                let word = match self.process_stop_on(Some('}'), raw) {
-                    Ok((w, _)) => w,
-                    Err(e) => {
-                        if self.peek().is_none() {
-                            return Err("syntax error: missing '}'".into());
-                        }
-                        return Err(e);
-                    }
-                };
+                let word = self.word_until('}', raw, "syntax error: missing '}'")?;
                 let value = self.get_env(&name);
                 if value.is_none() && self.lex.skip_unset {
                     return Ok(format!("${{{name}{chs}{word}}}"));
@@ -493,24 +494,8 @@ impl ShellWord<'_> {
                 if replace_all {
                     self.next();
                 }
-                let pattern = match self.process_stop_on(Some('/'), true) {
-                    Ok((w, _)) => w,
-                    Err(e) => {
-                        if self.peek().is_none() {
-                            return Err("syntax error: missing '/' in ${}".into());
-                        }
-                        return Err(e);
-                    }
-                };
-                let replacement = match self.process_stop_on(Some('}'), true) {
-                    Ok((w, _)) => w,
-                    Err(e) => {
-                        if self.peek().is_none() {
-                            return Err("syntax error: missing '}'".into());
-                        }
-                        return Err(e);
-                    }
-                };
+                let pattern = self.word_until('/', true, "syntax error: missing '/' in ${}")?;
+                let replacement = self.word_until('}', true, "syntax error: missing '}'")?;
                 let value = self.get_env(&name);
                 if value.is_none() && self.lex.skip_unset {
                     return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
