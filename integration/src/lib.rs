@@ -120,6 +120,15 @@ impl Test {
         Bundle::new(&self.dir.join(format!("bundle{k}")))
     }
 
+    /// Creates container `id` from a bundle of its own running `sleep 100` (created, not
+    /// started), and asserts that the create succeeded.
+    #[track_caller]
+    pub fn create_sleeper(&self, id: &str) {
+        let mut b = self.bundle();
+        b.args(&["sleep", "100"]);
+        self.rt.create(id, &b).ok();
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }

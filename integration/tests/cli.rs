@@ -31,9 +31,7 @@ fn version_names_the_runtime_and_the_spec_version() {
 fn root_flag_keeps_state_under_the_given_directory() {
     let t = Test::new("root_flag");
     let id = t.id("");
-    let mut b = t.bundle();
-    b.args(&["sleep", "100"]);
-    t.rt.create(&id, &b).ok();
+    t.create_sleeper(&id);
     assert!(t.rt.root.join(&id).is_dir(), "no {}/{id}", t.rt.root.display());
     // Another root does not see it.
     let other = t.path("other-root");
@@ -299,9 +297,7 @@ fn output_to_a_reader_that_went_away_ends_quietly_without_a_panic() {
     // that its sockets report EPIPE); the command must end as runc does, not panic.
     let t = Test::new("epipe");
     let id = t.id("");
-    let mut b = t.bundle();
-    b.args(&["sleep", "100"]);
-    t.rt.create(&id, &b).ok();
+    t.create_sleeper(&id);
     let mut fds = [0i32; 2];
     // SAFETY: pipe(2) into a 2-element array; both ends are closed below.
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);

@@ -114,9 +114,7 @@ fn state_of_an_unknown_container_fails() {
 fn start_of_a_running_container_fails() {
     let t = Test::new("start_twice");
     let id = t.id("");
-    let mut b = t.bundle();
-    b.args(&["sleep", "100"]);
-    t.rt.create(&id, &b).ok();
+    t.create_sleeper(&id);
     t.rt.start(&id).ok();
     t.rt.start(&id).failed();
     assert_eq!(t.rt.status(&id), "running");
@@ -171,9 +169,7 @@ fn kill_takes_the_signal_by_name_with_or_without_sig_and_by_number() {
 fn kill_with_an_unknown_signal_fails() {
     let t = Test::new("kill_badsig");
     let id = t.id("");
-    let mut b = t.bundle();
-    b.args(&["sleep", "100"]);
-    t.rt.create(&id, &b).ok();
+    t.create_sleeper(&id);
     t.rt.start(&id).ok();
     t.rt.kill(&id, "SIGNOTASIGNAL").failed();
     assert_eq!(t.rt.status(&id), "running");
@@ -231,9 +227,7 @@ fn delete_removes_a_stopped_container() {
 fn delete_of_a_created_container_kills_its_init() {
     let t = Test::new("delete_created");
     let id = t.id("");
-    let mut b = t.bundle();
-    b.args(&["sleep", "100"]);
-    t.rt.create(&id, &b).ok();
+    t.create_sleeper(&id);
     let pid = t.rt.state(&id)["pid"].as_i64().unwrap() as i32;
     t.rt.delete(&id).ok();
     wait_until(10 * SEC, "the created container's init to be gone", || !procs::alive(pid));
@@ -244,9 +238,7 @@ fn delete_of_a_created_container_kills_its_init() {
 fn delete_of_a_running_container_without_force_fails() {
     let t = Test::new("delete_running");
     let id = t.id("");
-    let mut b = t.bundle();
-    b.args(&["sleep", "100"]);
-    t.rt.create(&id, &b).ok();
+    t.create_sleeper(&id);
     t.rt.start(&id).ok();
     t.rt.delete(&id).failed().stderr_has("not stopped");
     assert_eq!(t.rt.status(&id), "running");
@@ -256,9 +248,7 @@ fn delete_of_a_running_container_without_force_fails() {
 fn delete_force_kills_and_removes_a_running_container() {
     let t = Test::new("delete_force");
     let id = t.id("");
-    let mut b = t.bundle();
-    b.args(&["sleep", "100"]);
-    t.rt.create(&id, &b).ok();
+    t.create_sleeper(&id);
     t.rt.start(&id).ok();
     let pid = t.rt.state(&id)["pid"].as_i64().unwrap() as i32;
     t.rt.delete_force(&id).ok();
@@ -436,9 +426,7 @@ fn concurrent_starts_of_one_container_serialize() {
 fn concurrent_deletes_and_states_of_one_container_do_not_fail_halfway() {
     let t = Test::new("concurrent_delete");
     let id = t.id("");
-    let mut b = t.bundle();
-    b.args(&["sleep", "100"]);
-    t.rt.create(&id, &b).ok();
+    t.create_sleeper(&id);
     t.rt.start(&id).ok();
     let deletes: Vec<Running> = (0..3).map(|_| t.rt.spawn(&["delete", "--force", &id], &Opts::default())).collect();
     let states: Vec<Running> = (0..3).map(|_| t.rt.spawn(&["state", &id], &Opts::default())).collect();

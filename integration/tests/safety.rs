@@ -178,9 +178,7 @@ fn the_waiting_init_is_closed_to_processes_exec_d_into_the_container() {
     let t = Test::new("exe_closed_inside");
     let before = runtime_bytes();
     let id = t.id("");
-    let mut b = t.bundle();
-    b.args(&["sleep", "100"]);
-    t.rt.create(&id, &b).ok();
+    t.create_sleeper(&id);
     let o = init_exe_seen_from_inside(&t, &id, &[]);
     o.ok();
     assert_closed_or_sealed("the waiting init's exe, from inside", o.stdout.trim());
@@ -192,9 +190,7 @@ fn the_waiting_init_is_closed_to_processes_exec_d_into_the_container() {
 fn a_ptrace_capable_exec_into_a_created_container_never_reaches_an_unsealed_init() {
     let t = Test::new("exe_exec_ptrace");
     let id = t.id("");
-    let mut b = t.bundle();
-    b.args(&["sleep", "100"]);
-    t.rt.create(&id, &b).ok();
+    t.create_sleeper(&id);
     let o = init_exe_seen_from_inside(&t, &id, &["--cap", "CAP_SYS_PTRACE"]);
     if o.success() {
         // Allowed (runc: its init always runs from a sealed copy): then only a copy is seen.
@@ -212,9 +208,7 @@ fn a_ptrace_capable_exec_into_a_created_container_never_reaches_an_unsealed_init
 /// joins A's pid namespace; A's id.
 fn created_and_joiner(t: &Test) -> (String, Bundle) {
     let a = t.id("a");
-    let mut ba = t.bundle();
-    ba.args(&["sleep", "100"]);
-    t.rt.create(&a, &ba).ok();
+    t.create_sleeper(&a);
     let pid = t.rt.state(&a)["pid"].as_i64().unwrap();
     let mut bb = t.bundle();
     bb.namespace("pid", Some(&format!("/proc/{pid}/ns/pid")));
