@@ -29,6 +29,46 @@ fn create_leaves_a_created_container_whose_process_has_not_run() {
 }
 
 #[test]
+fn a_created_init_keeps_little_of_berths_binary_mapped_and_still_starts() {
+    // berth's init runs berth's code in the cloned child; while it waits for `start` it
+    // drops the pages of berth's read-only segments it touched (linux/memory.rs), and
+    // faults back in the few it needs after `start`. runc's init is a Go process that
+    // keeps its binary mapped, so this pins berth's own behaviour.
+    if *flavor() != Flavor::Berth {
+        return;
+    }
+    let t = Test::new("init_pages");
+    let id = t.id("");
+    let mut b = t.bundle();
+    b.sh("echo user-process-ran; sleep 100");
+    let c = t.rt.create(&id, &b);
+    c.ok();
+    let pid = t.rt.state(&id)["pid"].as_i64().expect("pid in state") as i32;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("the init's exe");
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("the init's smaps");
+    // Sum Size and Rss (kB) over the mappings of the binary without write permission.
+    let (mut size, mut rss, mut inside) = (0u64, 0u64, false);
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            let perms = f.next().unwrap_or("");
+            let path = line.split_whitespace().nth(5).unwrap_or("");
+            inside = path == exe.to_string_lossy() && !perms.contains('w');
+        } else if inside && first == "Size:" {
+            size += f.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        } else if inside && first == "Rss:" {
+            rss += f.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    assert!(size > 500, "no read-only mapping of {exe:?} found in the init's smaps:\n{smaps}");
+    assert!(rss * 4 < size, "the waiting init keeps {rss} kB of berth's {size} kB of read-only pages resident");
+    t.rt.start(&id).ok();
+    c.wait_stdout("user-process-ran", 10 * SEC);
+    assert_eq!(t.rt.status(&id), "running");
+}
+
+#[test]
 fn create_runtime_hook_sees_the_creating_state() {
     // "creating" is only observable from inside create: its hooks get the state on stdin.
     let t = Test::new("creating_state");

@@ -193,6 +193,10 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
 
     // The fifo stays open (close-on-exec) until execve: `start` waits for it to close.
     if let Some(fifo) = &fifo {
+        if !cfg.starts_now {
+            // It may wait long for `start`: keep no more of berth mapped than it needs.
+            crate::linux::memory::release_binary_pages();
+        }
         wait_for_start(fifo)?;
         let hooks = spec.hooks.clone().unwrap_or_default();
         crate::hooks::run_all("startContainer", &hooks.start_container, &hook_state(cfg))?;

@@ -24,6 +24,8 @@ pub struct SpawnRequest<'a> {
     pub systemd_cgroup: bool,
     /// A connected console socket for the init's pty master, when the process has a terminal.
     pub console: Option<&'a UnixStream>,
+    /// `run`: `start` follows at once.
+    pub starts_now: bool,
 }
 
 pub struct Spawned {
@@ -87,6 +89,7 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
         no_new_keyring: req.no_new_keyring,
         preserve_fds: req.preserve_fds,
         fifo_fd: Some(fifo.as_raw_fd()),
+        starts_now: req.starts_now,
         console_fd: req.console.map(|c| c.as_raw_fd()),
         has_runtime_hooks: !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty(),
     };
@@ -154,6 +157,7 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
         no_new_keyring: true,
         preserve_fds,
         fifo_fd: None,
+        starts_now: true,
         console_fd: console.map(|c| c.as_raw_fd()),
         has_runtime_hooks: false,
     };

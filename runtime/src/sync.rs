@@ -29,6 +29,8 @@ pub struct InitConfig {
     pub preserve_fds: u32,
     /// The exec fifo fd the init waits on before exec (inherited; create only).
     pub fifo_fd: Option<i32>,
+    /// `start` comes right away (`run`): the init need not shrink itself to wait.
+    pub starts_now: bool,
     /// A connected console socket to send the pty master on (inherited), with a terminal.
     pub console_fd: Option<i32>,
     /// Whether the parent runs prestart/createRuntime hooks (then the init pauses for them).

@@ -32,6 +32,8 @@ pub struct CreateOpts {
     pub console_socket: Option<String>,
     /// `run` in the foreground relays a terminal itself when no console socket is given.
     pub foreground: bool,
+    /// `run`: started as soon as it is created.
+    pub starts_now: bool,
 }
 
 pub fn parse(a: &[String], cmd: &str) -> Result<(CreateOpts, args::Parsed)> {
@@ -50,6 +52,7 @@ pub fn parse(a: &[String], cmd: &str) -> Result<(CreateOpts, args::Parsed)> {
         preserve_fds,
         console_socket: p.get("console-socket").map(String::from),
         foreground: cmd == "run" && !p.has("detach"),
+        starts_now: cmd == "run",
     };
     Ok((o, p))
 }
@@ -101,6 +104,7 @@ pub fn create(g: &Global, o: &CreateOpts) -> Result<(Container, Option<UnixStrea
             preserve_fds,
             systemd_cgroup: g.systemd_cgroup,
             console: console.as_ref(),
+            starts_now: o.starts_now,
         };
         let spawned = spawn::spawn_init(&req)?;
         crate::logging::debug(&format!("container {} created: init pid {} from bundle {}", o.id, spawned.pid, bundle.dir.display()));

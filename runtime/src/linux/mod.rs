@@ -6,6 +6,7 @@ pub mod devices;
 pub mod exe_seal;
 pub mod exec;
 pub mod fds;
+pub mod memory;
 pub mod mounts;
 pub mod net;
 pub mod namespaces;
