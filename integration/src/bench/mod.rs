@@ -314,14 +314,38 @@ fn is_mount_point(p: &str) -> bool {
     berth_integration::host::mountinfo("self").iter().any(|m| m.mount_point == p)
 }
 
+/// Makes the cgroup parent of every container in each hierarchy before any runtime
+/// runs, as an engine's parent (`/docker`, `machine.slice`) exists before its
+/// containers. Without it the runtimes would not work alike: runc and crun leave a
+/// parent they made behind, so they pay for it once, while berth removes the empty
+/// parents it made with the container, so it would make and remove it every time.
+/// A v1 cpuset cgroup starts empty: its cpus and mems come from the root.
+fn make_cgroup_parent(parent: &str) -> Result<()> {
+    let root = Path::new("/sys/fs/cgroup");
+    let rd = std::fs::read_dir(root).map_err(|x| format!("read {}: {x}", root.display()))?;
+    for h in rd.flatten().map(|h| h.path()).filter(|h| h.join("cgroup.procs").exists()) {
+        let dir = h.join(parent);
+        match std::fs::create_dir(&dir) {
+            Err(x) if x.kind() != std::io::ErrorKind::AlreadyExists => return Err(format!("mkdir {}: {x}", dir.display())),
+            _ => {}
+        }
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(v) = std::fs::read_to_string(h.join(f)) {
+                if !dir.join(f).exists() {
+                    continue;
+                }
+                std::fs::write(dir.join(f), v.trim()).map_err(|x| format!("write {}: {x}", dir.join(f).display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Leaves the host's mount namespace for a private one without the cgroup2 mount of the
-/// hybrid layout (crun refuses hybrid; everything runs in the same layout). Returns an
-/// fd of the host's namespace, for the rows measured in the real hybrid layout.
-fn private_mount_ns() -> Result<(Option<RawFd>, bool)> {
-    let p = c"/proc/self/ns/mnt";
-    // SAFETY: open(2) of a namespace file; we keep the fd until cleanup.
-    let fd = unsafe { libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    let host = (fd >= 0).then_some(fd);
+/// hybrid layout (crun refuses hybrid; everything runs in the same layout). Returns
+/// whether the layout was hybrid (the rows measured in the real hybrid layout go back
+/// through the fd of the host's namespace that `setup` keeps).
+fn private_mount_ns() -> Result<bool> {
     // SAFETY: unshare and mount with constant arguments; the bench is single-threaded.
     unsafe {
         if libc::unshare(libc::CLONE_NEWNS) != 0 {
@@ -339,7 +363,7 @@ fn private_mount_ns() -> Result<(Option<RawFd>, bool)> {
             return Err(format!("umount {unified}: {}", std::io::Error::last_os_error()));
         }
     }
-    Ok((host, hybrid))
+    Ok(hybrid)
 }
 
 fn machine(hybrid: bool) -> Value {
@@ -404,7 +428,9 @@ fn setup(opts: Opts) -> Result<Ctx> {
     }
     let mut notes = Vec::new();
     let procs = Procs::init()?;
-    let (host_ns, hybrid) = private_mount_ns()?;
+    // SAFETY: open(2) of a namespace file; the fd is kept until cleanup.
+    let fd = unsafe { libc::open(c"/proc/self/ns/mnt".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let host_ns = (fd >= 0).then_some(fd);
     let dir = std::env::temp_dir().join(format!("berth-bench-{}", std::process::id()));
     let cg_parent = format!("berth-bench-{}", std::process::id());
     let rts_probe = find_runtimes(&opts, &dir, &mut notes);
@@ -414,6 +440,9 @@ fn setup(opts: Opts) -> Result<Ctx> {
         cgroup_parent: cg_parent.clone(),
         host_mnt_ns: host_ns,
     });
+    // Still in the host's mount namespace, so the cgroup2 hierarchy is reached too.
+    make_cgroup_parent(&cg_parent)?;
+    let hybrid = private_mount_ns()?;
     let _ = std::fs::remove_dir_all(&dir);
     for d in ["io", "bundles", "shims"] {
         std::fs::create_dir_all(dir.join(d)).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
