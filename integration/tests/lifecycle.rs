@@ -48,17 +48,17 @@ fn a_created_init_keeps_little_of_berths_binary_mapped_and_still_starts() {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("the init's smaps");
     // Sum Size and Rss (kB) over the mappings of the binary without write permission.
     let (mut size, mut rss, mut inside) = (0u64, 0u64, false);
+    let exe = exe.to_string_lossy();
     for line in smaps.lines() {
-        let mut f = line.split_whitespace();
-        let first = f.next().unwrap_or("");
-        if first.contains('-') && !first.ends_with(':') {
-            let perms = f.next().unwrap_or("");
-            let path = line.split_whitespace().nth(5).unwrap_or("");
-            inside = path == exe.to_string_lossy() && !perms.contains('w');
-        } else if inside && first == "Size:" {
-            size += f.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        } else if inside && first == "Rss:" {
-            rss += f.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            // A mapping's header: range perms offset dev inode [path].
+            [range, perms, rest @ ..] if range.contains('-') && !range.ends_with(':') => {
+                inside = rest.get(3) == Some(&&*exe) && !perms.contains('w');
+            }
+            ["Size:", kb, ..] if inside => size += kb.parse::<u64>().unwrap_or(0),
+            ["Rss:", kb, ..] if inside => rss += kb.parse::<u64>().unwrap_or(0),
+            _ => {}
         }
     }
     assert!(size > 500, "no read-only mapping of {exe:?} found in the init's smaps:\n{smaps}");
