@@ -330,11 +330,10 @@ fn make_cgroup_parent(parent: &str) -> Result<()> {
             _ => {}
         }
         for f in ["cpuset.cpus", "cpuset.mems"] {
-            if let Ok(v) = std::fs::read_to_string(h.join(f)) {
-                if !dir.join(f).exists() {
-                    continue;
-                }
-                std::fs::write(dir.join(f), v.trim()).map_err(|x| format!("write {}: {x}", dir.join(f).display()))?;
+            let (from, to) = (h.join(f), dir.join(f));
+            if to.exists() {
+                let v = std::fs::read_to_string(&from).map_err(|x| format!("read {}: {x}", from.display()))?;
+                std::fs::write(&to, v.trim()).map_err(|x| format!("write {}: {x}", to.display()))?;
             }
         }
     }
