@@ -2,6 +2,7 @@
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod dbus;
 pub mod devices;
 pub mod exe_seal;
 pub mod exec;
