@@ -167,7 +167,7 @@ impl Container {
             return Status::Stopped;
         }
         // Paused first, as runc: a created container can be paused too.
-        if self.saved.cgroup.is_frozen() {
+        if self.cgroup().is_frozen() {
             return Status::Paused;
         }
         if self.fifo_path().exists() {
@@ -251,20 +251,6 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::validate_id;
-
-    #[test]
-    fn ids_with_path_tricks_are_refused() {
-        for bad in ["", ".", "..", "a/b", "../x", "a b", "x\0"] {
-            assert!(validate_id(bad).is_err(), "{bad:?}");
-        }
-        for good in ["abc", "a.b-c_d+e", "123"] {
-            assert!(validate_id(good).is_ok(), "{good:?}");
-        }
-    }
-}
 
 impl Container {
     /// Reads a container without taking its lock (for `list`, which must not wait).
@@ -280,6 +266,11 @@ impl Container {
         self._lock = None;
     }
 
+    /// The manager of the container's cgroup, for the driver create used.
+    pub fn cgroup(&self) -> Box<dyn crate::linux::cgroups::Manager> {
+        crate::linux::cgroups::load(&self.saved.cgroup)
+    }
+
     pub fn signal_init(&self, sig: i32) -> Result<()> {
         if !self.init_alive() {
             return Err(Error::new("container not running"));
@@ -290,7 +281,7 @@ impl Container {
     /// Every process in the container's cgroup (or just the init, without a cgroup).
     pub fn signal_all(&self, sig: i32) -> Result<()> {
         // Frozen while signalled, then thawed (also when it was paused), as runc does.
-        if crate::linux::cgroups::signal_all(&self.saved.cgroup, sig) == 0 {
+        if crate::linux::cgroups::signal_all(self.cgroup().as_ref(), sig) == 0 {
             return self.signal_init(sig);
         }
         Ok(())
@@ -300,18 +291,18 @@ impl Container {
     /// the state directory.
     pub fn kill_and_cleanup(&self) {
         self.kill_everything();
-        let _ = self.saved.cgroup.remove();
+        let _ = self.cgroup().destroy();
     }
 
     fn kill_everything(&self) {
         if self.init_alive() {
             let _ = signal(self.saved.pid, libc::SIGKILL);
             // A paused container's processes die only once thawed.
-            crate::linux::cgroups::kill_frozen(&self.saved.cgroup);
+            crate::linux::cgroups::kill_frozen(self.cgroup().as_ref());
             proc::wait_for_exit(self.saved.pid, self.saved.start_time, std::time::Duration::from_secs(10));
         }
         // Without its own pid namespace, the init's death does not end the others.
-        for p in self.saved.cgroup.pids() {
+        for p in self.cgroup().pids() {
             let _ = signal(p, libc::SIGKILL);
         }
     }
@@ -321,7 +312,7 @@ impl Container {
     pub fn destroy(self) -> Result<()> {
         crate::logging::debug(&format!("deleting container {}", self.id));
         self.kill_everything();
-        self.saved.cgroup.remove()?;
+        self.cgroup().destroy()?;
         if let Ok(spec) = self.config() {
             if let Some(h) = &spec.hooks {
                 let mut st = self.state_json();
@@ -339,4 +330,19 @@ fn signal(pid: i32, sig: i32) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_id;
+
+    #[test]
+    fn ids_with_path_tricks_are_refused() {
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "x\0"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+        for good in ["abc", "a.b-c_d+e", "123"] {
+            assert!(validate_id(good).is_ok(), "{good:?}");
+        }
+    }
 }

@@ -49,13 +49,14 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
     let new_userns = flags.contains(CloneFlags::CLONE_NEWUSER);
     let image = if exe_seal::init_needs_sealed_copy(spec) { InitImage::Sealed } else { InitImage::InProcess };
 
-    // The cgroup, with its limits and device rules, exists before the init: the init
-    // moves itself in as its first step (cgroups::join_self).
+    // The cgroup exists before the init, which moves itself in as its first step
+    // (cgroups::join_self); systemd's scope is made around it once it exists. The limits
+    // and device rules are in place before the init is told to go on.
     let linux = spec.linux.clone().unwrap_or_default();
-    let cgroup = cgroups::create(linux.cgroups_path.as_deref(), req.id, req.systemd_cgroup)?;
-    let mut guard = ChildGuard { pid: 0, cgroup: Some(cgroup.clone()) };
-    cgroups::apply(&cgroup, &linux)?;
-    let join_files = cgroup.open_join_files()?;
+    let mut guard = ChildGuard { pid: 0, cgroup: None };
+    let cgroup = guard.cgroup.insert(cgroups::new(&linux, &spec.annotations, req.id, req.systemd_cgroup)?);
+    cgroup.create()?;
+    let join_files = cgroup.join_files()?;
     let join: Vec<i32> = join_files.iter().map(|f| f.as_raw_fd()).collect();
     keep.extend(&join);
     let child = ChildSetup { sock: &child_sock, keep: &keep, join: &join, wait_for_maps: new_userns, preserve_fds: req.preserve_fds };
@@ -63,6 +64,9 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
     let pid = guard.pid;
     drop(child_sock);
     drop(join_files);
+    cgroup.enter(pid)?;
+    cgroup.apply(&linux)?;
+    let paths = cgroup.paths().clone();
 
     let mut sock = parent_sock;
     setup_from_parent(req, pid)?;
@@ -84,7 +88,7 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
         bundle: req.bundle.dir.to_string_lossy().into_owned(),
         rootfs: req.bundle.rootfs().to_string_lossy().into_owned(),
         spec: spec.clone(),
-        cgroup: cgroup.clone(),
+        cgroup: paths.clone(),
         no_pivot: req.no_pivot,
         no_new_keyring: req.no_new_keyring,
         preserve_fds: req.preserve_fds,
@@ -111,7 +115,7 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
     }
     let start_time = proc::start_time(pid).ok_or_else(|| Error::new("container init exited during create"))?;
     guard.disarm();
-    Ok(Spawned { pid, start_time, cgroup })
+    Ok(Spawned { pid, start_time, cgroup: paths })
 }
 
 /// `berth exec`: start a process in a running container. The parent joins the
@@ -145,7 +149,7 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
     let pid = with_parent_side_namespaces(&spec, || clone_init(CloneFlags::empty(), &child, InitImage::Sealed))?;
     drop(child_sock);
     let mut guard = ChildGuard { pid, cgroup: None };
-    c.saved.cgroup.add_pid(pid)?;
+    cgroups::load(&c.saved.cgroup).add_process(pid)?;
     let cfg = InitConfig {
         mode: InitMode::Exec,
         id: c.id.clone(),
@@ -435,7 +439,7 @@ fn describe_exit(pid: i32) -> String {
 /// Kills and reaps the init, and removes its cgroup, unless the spawn succeeded.
 struct ChildGuard {
     pid: i32,
-    cgroup: Option<cgroups::CgroupPaths>,
+    cgroup: Option<Box<dyn cgroups::Manager>>,
 }
 
 impl ChildGuard {
@@ -453,7 +457,7 @@ impl Drop for ChildGuard {
             let _ = nix::sys::wait::waitpid(p, None);
         }
         if let Some(cg) = self.cgroup.take() {
-            let _ = cg.remove();
+            let _ = cg.destroy();
         }
     }
 }

@@ -7,7 +7,7 @@ use super::args::{self, flag, opt, Flag};
 use super::Global;
 use crate::container::{Container, Status};
 use crate::error::{Error, Result};
-use crate::linux::cgroups::{self, stats};
+use crate::linux::cgroups::stats;
 use serde::Serialize;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -36,18 +36,18 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
     if c.status() == Status::Stopped {
         return Err(Error::new(format!("container with id {id} is not running")));
     }
-    let cg = c.saved.cgroup.clone();
+    let cg = c.cgroup();
     let mut out = std::io::stdout();
     let mut emit = |e: &Event| -> bool {
         let line = serde_json::to_string(e).expect("event serializes");
         writeln!(out, "{line}").and_then(|_| out.flush()).is_ok()
     };
-    let stats_event = || Event { typ: "stats", id: &id, data: Some(stats::collect(&cg)) };
+    let stats_event = || Event { typ: "stats", id: &id, data: Some(cg.stats()) };
     if p.has("stats") {
         emit(&stats_event());
         return Ok(());
     }
-    let mut oom = cgroups::OomWatch::new(&cg);
+    let mut oom = cg.oom_watch();
     let oom_event = Event { typ: "oom", id: &id, data: None };
     let mut next = Instant::now() + interval;
     loop {

@@ -20,7 +20,7 @@ pub fn main(_g: &Global, _a: &[String]) -> Result<()> {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true},
             "seccomp": crate::linux::seccomp::features(),
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},

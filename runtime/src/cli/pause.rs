@@ -4,7 +4,6 @@ use super::args;
 use super::Global;
 use crate::container::{Container, Status};
 use crate::error::{Error, Result};
-use crate::linux::cgroups;
 
 pub fn main(g: &Global, a: &[String]) -> Result<()> {
     let p = args::parse(a, &[], false)?;
@@ -14,8 +13,9 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
         Status::Running | Status::Created => {}
         _ => return Err(Error::new("container not running")),
     }
-    if !cgroups::can_freeze(&c.saved.cgroup) {
+    let cg = c.cgroup();
+    if !cg.can_freeze() {
         return Err(Error::new("cannot pause: the freezer cgroup controller is not available on this host"));
     }
-    cgroups::freeze(&c.saved.cgroup, true)
+    cg.freeze(true)
 }

@@ -19,7 +19,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
     }
     let mut c = Container::load(&g.root, &id)?;
     c.unlock();
-    let pids = c.saved.cgroup.pids();
+    let pids = c.cgroup().pids();
     if format == "json" {
         super::out(&format!("{}\n", serde_json::to_string(&pids).expect("json")));
         return Ok(());

@@ -4,7 +4,6 @@ use super::args;
 use super::Global;
 use crate::container::{Container, Status};
 use crate::error::{Error, Result};
-use crate::linux::cgroups;
 
 pub fn main(g: &Global, a: &[String]) -> Result<()> {
     let p = args::parse(a, &[], false)?;
@@ -13,5 +12,5 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
     if c.status() != Status::Paused {
         return Err(Error::new("container not paused"));
     }
-    cgroups::freeze(&c.saved.cgroup, false)
+    c.cgroup().freeze(false)
 }

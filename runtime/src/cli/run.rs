@@ -40,13 +40,11 @@ pub fn main(g: &Global, a: &[String]) -> Result<i32> {
         Some(m) => wait_with_terminal(pid, m),
         None => wait_forwarding_signals(pid),
     };
-    match Container::load(&g.root, &o.id) {
-        Ok(c) => {
-            if let Err(e) = c.destroy() {
-                crate::logging::warn(&format!("delete after run: {e}"));
-            }
+    // Not there any more: deleted by someone else meanwhile.
+    if let Ok(c) = Container::load(&g.root, &o.id) {
+        if let Err(e) = c.destroy() {
+            crate::logging::warn(&format!("delete after run: {e}"));
         }
-        Err(_) => {} // deleted by someone else meanwhile
     }
     Ok(code)
 }

@@ -8,7 +8,6 @@ use super::args::{self, opt, Flag};
 use super::Global;
 use crate::container::{Container, Status};
 use crate::error::{Error, Result};
-use crate::linux::cgroups;
 use berth_spec::{BlockIo, Cpu, Memory, Pids, Resources};
 
 const FLAGS: &[Flag] = &[
@@ -42,7 +41,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
     if c.status() == Status::Stopped {
         return Err(Error::new("container not running"));
     }
-    cgroups::update(&c.saved.cgroup, &r)
+    c.cgroup().update(&r)
 }
 
 fn from_json(src: &str) -> Result<Resources> {

@@ -25,16 +25,6 @@ pub fn alive_with_start_time(pid: i32, start: u64) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn own_process_is_alive_with_its_start_time() {
-        let pid = std::process::id() as i32;
-        let t = super::start_time(pid).unwrap();
-        assert!(super::alive_with_start_time(pid, t));
-        assert!(!super::alive_with_start_time(pid, t + 1));
-    }
-}
 
 /// Waits until the process exits (a zombie counts), up to `timeout`. Uses a pidfd, so it
 /// works for processes that are not our children.
@@ -66,4 +56,15 @@ pub fn wait_for_exit(pid: i32, start: u64, timeout: std::time::Duration) -> bool
     // SAFETY: closing the fd pidfd_open gave us.
     unsafe { libc::close(fd) };
     done
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn own_process_is_alive_with_its_start_time() {
+        let pid = std::process::id() as i32;
+        let t = super::start_time(pid).unwrap();
+        assert!(super::alive_with_start_time(pid, t));
+        assert!(!super::alive_with_start_time(pid, t + 1));
+    }
 }

@@ -64,11 +64,9 @@ impl Layout {
             }
             let (root, mountpoint) = (unescape(l[3]), PathBuf::from(unescape(l[4])));
             match r[0] {
-                "cgroup2" => {
-                    if layout.unified.is_none() {
-                        let own = own_path(own_cgroups, |c| c.is_empty());
-                        layout.unified = Some(Hierarchy { mountpoint, root, controllers: vec![], own });
-                    }
+                "cgroup2" if layout.unified.is_none() => {
+                    let own = own_path(own_cgroups, |c| c.is_empty());
+                    layout.unified = Some(Hierarchy { mountpoint, root, controllers: vec![], own });
                 }
                 "cgroup" => {
                     let controllers: Vec<String> = r[2]
@@ -122,7 +120,7 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() + 0 && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {

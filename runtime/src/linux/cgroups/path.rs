@@ -1,6 +1,7 @@
 //! `linux.cgroupsPath` forms: absolute ("/a/b"), relative to the runtime's own cgroup
-//! ("a/b"), and systemd's "slice:prefix:name", which is mapped onto cgroupfs as
-//! systemd would lay it out (with `--systemd-cgroup`; berth does not talk to systemd).
+//! ("a/b"), and systemd's "slice:prefix:name": the scope unit `prefix-name.scope` in
+//! that slice for the systemd driver, or the directory systemd would give it when a
+//! cgroupfs driver is handed such a path.
 
 use crate::error::{Error, Result};
 
@@ -9,18 +10,52 @@ pub fn default_path(id: &str) -> String {
     format!("/berth/{id}")
 }
 
-pub fn resolve(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<String> {
+/// The cgroupfs path (absolute, or relative to the runtime's own cgroup) for a cgroupfs driver.
+pub fn resolve(cgroups_path: Option<&str>, id: &str) -> Result<String> {
     let p = cgroups_path.unwrap_or("");
-    if systemd || looks_like_systemd(p) {
-        if p.is_empty() {
-            return Ok(format!("/system.slice/berth-{id}.scope"));
-        }
+    if looks_like_systemd(p) {
         return systemd_to_fs(p);
     }
     if p.is_empty() {
         return Ok(default_path(id));
     }
     Ok(p.to_string())
+}
+
+/// The systemd driver's unit for a cgroupsPath: its slice and its name.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unit {
+    pub slice: String,
+    pub name: String,
+}
+
+/// "system.slice:docker:abc" -> docker-abc.scope in system.slice; an empty path gives
+/// berth-ID.scope in system.slice, as runc gives runc-ID.scope.
+pub fn systemd_unit(cgroups_path: Option<&str>, id: &str) -> Result<Unit> {
+    let p = cgroups_path.unwrap_or("");
+    if p.is_empty() {
+        return Ok(Unit { slice: "system.slice".into(), name: format!("berth-{id}.scope") });
+    }
+    let parts: Vec<&str> = p.split(':').collect();
+    if parts.len() != 3 {
+        return Err(Error::new(format!("linux.cgroupsPath: expected slice:prefix:name for the systemd cgroup driver, got {p:?}")));
+    }
+    let (slice, prefix, name) = (parts[0], parts[1], parts[2]);
+    let slice = if slice.is_empty() { "system.slice" } else { slice };
+    expand_slice(slice).map_err(|e| Error::new(format!("linux.cgroupsPath: {e}")))?;
+    if name.is_empty() || name.contains('/') {
+        return Err(Error::new(format!("linux.cgroupsPath: invalid unit name {name:?} in {p:?}")));
+    }
+    if name.ends_with(".slice") {
+        return Err(Error::new(format!("linux.cgroupsPath: a container in the slice unit {name:?} is not supported by berth: name a scope (slice:prefix:name)")));
+    }
+    let name = if prefix.is_empty() { format!("{name}.scope") } else { format!("{prefix}-{name}.scope") };
+    Ok(Unit { slice: slice.to_string(), name })
+}
+
+/// The cgroupfs path systemd gives `unit` ("/system.slice/docker-abc.scope").
+pub fn unit_fs_path(unit: &Unit) -> Result<String> {
+    Ok(format!("{}/{}", expand_slice(&unit.slice)?, unit.name))
 }
 
 fn looks_like_systemd(p: &str) -> bool {
@@ -87,8 +122,22 @@ mod tests {
 
     #[test]
     fn plain_paths_pass_through_and_default_is_per_container() {
-        assert_eq!(resolve(Some("/a/b"), "x", false).unwrap(), "/a/b");
-        assert_eq!(resolve(Some("rel"), "x", false).unwrap(), "rel");
-        assert_eq!(resolve(None, "x", false).unwrap(), "/berth/x");
+        assert_eq!(resolve(Some("/a/b"), "x").unwrap(), "/a/b");
+        assert_eq!(resolve(Some("rel"), "x").unwrap(), "rel");
+        assert_eq!(resolve(None, "x").unwrap(), "/berth/x");
+        assert_eq!(resolve(Some("system.slice:p:n"), "x").unwrap(), "/system.slice/p-n.scope");
+    }
+
+    #[test]
+    fn the_systemd_driver_names_a_scope_in_a_slice() {
+        let u = systemd_unit(Some("machine-x.slice:libpod:1"), "id").unwrap();
+        assert_eq!(u, Unit { slice: "machine-x.slice".into(), name: "libpod-1.scope".into() });
+        assert_eq!(unit_fs_path(&u).unwrap(), "/machine.slice/machine-x.slice/libpod-1.scope");
+        assert_eq!(systemd_unit(Some(":p:n"), "id").unwrap().slice, "system.slice");
+        assert_eq!(systemd_unit(Some("s.slice::n"), "id").unwrap().name, "n.scope");
+        assert_eq!(systemd_unit(None, "c1").unwrap().name, "berth-c1.scope");
+        assert!(systemd_unit(Some("/abs/path"), "id").unwrap_err().msg().contains("slice:prefix:name"));
+        assert!(systemd_unit(Some("bad:p:n"), "id").is_err());
+        assert!(systemd_unit(Some("s.slice:p:k.slice"), "id").unwrap_err().msg().contains("not supported"));
     }
 }

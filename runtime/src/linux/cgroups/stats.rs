@@ -149,7 +149,7 @@ fn read(p: &Path) -> Option<String> {
 
 /// A single number; "max" reads as u64::MAX.
 fn num(p: &Path) -> u64 {
-    super::v1::read_u64(p).unwrap_or(0)
+    super::fs::read_u64(p).unwrap_or(0)
 }
 
 /// "key value" lines.
@@ -204,10 +204,8 @@ fn clock_ticks() -> u64 {
     }
 }
 
-pub fn collect(cg: &CgroupPaths) -> Stats {
-    if cg.is_v2() {
-        return cg.unified.as_deref().map(collect_v2).unwrap_or_default();
-    }
+/// From v1 hierarchies.
+pub fn collect_v1(cg: &CgroupPaths) -> Stats {
     let mut s = Stats::default();
     if let Some(d) = cg.v1_dir("cpuacct") {
         let u = &mut s.cpu.usage;
@@ -320,6 +318,7 @@ fn pids(d: &Path) -> Pids {
     Pids { current: num(&d.join("pids.current")), limit: if limit == u64::MAX { 0 } else { limit } }
 }
 
+/// From the unified hierarchy's cgroup `d`.
 pub fn collect_v2(d: &Path) -> Stats {
     let mut s = Stats::default();
     if let Some(st) = read(&d.join("cpu.stat")) {

@@ -1,14 +1,142 @@
-//! Resource limits on cgroup v1 hierarchies (a directory per controller), written as
-//! runc's `fs` driver writes them: same files, same order, same special cases. On a
-//! hybrid host these are the controllers berth uses.
+//! cgroup v1 (and hybrid hosts, whose controllers are v1 hierarchies): the [`V1`]
+//! manager, and resource limits written as runc's `fs` driver writes them: same files,
+//! same order, same special cases.
 //!
 //! A limit whose controller has no hierarchy is an error naming the config field.
 
 use super::devices::{self, Rule};
-use super::CgroupPaths;
+use super::fs::{self, read_u64, write_path};
+use super::layout::Layout;
+use super::{stats, CgroupPaths, Manager, OomWatch};
 use crate::error::{Error, Result};
-use berth_spec::{BlockIo, Cpu, Memory, Network, Resources};
+use berth_spec::{BlockIo, Cpu, Linux, Memory, Network, Resources};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+/// A container's cgroup in every v1 hierarchy, plus the unified one on a hybrid host.
+pub struct V1 {
+    paths: CgroupPaths,
+    /// For create: each hierarchy's mountpoint, the directory in it, and whether it
+    /// has the cpuset controller.
+    plan: Vec<(PathBuf, PathBuf, bool)>,
+}
+
+impl V1 {
+    /// The directories for `rel` in each hierarchy of `layout` (made by `create`).
+    pub fn new(layout: &Layout, rel: &str, prune_parent: bool) -> Result<V1> {
+        let mut paths = CgroupPaths::default();
+        let mut plan = Vec::new();
+        for h in &layout.v1 {
+            let dir = h.dir_for(rel)?;
+            if prune_parent {
+                paths.prune.extend(dir.parent().map(Path::to_path_buf));
+            }
+            plan.push((h.mountpoint.clone(), dir.clone(), h.controllers.iter().any(|c| c == "cpuset")));
+            paths.v1.insert(h.controllers.join(","), dir);
+        }
+        if let Some(u) = &layout.unified {
+            let dir = u.dir_for(rel)?;
+            if prune_parent {
+                paths.prune.extend(dir.parent().map(Path::to_path_buf));
+            }
+            plan.push((u.mountpoint.clone(), dir.clone(), false));
+            paths.unified = Some(dir);
+        }
+        Ok(V1 { paths, plan })
+    }
+
+    pub fn load(paths: CgroupPaths) -> V1 {
+        V1 { paths, plan: Vec::new() }
+    }
+
+    /// For the systemd driver: the paths after systemd made its scope.
+    pub fn paths_mut(&mut self) -> &mut CgroupPaths {
+        &mut self.paths
+    }
+}
+
+impl Manager for V1 {
+    fn paths(&self) -> &CgroupPaths {
+        &self.paths
+    }
+
+    fn create(&mut self) -> Result<()> {
+        let mut created = std::mem::take(&mut self.paths.created);
+        let r = self.plan.iter().try_for_each(|(mountpoint, dir, cpuset)| fs::make_dirs(mountpoint, dir, *cpuset, &mut created));
+        self.paths.created = created;
+        if r.is_err() {
+            let _ = self.destroy();
+        }
+        r
+    }
+
+    fn join_files(&self) -> Result<Vec<OwnedFd>> {
+        let v1 = self.paths.v1.values().map(|d| d.join("tasks"));
+        let v2 = self.paths.unified.iter().map(|d| d.join("cgroup.procs"));
+        v1.chain(v2).map(|f| fs::open_for_join(&f)).collect()
+    }
+
+    fn enter(&mut self, _init_pid: i32) -> Result<()> {
+        Ok(())
+    }
+
+    fn add_process(&self, pid: i32) -> Result<()> {
+        self.paths.all_dirs().try_for_each(|d| fs::add_pid(d, pid))
+    }
+
+    fn apply(&self, linux: &Linux) -> Result<()> {
+        let rules = devices::rules_for(linux)?;
+        set(&self.paths, linux.resources.as_ref().unwrap_or(&Resources::default()), Some(&rules))
+    }
+
+    fn update(&self, r: &Resources) -> Result<()> {
+        set(&self.paths, r, None)
+    }
+
+    /// The v1 freezer, else the cgroup2 core freezer of a hybrid host's unified mount.
+    fn can_freeze(&self) -> bool {
+        self.paths.v1_dir("freezer").is_some() || self.paths.unified.as_ref().is_some_and(|u| u.join("cgroup.freeze").exists())
+    }
+
+    fn freeze(&self, frozen: bool) -> Result<()> {
+        if let Some(d) = self.paths.v1_dir("freezer") {
+            return freeze(d, frozen);
+        }
+        if let Some(u) = &self.paths.unified {
+            return super::v2::freeze(u, frozen);
+        }
+        if frozen {
+            return Err(super::no_freezer());
+        }
+        Ok(())
+    }
+
+    fn is_frozen(&self) -> bool {
+        if let Some(d) = self.paths.v1_dir("freezer") {
+            return std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN");
+        }
+        self.paths.unified.as_deref().is_some_and(super::v2::is_frozen)
+    }
+
+    fn stats(&self) -> stats::Stats {
+        stats::collect_v1(&self.paths)
+    }
+
+    fn pids(&self) -> Vec<i32> {
+        let p = &self.paths;
+        let dir = p.v1_dir("pids").or_else(|| p.v1_dir("freezer")).or(p.unified.as_deref()).or_else(|| p.v1.values().next().map(|p| p.as_path()));
+        dir.map(fs::pids_below).unwrap_or_default()
+    }
+
+    fn oom_watch(&self) -> OomWatch {
+        OomWatch::v1(self.paths.v1_dir("memory"))
+    }
+
+    fn destroy(&self) -> Result<()> {
+        let leaves: Vec<&Path> = self.paths.all_dirs().collect();
+        fs::remove_dirs(&leaves, &self.paths.created, &self.paths.prune)
+    }
+}
 
 /// Writes `value` to `dir/file` (no O_CREAT: a missing file is an error).
 pub fn write(dir: &Path, file: &str, value: &str, field: &str) -> Result<()> {
@@ -17,21 +145,6 @@ pub fn write(dir: &Path, file: &str, value: &str, field: &str) -> Result<()> {
         let prefix = if field.is_empty() { String::new() } else { format!("linux.resources.{field}: ") };
         Error::new(format!("{prefix}write {value:?} to {}: {}", p.display(), Error::from(e)))
     })
-}
-
-pub fn write_path(p: &Path, value: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(p)?;
-    f.write_all(value.as_bytes())
-}
-
-pub fn read_u64(p: &Path) -> Option<u64> {
-    let s = std::fs::read_to_string(p).ok()?;
-    let s = s.trim();
-    if s == "max" {
-        return Some(u64::MAX);
-    }
-    s.parse().ok()
 }
 
 /// The directory of `controller`, or an error naming `field` when it is not mounted.
@@ -96,22 +209,10 @@ pub fn set(cg: &CgroupPaths, r: &Resources, device_rules: Option<&[Rule]>) -> Re
     if let Some(rdma) = r.rdma.as_ref().and_then(|v| v.as_object()).filter(|o| !o.is_empty()) {
         let d = need(cg, "rdma", "rdma")?;
         for (dev, lim) in rdma {
-            write(d, "rdma.max", &rdma_line(dev, lim), "rdma")?;
+            write(d, "rdma.max", &fs::rdma_line(dev, lim), "rdma")?;
         }
     }
     Ok(())
-}
-
-/// "mlx4_0 hca_handle=2 hca_object=2000" from {"hcaHandles": 2, "hcaObjects": 2000}.
-pub fn rdma_line(dev: &str, lim: &serde_json::Value) -> String {
-    let mut s = dev.to_string();
-    if let Some(h) = lim.get("hcaHandles").and_then(|v| v.as_u64()) {
-        s.push_str(&format!(" hca_handle={h}"));
-    }
-    if let Some(o) = lim.get("hcaObjects").and_then(|v| v.as_u64()) {
-        s.push_str(&format!(" hca_object={o}"));
-    }
-    s
 }
 
 fn set_cpuset(cg: &CgroupPaths, c: &Cpu) -> Result<()> {

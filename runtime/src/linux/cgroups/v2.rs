@@ -1,5 +1,5 @@
-//! Resource limits on the cgroup v2 (unified) hierarchy, written as runc's `fs2` driver
-//! writes them, with runc's mappings from the v1-shaped OCI values:
+//! cgroup v2 (one unified hierarchy): the [`V2`] manager, and resource limits written as
+//! runc's `fs2` driver writes them, with runc's mappings from the v1-shaped OCI values:
 //! - cpu.shares -> cpu.weight: `1 + ((shares - 2) * 9999) / 262142`
 //! - quota/period -> cpu.max "QUOTA PERIOD" ("max" for no quota)
 //! - memory.swap (memory+swap, as on v1) -> memory.swap.max = swap - limit
@@ -13,11 +13,110 @@
 //! counted in `memory.events`.
 
 use super::devices::{self, Rule};
+use super::fs::{self, write_path};
+use super::layout::Hierarchy;
+use super::{stats, CgroupPaths, Manager, OomWatch};
 use crate::error::{Error, Result};
-use berth_spec::{BlockIo, Cpu, Memory, Resources};
-use std::path::Path;
+use berth_spec::{BlockIo, Cpu, Linux, Memory, Resources};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 
-pub use super::v1::{read_u64, write_path};
+/// A container's cgroup in the unified hierarchy.
+pub struct V2 {
+    paths: CgroupPaths,
+    /// The hierarchy's mountpoint, for create and for enabling controllers at apply.
+    mountpoint: Option<PathBuf>,
+}
+
+impl V2 {
+    /// The directory for `rel` in the unified hierarchy `h` (made by `create`).
+    pub fn new(h: &Hierarchy, rel: &str, prune_parent: bool) -> Result<V2> {
+        let dir = h.dir_for(rel)?;
+        let mut paths = CgroupPaths::default();
+        if prune_parent {
+            paths.prune.extend(dir.parent().map(Path::to_path_buf));
+        }
+        paths.unified = Some(dir);
+        Ok(V2 { paths, mountpoint: Some(h.mountpoint.clone()) })
+    }
+
+    /// An existing cgroup directory `dir` (the systemd driver's scope), below `mountpoint`.
+    pub fn existing(mountpoint: &Path, dir: PathBuf) -> V2 {
+        V2 { paths: CgroupPaths { unified: Some(dir), ..Default::default() }, mountpoint: Some(mountpoint.to_path_buf()) }
+    }
+
+    pub fn load(paths: CgroupPaths) -> V2 {
+        V2 { paths, mountpoint: None }
+    }
+
+    fn dir(&self) -> &Path {
+        self.paths.unified.as_deref().expect("a v2 manager has its directory")
+    }
+}
+
+impl Manager for V2 {
+    fn paths(&self) -> &CgroupPaths {
+        &self.paths
+    }
+
+    fn create(&mut self) -> Result<()> {
+        let Some(m) = &self.mountpoint else { return Ok(()) };
+        let dir = self.dir().to_path_buf();
+        fs::make_dirs(m, &dir, false, &mut self.paths.created)
+    }
+
+    fn join_files(&self) -> Result<Vec<OwnedFd>> {
+        Ok(vec![fs::open_for_join(&self.dir().join("cgroup.procs"))?])
+    }
+
+    fn enter(&mut self, _init_pid: i32) -> Result<()> {
+        Ok(())
+    }
+
+    fn add_process(&self, pid: i32) -> Result<()> {
+        fs::add_pid(self.dir(), pid)
+    }
+
+    fn apply(&self, linux: &Linux) -> Result<()> {
+        let rules = devices::rules_for(linux)?;
+        if let Some(m) = &self.mountpoint {
+            enable_controllers(m, self.dir());
+        }
+        set(self.dir(), linux.resources.as_ref().unwrap_or(&Resources::default()), Some(&rules))
+    }
+
+    fn update(&self, r: &Resources) -> Result<()> {
+        set(self.dir(), r, None)
+    }
+
+    fn can_freeze(&self) -> bool {
+        self.dir().join("cgroup.freeze").exists()
+    }
+
+    fn freeze(&self, frozen: bool) -> Result<()> {
+        freeze(self.dir(), frozen)
+    }
+
+    fn is_frozen(&self) -> bool {
+        is_frozen(self.dir())
+    }
+
+    fn stats(&self) -> stats::Stats {
+        stats::collect_v2(self.dir())
+    }
+
+    fn pids(&self) -> Vec<i32> {
+        fs::pids_below(self.dir())
+    }
+
+    fn oom_watch(&self) -> OomWatch {
+        OomWatch::v2(self.dir())
+    }
+
+    fn destroy(&self) -> Result<()> {
+        fs::remove_dirs(&[self.dir()], &self.paths.created, &self.paths.prune)
+    }
+}
 
 pub fn shares_to_weight(shares: u64) -> u64 {
     if shares == 0 {
@@ -146,7 +245,7 @@ pub fn set(dir: &Path, r: &Resources, device_rules: Option<&[Rule]>) -> Result<(
     }
     if let Some(rdma) = r.rdma.as_ref().and_then(|v| v.as_object()) {
         for (dev, lim) in rdma {
-            write(dir, "rdma.max", &super::v1::rdma_line(dev, lim), "rdma")?;
+            write(dir, "rdma.max", &fs::rdma_line(dev, lim), "rdma")?;
         }
     }
     if let Some(n) = &r.network {
@@ -333,6 +432,11 @@ pub fn freeze(dir: &Path, frozen: bool) -> Result<()> {
     Err(Error::new("timeout of 10s reached waiting for the cgroup to freeze"))
 }
 
+/// Whether cgroup.freeze of `dir` is set.
+pub fn is_frozen(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+}
+
 /// A key of a flat keyed file (memory.events, cpu.stat, ...).
 pub fn keyed(dir: &Path, file: &str, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(dir.join(file)).ok()?;
@@ -424,11 +528,11 @@ mod tests {
         assert!(std::fs::read_to_string(dir.join("cgroup.procs")).unwrap().contains(&pid.to_string()));
         freeze(&dir, true).unwrap();
         assert_eq!(keyed(&dir, "cgroup.events", "frozen"), Some(1));
-        let paths = super::super::CgroupPaths { unified: Some(dir.clone()), ..Default::default() };
-        assert!(paths.is_v2() && paths.is_frozen());
+        let m = V2::load(CgroupPaths { unified: Some(dir.clone()), ..Default::default() });
+        assert!(m.paths().is_v2() && m.is_frozen());
         freeze(&dir, false).unwrap();
         assert_eq!(keyed(&dir, "cgroup.events", "frozen"), Some(0));
-        assert!(!paths.is_frozen());
+        assert!(!m.is_frozen());
     }
 
     #[test]
