@@ -39,6 +39,9 @@ pub struct Systemd {
     new: Option<New>,
     /// The cgroupfs manager at the scope's directory (once the scope exists).
     fs: Option<Box<dyn Manager>>,
+    /// Whether the unit is this container's to stop: loaded from state, or started by
+    /// this create (a create refused because the name is taken must not stop the unit).
+    owned: bool,
     conn: RefCell<Option<Conn>>,
 }
 
@@ -66,6 +69,7 @@ impl Systemd {
             paths: CgroupPaths { systemd_unit: Some(unit.name.clone()), ..Default::default() },
             new: Some(New { unit, id: id.to_string(), layout, properties }),
             fs: None,
+            owned: false,
             conn: RefCell::new(None),
         })
     }
@@ -73,7 +77,7 @@ impl Systemd {
     pub fn load(unit: &str, paths: CgroupPaths) -> Systemd {
         let fs_paths = CgroupPaths { systemd_unit: None, ..paths.clone() };
         let fs = super::load(&fs_paths);
-        Systemd { unit: unit.to_string(), paths, new: None, fs: Some(fs), conn: RefCell::new(None) }
+        Systemd { unit: unit.to_string(), paths, new: None, fs: Some(fs), owned: true, conn: RefCell::new(None) }
     }
 
     fn fs(&self) -> Result<&dyn Manager> {
@@ -184,6 +188,7 @@ impl Manager for Systemd {
 
     fn enter(&mut self, init_pid: i32) -> Result<()> {
         self.start_unit(init_pid)?;
+        self.owned = true;
         let n = self.new.as_ref().expect("a new container");
         // Where systemd put it: /proc/PID/cgroup, as the kernel reports it.
         let own = std::fs::read_to_string(format!("/proc/{init_pid}/cgroup")).map_err(|e| Error::new(format!("read /proc/{init_pid}/cgroup: {}", Error::from(e))))?;
@@ -258,6 +263,9 @@ impl Manager for Systemd {
     /// in v1 hierarchies systemd does not manage). Without systemd to ask (it has gone
     /// since create), the directories alone.
     fn destroy(&self) -> Result<()> {
+        if !self.owned {
+            return Ok(());
+        }
         let stopped = self.with_conn(|c| self.stop_unit(c));
         if let Err(e) = &stopped {
             crate::logging::warn(&format!("systemd: {e}"));
