@@ -82,7 +82,13 @@ shares+=("$checkout")
 cwd="$(pwd)"
 for s in "${shares[@]}"; do [ -d "$s" ] || die "--share $s: not a directory"; done
 
+# Run dirs of earlier runs that were SIGKILLed (no trap ran) and whose vm.sh is gone.
+for old in /tmp/berth-vm.*; do
+    [ -f "$old/owner" ] || continue
+    kill -0 "$(cat "$old/owner")" 2>/dev/null || rm -rf "$old"
+done
 run="$(mktemp -d /tmp/berth-vm.XXXXXX)"
+echo $$ > "$run/owner"
 qpid=""
 tails=()
 cleanup() {
@@ -183,15 +189,16 @@ if [ "$init" = systemd ]; then
     append+=" systemd.unit=berth-vm.target systemd.show_status=0 systemd.log_level=warning"
 fi
 
-# Starts qemu with one accelerator; sets qpid.
+# Starts qemu with one accelerator; sets qpid. qemu dies with this script even when it
+# is SIGKILLed (no trap runs then): setpriv gives it a parent-death signal.
 start_qemu() {
     local a="$1"
     rm -f "$io/booted" "$io/status" "$io/stdout" "$io/stderr"
     : > "$io/stdout"; : > "$io/stderr"; : > "$run/console.log"
     if [ "$a" = kvm ]; then
-        "$qemu" "${qemu_args[@]}" -accel kvm -cpu "${BERTH_VM_KVM_CPU:-host}" -append "$append" </dev/null >>"$run/qemu.log" 2>&1 &
+        setpriv --pdeathsig KILL -- "$qemu" "${qemu_args[@]}" -accel kvm -cpu "${BERTH_VM_KVM_CPU:-host}" -append "$append" </dev/null >>"$run/qemu.log" 2>&1 &
     else
-        "$qemu" "${qemu_args[@]}" -accel tcg,thread=multi -cpu max -append "$append" </dev/null >>"$run/qemu.log" 2>&1 &
+        setpriv --pdeathsig KILL -- "$qemu" "${qemu_args[@]}" -accel tcg,thread=multi -cpu max -append "$append" </dev/null >>"$run/qemu.log" 2>&1 &
     fi
     qpid=$!
 }
