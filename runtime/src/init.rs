@@ -5,7 +5,7 @@
 //! exec the process.
 
 use crate::error::{Context, Error, Result};
-use crate::linux::{capabilities, devices, exec, fds, namespaces, rlimits, rootfs, seccomp, sysctl, tty, user};
+use crate::linux::{apparmor, capabilities, devices, exec, fds, namespaces, rlimits, rootfs, seccomp, sysctl, tty, user};
 use crate::spawn::INIT_SOCK_ENV;
 use crate::sync::{self, InitConfig, InitMode, Msg};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -162,6 +162,10 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
         return Err(Error::new(format!("cwd {} is outside the container", cwd.display())));
     }
 
+    // Before the user switch and the seccomp filter, as runc: it takes effect at execve.
+    if let Some(p) = process.apparmor_profile.as_deref().filter(|p| !p.is_empty()) {
+        apparmor::change_on_exec(p)?;
+    }
     let caps = process.capabilities.as_ref().map(capabilities::Sets::from_spec).transpose()?;
     // Compiled now, loaded as late as possible: without no_new_privs, loading needs
     // CAP_SYS_ADMIN, so then it happens before the capabilities are dropped (as runc does).

@@ -192,11 +192,9 @@ fn check_before_start(spec: &Spec) -> Result<()> {
         return Err(Error::new("linux.namespaces: berth needs a mount namespace for the container"));
     }
     if let Some(p) = process.apparmor_profile.as_deref().filter(|p| !p.is_empty()) {
-        let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").map(|s| s.trim() == "Y").unwrap_or(false);
-        if !enabled {
+        if !crate::linux::apparmor::enabled() {
             return Err(Error::new(format!("process.apparmorProfile {p:?}: AppArmor is not enabled on this host")));
         }
-        return Err(Error::new("process.apparmorProfile: AppArmor profiles are not supported by berth yet"));
     }
     if process.selinux_label.as_deref().is_some_and(|l| !l.is_empty()) {
         return Err(Error::new("process.selinuxLabel is set, but SELinux is disabled or not supported"));

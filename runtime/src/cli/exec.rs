@@ -146,8 +146,11 @@ fn build_process(c: &Container, p: &args::Parsed) -> Result<Process> {
     if p.get("cgroup").is_some() {
         return Err(Error::new("--cgroup is not supported by berth: the process joins the container's cgroup"));
     }
-    if process.apparmor_profile.as_deref().is_some_and(|a| !a.is_empty()) {
-        return Err(Error::new("--apparmor: AppArmor is not enabled on this host"));
+    // The container's profile (or --apparmor's) is applied by the exec'd process's init.
+    if let Some(a) = process.apparmor_profile.as_deref().filter(|a| !a.is_empty()) {
+        if !crate::linux::apparmor::enabled() {
+            return Err(Error::new(format!("AppArmor profile {a:?} (--apparmor, or the container's): AppArmor is not enabled on this host")));
+        }
     }
     if process.selinux_label.as_deref().is_some_and(|a| !a.is_empty()) {
         return Err(Error::new("--process-label: SELinux is disabled or not supported on this host"));

@@ -22,7 +22,7 @@ pub fn main(_g: &Global, _a: &[String]) -> Result<()> {
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true},
             "seccomp": crate::linux::seccomp::features(),
-            "apparmor": {"enabled": false},
+            "apparmor": {"enabled": true},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": false}}

@@ -1,5 +1,6 @@
 //! Everything that talks to the Linux kernel, one concern per module.
 
+pub mod apparmor;
 pub mod capabilities;
 pub mod cgroups;
 pub mod dbus;
