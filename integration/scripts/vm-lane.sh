@@ -8,7 +8,8 @@
 #   bash integration/scripts/vm-lane.sh systemd_cgroup cgroups_v2   # some of them
 #
 # In the VM, BERTH_VM_LANE is set: a lane test that finds the wrong layout fails
-# instead of skipping. The runtime-level suites run twice, with berth and with runc (the
+# instead of skipping; BERTH_E2E_LANE=v2-systemd makes the engine suites run their lane
+# scenarios, on systemd's cgroup driver (they fail if it is not in use). The runtime-level suites run twice, with berth and with runc (the
 # proof that a test is right); the engine suites run both runtimes themselves.
 # Prints a summary; exits non-zero if any suite failed.
 set -euo pipefail
@@ -71,5 +72,5 @@ for line in open(sys.argv[1]):
 done
 
 exec bash "$here/vm.sh" --cgroup v2 --init systemd --mem "${BERTH_VM_MEM:-4096}" \
-    --env BERTH_VM_LANE=v2-systemd --env BERTH_E2E_REQUIRE_ENGINES=1 \
+    --env BERTH_VM_LANE=v2-systemd --env BERTH_E2E_LANE=v2-systemd --env BERTH_E2E_REQUIRE_ENGINES=1 \
     -- bash "$here/vm-lane.sh" --guest "${pairs[@]}"

@@ -6,16 +6,19 @@
 
 use berth_integration::engines::containerd::Containerd;
 use berth_integration::engines::pty::{expect, send};
+use berth_integration::engines::cgroup::{self, Limit};
 use berth_integration::engines::suite::{self, Scenario};
-use berth_integration::engines::{cap_mask, cgroup, poll, unique, RuntimeUnderTest, CAP_CHOWN, CAP_SYS_ADMIN};
+use berth_integration::engines::{cap_mask, poll, unique, RuntimeUnderTest, CAP_CHOWN, CAP_SYS_ADMIN};
 use std::time::Duration;
 
 fn suite_with(rt: RuntimeUnderTest) {
-    let c = match Containerd::setup(&rt) {
-        Ok(c) => c,
-        Err(why) => return berth_integration::engines::skip_or_fail("containerd", &why),
-    };
-    suite::run("containerd", &rt, &c, SCENARIOS);
+    suite::timed("containerd", &rt, || {
+        let c = match Containerd::setup(&rt) {
+            Ok(c) => c,
+            Err(why) => return berth_integration::engines::skip_or_fail("containerd", &why),
+        };
+        suite::run("containerd", &rt, &c, SCENARIOS);
+    });
 }
 
 #[test]
@@ -50,6 +53,7 @@ const SCENARIOS: &[Scenario<Containerd>] = &[
     ("kill_signal", kill_signal),
     ("tasks_rm", tasks_rm),
     ("seccomp", seccomp),
+    ("rm_leaves_nothing", rm_leaves_nothing),
 ];
 
 /// `ctr run --rm`: stdout, stderr and the exit code come back through the shim; the
@@ -183,24 +187,23 @@ fn uidmap(c: &Containerd) {
     assert!(uid.split_whitespace().nth(1) == Some("100000"), "host uid: {uid}");
 }
 
-/// `--memory-limit`: the memory cgroup's limit.
+/// `--memory-limit`: the memory cgroup's limit (and, with systemd, the scope's
+/// MemoryMax), in the container's own cgroup: ctr's default `/<namespace>/<id>`, or the
+/// scope `ctr-<id>.scope` that `--cgroup SLICE:ctr:ID` names.
 fn memory_limit(c: &Containerd) {
     let id = unique("mem");
     let pid = c.run_detached(&["--memory-limit", "67108864"], &id, "exec sleep 1000");
-    assert_eq!(cgroup::read(pid, "memory", "memory.limit_in_bytes", "memory.max"), "67108864");
-    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    assert!(cg.contains(&format!("/{}/{id}", c.namespace)), "not in ctr's cgroup path: {cg}");
+    let at = c.cgroups.placement(pid);
+    c.cgroups.assert_limits(&at, &[Limit::Memory(64 << 20)]);
+    let own = if c.cgroups.slice().is_some() { format!("{}/ctr-{id}.scope", c.cgroups.path) } else { format!("/{}/{id}", c.namespace) };
+    assert_eq!(at.cgroup, own);
 }
 
-/// `--cpus`: the CFS quota and period.
+/// `--cpus`: the CFS quota and period (and, with systemd, the scope's CPUQuota).
 fn cpus(c: &Containerd) {
     let pid = c.run_detached(&["--cpus", "0.5"], &unique("cpus"), "exec sleep 1000");
-    if cgroup::is_v1(pid, "cpu") {
-        assert_eq!(cgroup::read(pid, "cpu", "cpu.cfs_quota_us", "cpu.cfs_quota_us"), "50000");
-        assert_eq!(cgroup::read(pid, "cpu", "cpu.cfs_period_us", "cpu.cfs_period_us"), "100000");
-    } else {
-        assert_eq!(cgroup::read(pid, "cpu", "cpu.max", "cpu.max"), "50000 100000");
-    }
+    let at = c.cgroups.placement(pid);
+    c.cgroups.assert_limits(&at, &[Limit::Cpu { quota: 50_000, period: 100_000 }]);
 }
 
 /// `ctr tasks exec`: exit code, output, and the container's namespaces.
@@ -215,6 +218,11 @@ fn tasks_exec(c: &Containerd) {
     let o = c.exec(&[], &id, &["/no/such/binary"]);
     assert_ne!(o.code(), 0, "{}", o.describe());
     assert!(o.stderr.contains("no such file or directory"), "{}", o.describe());
+    // It joins the container's cgroup (its scope, with systemd).
+    let o = c.exec(&[], &id, &["sh", "-c", "cat /proc/self/cgroup; echo ---; cat /proc/1/cgroup"]);
+    let (exec, init) = o.stdout.split_once("---\n").unwrap_or_else(|| panic!("{}", o.describe()));
+    assert!(!init.trim().is_empty(), "{}", o.describe());
+    assert_eq!(exec.trim(), init.trim(), "the exec'd process is not in the container's cgroup");
 }
 
 /// `ctr tasks exec -t`: a terminal for the exec'd process.
@@ -244,38 +252,40 @@ fn tasks_ps(c: &Containerd) {
     }
 }
 
-/// `ctr tasks pause`/`resume`: status and the freezer follow; it runs on.
+/// `ctr tasks pause`/`resume`: status and the container's own cgroup's freezer follow (on
+/// v2 the kernel's `frozen` event too); it runs on.
 fn pause_resume(c: &Containerd) {
     let id = unique("pause");
     let pid = c.run_detached(&[], &id, "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done");
+    c.cgroups.placement(pid);
     c.ok(&["tasks", "pause", &id]);
     assert_eq!(c.task_status(&id), "PAUSED");
     assert_eq!(cgroup::freezer_state(pid), "FROZEN");
+    poll(Duration::from_secs(5), "cgroup.events to say frozen", || (cgroup::frozen_event(pid) != Some(false)).then_some(()));
     c.ok(&["tasks", "resume", &id]);
     assert_eq!(c.task_status(&id), "RUNNING");
     assert_eq!(cgroup::freezer_state(pid), "THAWED");
+    poll(Duration::from_secs(5), "cgroup.events to say thawed", || (cgroup::frozen_event(pid) != Some(true)).then_some(()));
     let a = c.exec(&[], &id, &["cat", "/tmp/n"]).stdout;
     std::thread::sleep(Duration::from_millis(500));
     let b = c.exec(&[], &id, &["cat", "/tmp/n"]).stdout;
     assert_ne!(a.trim(), b.trim(), "the loop did not run on after resume");
 }
 
-/// `ctr tasks metrics`: the shim reads the container's cgroups.
+/// `ctr tasks metrics`: the shim reads the container's cgroup (v1 files, or v2's, found
+/// from the task's process): the memory limit, a usage above zero, the process count.
 fn metrics(c: &Containerd) {
     let id = unique("metrics");
-    c.run_detached(&["--memory-limit", "67108864"], &id, "exec sleep 1000");
+    let pid = c.run_detached(&["--memory-limit", "67108864"], &id, "exec sleep 1000");
+    c.cgroups.placement(pid);
     let out = c.ok(&["tasks", "metrics", &id]);
-    let val = |k: &str| -> Option<String> { out.lines().find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string())) };
-    let v2 = out.contains("memory.usage ") || out.contains("memory.max");
-    if v2 {
-        assert!(out.contains("pids.current"), "{out}");
-    } else {
-        assert_eq!(val("memory.limit_in_bytes").as_deref(), Some("67108864"), "{out}");
-        let usage: u64 = val("memory.usage_in_bytes").and_then(|v| v.parse().ok()).unwrap_or(0);
-        assert!(usage > 0, "no memory usage: {out}");
-        let pids: u64 = val("pids.current").and_then(|v| v.parse().ok()).unwrap_or(0);
-        assert!(pids >= 1, "no pids: {out}");
-    }
+    let val = |k: &str| -> u64 {
+        out.lines().find_map(|l| l.strip_prefix(k).filter(|v| v.starts_with([' ', '\t'])).and_then(|v| v.trim().parse().ok())).unwrap_or_else(|| panic!("no {k} in {out}"))
+    };
+    let (limit, usage) = if out.lines().any(|l| l.starts_with("memory.limit_in_bytes")) { ("memory.limit_in_bytes", "memory.usage_in_bytes") } else { ("memory.usage_limit", "memory.usage") };
+    assert_eq!(val(limit), 64 << 20, "{out}");
+    assert!(val(usage) > 0, "no memory usage: {out}");
+    assert!(val("pids.current") >= 1, "no pids: {out}");
 }
 
 /// `ctr tasks kill -s SIGUSR1`: the signal reaches the process; its exit code is kept.
@@ -289,21 +299,22 @@ fn kill_signal(c: &Containerd) {
     let o = c.ctr(&["tasks", "rm", &id]);
     o.ok();
     assert!(o.stderr.contains("exit code 42") || o.stdout.contains("exit code 42"), "exit code not 42: {}", o.describe());
-    // SIGKILL: 137.
+    // SIGKILL: 137; the container's cgroup (and scope unit) goes with the task.
     let id = unique("kill9");
-    c.run_detached(&[], &id, "exec sleep 1000");
+    let at = c.cgroups.placement(c.run_detached(&[], &id, "exec sleep 1000"));
     c.ok(&["tasks", "kill", "-s", "SIGKILL", &id]);
     poll(Duration::from_secs(20), "the task to stop", || (c.task_status(&id) == "STOPPED").then_some(()));
     let o = c.ctr(&["tasks", "rm", &id]);
     assert!(o.stderr.contains("exit code 137"), "{}", o.describe());
+    c.cgroups.wait_gone(&at);
 }
 
 /// `ctr tasks rm`: refused while running; `-f` kills and removes it: the process, the
-/// runtime's state and the cgroup go.
+/// runtime's state and the cgroup (and its scope unit, with systemd) go.
 fn tasks_rm(c: &Containerd) {
     let id = unique("rm");
     let pid = c.run_detached(&[], &id, "exec sleep 1000");
-    let cg = cgroup::dir_of(pid, "pids").expect("pids cgroup");
+    let at = c.cgroups.placement(pid);
     assert!(c.state_root().join(&id).is_dir(), "no state for {id} in the runtime's --root {}", c.state_root().display());
     let o = c.ctr(&["tasks", "rm", &id]);
     assert_ne!(o.code(), 0, "rm of a running task succeeded: {}", o.describe());
@@ -311,8 +322,24 @@ fn tasks_rm(c: &Containerd) {
     assert!(c.task(&id).is_none(), "the task is still listed");
     poll(Duration::from_secs(10), "the process to go", || (!berth_integration::procs::alive(pid)).then_some(()));
     assert!(!c.state_root().join(&id).exists(), "the runtime still has state for {id} in {}", c.state_root().display());
-    poll(Duration::from_secs(10), "the cgroup to go", || (!cg.exists()).then_some(()));
+    c.cgroups.wait_gone(&at);
     c.ok(&["containers", "rm", &id]);
+}
+
+/// Removing running tasks (one with a memory limit) and their containers leaves nothing
+/// below our cgroup parent: no cgroup and, with systemd, no unit in our slice.
+fn rm_leaves_nothing(c: &Containerd) {
+    let a = unique("gone");
+    let b = unique("gone");
+    let at = [c.cgroups.placement(c.run_detached(&[], &a, "exec sleep 1000")), c.cgroups.placement(c.run_detached(&["--memory-limit", "67108864"], &b, "exec sleep 1000"))];
+    for id in [&a, &b] {
+        c.ok(&["tasks", "rm", "-f", id]);
+        c.ok(&["containers", "rm", id]);
+    }
+    for p in &at {
+        c.cgroups.wait_gone(p);
+    }
+    c.cgroups.assert_empty(&[]);
 }
 
 /// `--seccomp`: containerd's default profile puts a filter on the process; a profile of

@@ -9,15 +9,18 @@ use berth_integration::engines::docker::Docker;
 use berth_integration::engines::pty::{expect, send};
 use berth_integration::engines::compat::{self, DockerCli, LONG};
 use berth_integration::engines::suite::{self, Scenario};
-use berth_integration::engines::{cap_mask, cgroup, net, poll, unique, RuntimeUnderTest, CAP_CHOWN, CAP_NET_ADMIN};
+use berth_integration::engines::cgroup::Limit;
+use berth_integration::engines::{cap_mask, net, poll, unique, RuntimeUnderTest, CAP_CHOWN, CAP_NET_ADMIN};
 use std::time::Duration;
 
 fn suite_with(rt: RuntimeUnderTest) {
-    let d = match Docker::setup(&rt) {
-        Ok(d) => d,
-        Err(why) => return berth_integration::engines::skip_or_fail("docker", &why),
-    };
-    suite::run("docker", &rt, &d, SCENARIOS);
+    suite::timed("docker", &rt, || {
+        let d = match Docker::setup(&rt) {
+            Ok(d) => d,
+            Err(why) => return berth_integration::engines::skip_or_fail("docker", &why),
+        };
+        suite::run("docker", &rt, &d, SCENARIOS);
+    });
 }
 
 #[test]
@@ -49,15 +52,18 @@ const SCENARIOS: &[Scenario<Docker>] = &[
     ("network_none", compat::network_none),
     ("bridge_network", bridge_network),
     ("publish_port", publish_port),
-    ("memory_limit", memory_limit),
+    ("memory_limit", compat::memory_limit),
     ("update_memory", update_memory),
-    ("pids_limit", pids_limit),
+    ("pids_limit", compat::pids_limit),
     ("cpus", compat::cpus),
+    ("stats", stats),
     ("read_only_tmpfs", compat::read_only_tmpfs),
     ("cap_add_drop", cap_add_drop),
     ("init", init),
     ("restart_policy", restart_policy),
     ("seccomp", seccomp),
+    ("apparmor", compat::apparmor),
+    ("rm_leaves_nothing", compat::rm_leaves_nothing),
 ];
 
 /// `docker info` runs the default runtime's `--version` and shows its commit.
@@ -102,7 +108,8 @@ fn run_it(d: &Docker) {
     assert!(o.text.contains("/dev/pts/"), "no pty in the container: {}", o.describe());
 }
 
-/// `run -d`: running, output in `logs`, the pid alive on the host, under our cgroup parent.
+/// `run -d`: running, output in `logs`, the pid alive on the host, under our cgroup parent
+/// in a cgroup of its own (`PARENT/ID`, or with systemd the scope `docker-ID.scope`).
 fn run_detached_logs(d: &Docker) {
     let name = unique("det");
     let id = d.run_detached(&name, &[], "echo hello-detached; exec sleep 1000");
@@ -112,8 +119,9 @@ fn run_detached_logs(d: &Docker) {
     assert_eq!(d.inspect(&name, "{{.HostConfig.Runtime}}"), d.runtime_name);
     let pid = d.pid(&name);
     assert_eq!(std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim(), "sleep");
-    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    assert!(cg.contains(&format!("{}/{id}", d.cgroup_parent)), "not in {}/{id}: {cg}", d.cgroup_parent);
+    let at = d.cgroups.placement(pid);
+    let own = if d.cgroups.slice().is_some() { format!("{}/docker-{id}.scope", d.cgroups.path) } else { format!("{}/{id}", d.cgroups.path) };
+    assert_eq!(at.cgroup, own);
 }
 
 /// `exec`: exit code, env, user, workdir; in the container's pid namespace.
@@ -126,6 +134,7 @@ fn exec(d: &Docker) {
     let out = d.ok(&["exec", "-e", "E2E_VAR=exec-env", "-u", "1000:1000", "-w", "/tmp", &name, "sh", "-c", "echo $E2E_VAR; id -u; id -g; pwd"]);
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), vec!["exec-env", "1000", "1000", "/tmp"], "{out}");
     assert_eq!(d.ok(&["exec", &name, "cat", "/proc/1/comm"]).trim(), "sleep");
+    compat::assert_exec_in_container_cgroup(d, &name);
 }
 
 /// `top` (the runtime's `ps --format json`).
@@ -160,12 +169,13 @@ fn start_restart(d: &Docker) {
     assert_eq!(n, 3);
 }
 
-/// `rm -f` of a running container: the process, the runtime's state and the cgroup go.
+/// `rm -f` of a running container: the process, the runtime's state and the cgroup (and
+/// its scope unit, with systemd) go.
 fn rm_running(d: &Docker) {
     let name = unique("rm");
     let id = d.run_detached(&name, &[], LONG);
     let pid = d.pid(&name);
-    let cg = cgroup::dir_of(pid, "pids").expect("pids cgroup");
+    let at = d.cgroups.placement(pid);
     // dockerd gives every runtime of the runc shim --root <exec-root>/runtime-runc/moby.
     let state = d.exec_root.join("runtime-runc").join("moby").join(&id);
     assert!(state.exists(), "no runtime state at {} (where dockerd's --root points)", state.display());
@@ -173,7 +183,7 @@ fn rm_running(d: &Docker) {
     assert!(!d.docker(&["inspect", &name]).success(), "still there after rm");
     poll(Duration::from_secs(10), "the container's process to go", || (!berth_integration::procs::alive(pid)).then_some(()));
     assert!(!state.exists(), "the runtime still has state at {}", state.display());
-    poll(Duration::from_secs(10), "the cgroup to go", || (!cg.exists()).then_some(()));
+    d.cgroups.wait_gone(&at);
 }
 
 /// `--user`, `--workdir`, `-e`.
@@ -215,21 +225,16 @@ fn publish_port(d: &Docker) {
     assert!(!proxies.is_empty(), "no docker-proxy for port {port}");
 }
 
-/// `-m`.
-fn memory_limit(d: &Docker) {
-    let name = unique("mem");
-    d.run_detached(&name, &["-m", "64m"], LONG);
-    assert_eq!(cgroup::read(d.pid(&name), "memory", "memory.limit_in_bytes", "memory.max"), "67108864");
-}
-
-/// `update -m`: dockerd sends `update --resources -` with the JSON on stdin.
+/// `update -m`: dockerd sends `update --resources -` with the JSON on stdin; the new
+/// limit reaches the cgroup (and, with systemd, the scope's MemoryMax).
 fn update_memory(d: &Docker) {
     let name = unique("upd");
     d.run_detached(&name, &["-m", "64m", "--memory-swap", "256m"], LONG);
-    let pid = d.pid(&name);
+    let at = d.cgroups.placement(d.pid(&name));
+    d.cgroups.assert_limits(&at, &[Limit::Memory(64 << 20)]);
     let mark = d.wrapper.mark();
     d.ok(&["update", "-m", "128m", "--memory-swap", "256m", &name]);
-    assert_eq!(cgroup::read(pid, "memory", "memory.limit_in_bytes", "memory.max"), "134217728");
+    d.cgroups.assert_limits(&at, &[Limit::Memory(128 << 20)]);
     let calls = d.wrapper.calls_since(mark);
     let up = calls.iter().find(|c| c.subcommand() == "update").unwrap_or_else(|| panic!("no update call: {calls:?}"));
     let stdin = up.stdin.as_ref().map(|f| std::fs::read_to_string(f).unwrap_or_default()).unwrap_or_default();
@@ -237,15 +242,9 @@ fn update_memory(d: &Docker) {
     assert_eq!(d.inspect(&name, "{{.HostConfig.Memory}}"), "134217728");
 }
 
-/// `--pids-limit`.
-fn pids_limit(d: &Docker) {
-    let name = unique("pids");
-    d.run_detached(&name, &["--pids-limit", "20"], LONG);
-    let pid = d.pid(&name);
-    assert_eq!(cgroup::read(pid, "pids", "pids.max", "pids.max"), "20");
-    let _ = d.docker(&["exec", &name, "sh", "-c", "for i in $(seq 1 40); do sleep 30 & done; wait 2>/dev/null"]);
-    let current: u64 = cgroup::read(pid, "pids", "pids.current", "pids.current").parse().unwrap_or(0);
-    assert!(current <= 20, "pids.current {current} above the limit");
+/// `stats --no-stream`: dockerd gets the container's cgroup stats from the shim.
+fn stats(d: &Docker) {
+    compat::stats(d, "{{.MemUsage}}");
 }
 
 /// `--cap-drop`/`--cap-add`.

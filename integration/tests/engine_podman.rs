@@ -10,15 +10,17 @@ use berth_integration::engines::podman::Podman;
 use berth_integration::engines::pty::{expect, send};
 use berth_integration::engines::compat::{self, DockerCli, LONG};
 use berth_integration::engines::suite::{self, Scenario};
-use berth_integration::engines::{cap_mask, cgroup, net, unique, RuntimeUnderTest, CAP_CHOWN, CAP_NET_ADMIN};
+use berth_integration::engines::{cap_mask, net, unique, RuntimeUnderTest, CAP_CHOWN, CAP_NET_ADMIN};
 use std::time::Duration;
 
 fn suite_with(rt: RuntimeUnderTest) {
-    let p = match Podman::setup(&rt) {
-        Ok(p) => p,
-        Err(why) => return berth_integration::engines::skip_or_fail("podman", &why),
-    };
-    suite::run("podman", &rt, &p, SCENARIOS);
+    suite::timed("podman", &rt, || {
+        let p = match Podman::setup(&rt) {
+            Ok(p) => p,
+            Err(why) => return berth_integration::engines::skip_or_fail("podman", &why),
+        };
+        suite::run("podman", &rt, &p, SCENARIOS);
+    });
 }
 
 #[test]
@@ -49,15 +51,18 @@ const SCENARIOS: &[Scenario<Podman>] = &[
     ("network_none", compat::network_none),
     ("bridge_network", bridge_network),
     ("publish_port", publish_port),
-    ("memory_limit", memory_limit),
-    ("pids_limit", pids_limit),
+    ("memory_limit", compat::memory_limit),
+    ("pids_limit", compat::pids_limit),
     ("cpus", compat::cpus),
+    ("stats", stats),
     ("read_only_tmpfs", compat::read_only_tmpfs),
     ("cap_add_drop", cap_add_drop),
     ("uidmap", uidmap),
     ("preserve_fds", preserve_fds),
     ("init", init),
     ("seccomp", compat::seccomp_profiles),
+    ("apparmor", compat::apparmor),
+    ("rm_leaves_nothing", compat::rm_leaves_nothing),
 ];
 
 /// podman reads the runtime's --log JSON and maps the error words to 127 (command not
@@ -98,9 +103,9 @@ fn run_detached_logs(p: &Podman) {
     assert!(berth_integration::procs::alive(pid), "pid {pid} not alive");
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     assert_eq!(comm.trim(), "sleep");
-    // Under our cgroup parent.
-    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    assert!(cg.contains(&p.cgroup_parent), "container not under {}: {cg}", p.cgroup_parent);
+    // Under our cgroup parent, in a cgroup (a scope, with systemd) of its own.
+    let at = p.cgroups.placement(pid);
+    assert!(at.cgroup.rsplit('/').next().is_some_and(|c| c.contains(&id)), "not in a cgroup of its own: {}", at.cgroup);
 }
 
 /// `exec`: exit code, env, user, workdir, and stdout of a process in the container.
@@ -115,6 +120,7 @@ fn exec(p: &Podman) {
     // The exec'd process is in the container's pid namespace: it sees the init as 1.
     let out = p.ok(&["exec", &name, "cat", "/proc/1/comm"]);
     assert_eq!(out.trim(), "sleep");
+    compat::assert_exec_in_container_cgroup(p, &name);
 }
 
 /// `top`: the container's processes.
@@ -160,19 +166,20 @@ fn super_wait_lines(p: &Podman, name: &str, n: usize) -> usize {
     k
 }
 
-/// `rm -f` of a running container: the process, the runtime's state and the cgroup go.
+/// `rm -f` of a running container: the process, the runtime's state and the cgroup (and
+/// its scope unit, with systemd) go.
 fn rm_running(p: &Podman) {
     let name = unique("rm");
     let id = p.run_detached(&name, &[], LONG);
     let pid = p.pid(&name);
-    let cg = cgroup::dir_of(pid, "pids").expect("pids cgroup");
+    let at = p.cgroups.placement(pid);
     p.ok(&["rm", "-f", "-t", "0", &name]);
     let o = p.podman(&["inspect", &name]);
     assert!(!o.success(), "still there after rm: {}", o.describe());
     berth_integration::engines::poll(Duration::from_secs(10), "the container's process to go", || (!berth_integration::procs::alive(pid)).then_some(()));
     let state = std::path::Path::new("/run").join(p.rt.name).join(&id);
     assert!(!state.exists(), "the runtime still has state at {}", state.display());
-    berth_integration::engines::poll(Duration::from_secs(10), "the cgroup to go", || (!cg.exists()).then_some(()));
+    p.cgroups.wait_gone(&at);
 }
 
 /// `--user`, `--workdir`, `-e`.
@@ -205,24 +212,9 @@ fn publish_port(p: &Podman) {
     assert!(r.contains("200 OK") && r.contains("web-"), "{r}");
 }
 
-/// `-m`: the memory cgroup's limit.
-fn memory_limit(p: &Podman) {
-    let name = unique("mem");
-    p.run_detached(&name, &["-m", "64m"], LONG);
-    let pid = p.pid(&name);
-    let v = cgroup::read(pid, "memory", "memory.limit_in_bytes", "memory.max");
-    assert_eq!(v, "67108864");
-}
-
-/// `--pids-limit`: pids.max, and a fork bomb stops there.
-fn pids_limit(p: &Podman) {
-    let name = unique("pids");
-    p.run_detached(&name, &["--pids-limit", "20"], LONG);
-    let pid = p.pid(&name);
-    assert_eq!(cgroup::read(pid, "pids", "pids.max", "pids.max"), "20");
-    let o = p.podman(&["exec", &name, "sh", "-c", "for i in $(seq 1 40); do sleep 30 & done; wait 2>/dev/null; echo done"]);
-    let current: u64 = cgroup::read(pid, "pids", "pids.current", "pids.current").parse().unwrap_or(0);
-    assert!(current <= 20, "pids.current {current} above the limit; {}", o.describe());
+/// `stats --no-stream`: podman reads the container's cgroup (found from its process).
+fn stats(p: &Podman) {
+    compat::stats(p, "{{.MemUsageBytes}}");
 }
 
 /// `--cap-drop`/`--cap-add`: the capability sets and what they allow.

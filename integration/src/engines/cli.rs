@@ -29,6 +29,8 @@ pub struct Cli {
     pub program: PathBuf,
     pub base_args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Variables of ours the client must not see.
+    pub env_remove: Vec<String>,
     /// setns(2) into this network namespace before exec.
     pub netns: Option<RawFd>,
     pub io_dir: PathBuf,
@@ -142,7 +144,7 @@ pub fn prepare(cmd: &mut Command, netns: Option<RawFd>, pass_fds: Vec<(RawFd, Ra
 impl Cli {
     pub fn new(program: impl Into<PathBuf>, io_dir: &Path) -> Cli {
         std::fs::create_dir_all(io_dir).expect("create cli io dir");
-        Cli { program: program.into(), base_args: Vec::new(), env: Vec::new(), netns: None, io_dir: io_dir.to_path_buf(), counter: Arc::new(AtomicUsize::new(0)) }
+        Cli { program: program.into(), base_args: Vec::new(), env: Vec::new(), env_remove: Vec::new(), netns: None, io_dir: io_dir.to_path_buf(), counter: Arc::new(AtomicUsize::new(0)) }
     }
 
     pub fn cmdline(&self, args: &[&str]) -> String {
@@ -156,6 +158,9 @@ impl Cli {
     pub fn command(&self, args: &[&str], pass_fds: Vec<(RawFd, RawFd)>) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.base_args).args(args).current_dir(&self.io_dir);
+        for k in &self.env_remove {
+            cmd.env_remove(k);
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

@@ -5,10 +5,14 @@
 //! without the CRI plugin (nor the snapshotters that cannot work here); it runs in the
 //! suite's network namespace, so `--net-host` means that namespace. Containers live in a
 //! containerd namespace named like the suite's cgroup parent, so that ctr's default
-//! cgroup path (`/<namespace>/<id>`) lands there. ctr's IO fifos go to the work dir.
+//! cgroup path (`/<namespace>/<id>`) lands there; with systemd's driver, ctr gives the
+//! shim `SystemdCgroup` (`--runc-systemd-cgroup`, so the runtime gets `--systemd-cgroup`)
+//! and the container the cgroups path `SLICE:ctr:ID` (`--cgroup`), a scope `ctr-ID.scope`
+//! in our slice. ctr's IO fifos go to the work dir.
 //! Left outside it: the shims' sockets in /run/containerd/s (hard-wired in 1.6; named
 //! after our daemon's address, removed by the shims when they exit).
 
+use super::cgroup::Parent;
 use super::cli::Cli;
 use super::daemon::Daemon;
 use super::net::NetNs;
@@ -30,6 +34,8 @@ pub struct Containerd {
     /// `ctr --address .. --namespace ..`, in the netns.
     pub cli: Cli,
     pub namespace: String,
+    /// `/<namespace>`, or with systemd the slice given in `--cgroup`.
+    pub cgroups: Parent,
     pub image: String,
     /// `--runc-root`; the shim runs the runtime with `--root <runc_root>/<namespace>`.
     pub runc_root: PathBuf,
@@ -50,7 +56,8 @@ impl Containerd {
         let netns = NetNs::new()?;
         let wrapper = Wrapper::new(&dir.join("wrap"), rt.name, &rt.bin);
         let sock = dir.join("containerd.sock");
-        let namespace = super::cgroup_parent("containerd", rt.name).trim_start_matches('/').to_string();
+        let cgroups = Parent::new("containerd", rt.name);
+        let namespace = super::work_dir("containerd", rt.name).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let mut cli = Cli::new(CTR, &dir.join("cli"));
         cli.base_args = vec!["--address".into(), sock.to_string_lossy().into_owned(), "--namespace".into(), namespace.clone()];
         cli.netns = Some(netns.raw());
@@ -58,7 +65,7 @@ impl Containerd {
         let runc_root = dir.join("runtime-root");
         let fifo_dir = dir.join("fifo");
         std::fs::create_dir_all(&fifo_dir).map_err(|e| e.to_string())?;
-        let c = Containerd { rt: rt.clone(), dir: dir.clone(), netns, wrapper, cli, namespace, image: image::REF.to_string(), runc_root, fifo_dir, daemon: Some(daemon) };
+        let c = Containerd { rt: rt.clone(), dir: dir.clone(), netns, wrapper, cli, namespace, cgroups, image: image::REF.to_string(), runc_root, fifo_dir, daemon: Some(daemon) };
         let img = image::Image::build(&dir)?;
         let oci = img.oci_archive(&dir)?;
         let o = c.cli.run(&["images", "import", &oci.to_string_lossy()]);
@@ -73,9 +80,10 @@ impl Containerd {
         self.runc_root.join(&self.namespace)
     }
 
-    /// The arguments that make `ctr run` use the runtime under test.
-    fn runtime_flags(&self) -> Vec<String> {
-        vec![
+    /// The arguments that make `ctr run` of container `id` use the runtime under test,
+    /// with the cgroup driver in use.
+    fn runtime_flags(&self, id: &str) -> Vec<String> {
+        let mut v: Vec<String> = vec![
             "--runtime".into(),
             "io.containerd.runc.v2".into(),
             "--runc-binary".into(),
@@ -84,13 +92,17 @@ impl Containerd {
             self.runc_root.to_string_lossy().into_owned(),
             "--fifo-dir".into(),
             self.fifo_dir.to_string_lossy().into_owned(),
-        ]
+        ];
+        if let Some(slice) = self.cgroups.slice() {
+            v.extend(["--runc-systemd-cgroup".into(), "--cgroup".into(), format!("{slice}:ctr:{id}")]);
+        }
+        v
     }
 
     /// `ctr run [runtime flags] FLAGS IMAGE ID CMD...`
     pub fn run_args(&self, flags: &[&str], id: &str, cmd: &[&str]) -> Vec<String> {
         let mut a: Vec<String> = vec!["run".into()];
-        a.extend(self.runtime_flags());
+        a.extend(self.runtime_flags(id));
         a.extend(flags.iter().map(|s| s.to_string()));
         a.push(self.image.clone());
         a.push(id.to_string());
@@ -214,10 +226,7 @@ impl Containerd {
         // containerd makes /run/containerd/runc/<namespace> whatever --runc-root says; the
         // namespace is ours.
         let _ = std::fs::remove_dir(PathBuf::from("/run/containerd/runc").join(&self.namespace));
-        let left = super::cgroup::remove_tree(&format!("/{}", self.namespace));
-        if !left.is_empty() {
-            problems.push(format!("cgroups left: {left:?}"));
-        }
+        problems.extend(self.cgroups.teardown());
         if let Err(e) = super::daemon::remove_dir(&self.dir) {
             problems.push(e);
         }
@@ -281,7 +290,7 @@ impl super::suite::Engine for Containerd {
             eprintln!("berth-e2e: containerd/{}: cleanup after scenario: {p}", self.rt.name);
         }
         // A container wedged in a runtime call: kill its processes, then try again.
-        let n = super::cgroup::kill_all(&format!("/{}", self.namespace));
+        let n = self.cgroups.kill_all();
         eprintln!("berth-e2e: containerd/{}: killed {n} process(es) left in our cgroups", self.rt.name);
         for p in self.remove_all() {
             eprintln!("berth-e2e: containerd/{}: cleanup after scenario (2nd try): {p}", self.rt.name);
@@ -298,8 +307,6 @@ impl super::suite::Engine for Containerd {
 impl Drop for Containerd {
     fn drop(&mut self) {
         let problems = self.teardown();
-        if !problems.is_empty() {
-            eprintln!("berth-e2e: containerd/{} teardown:\n  {}", self.rt.name, problems.join("\n  "));
-        }
+        super::suite::teardown_problems("containerd", self.rt.name, problems);
     }
 }

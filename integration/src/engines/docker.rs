@@ -4,11 +4,13 @@
 //! NAME` names it too.
 //!
 //! dockerd gets its own data root, exec root, pidfile, socket, trust-key path, cgroup
-//! parent and a containerd of our own (`--containerd`: the one dockerd would start puts
+//! parent (with systemd's driver, `native.cgroupdriver=systemd`, a slice of ours where
+//! each container is a scope `docker-ID.scope`) and a containerd of our own (`--containerd`: the one dockerd would start puts
 //! its opt dir in /opt/containerd); it runs in the suite's network namespace, where it
 //! makes its docker0 bridge and iptables rules, and `-p` goes through docker-proxy.
 //! The docker 20.10 client (/usr/bin/docker) talks to it with its own config dir.
 
+use super::cgroup::{Driver, Parent};
 use super::cli::Cli;
 use super::daemon::Daemon;
 use super::net::NetNs;
@@ -32,7 +34,8 @@ pub struct Docker {
     pub cli: Cli,
     /// The name the runtime is registered under (`runc` is reserved by dockerd).
     pub runtime_name: String,
-    pub cgroup_parent: String,
+    /// `cgroup-parent`.
+    pub cgroups: Parent,
     pub image: String,
     pub exec_root: PathBuf,
     dockerd: Option<Daemon>,
@@ -52,7 +55,7 @@ impl Docker {
         let netns = NetNs::new()?;
         let wrapper = Wrapper::new(&dir.join("wrap"), rt.name, &rt.bin);
         let runtime_name = if rt.name == "runc" { "runc-e2e".to_string() } else { rt.name.to_string() };
-        let cgroup_parent = super::cgroup_parent("docker", rt.name);
+        let cgroups = Parent::new("docker", rt.name);
         let ctd_sock = dir.join("containerd.sock");
         let containerd = super::containerd::start_daemon(&dir, &netns, &ctd_sock, &format!("dockerd's containerd with {}", rt.name))?;
         let sock = dir.join("docker.sock");
@@ -64,7 +67,10 @@ impl Docker {
             "hosts": [format!("unix://{}", sock.display())],
             "containerd": ctd_sock,
             "deprecated-key-path": dir.join("key.json"),
-            "cgroup-parent": cgroup_parent,
+            "cgroup-parent": cgroups.name,
+            // dockerd gives the runc shim SystemdCgroup with it (the runtime gets
+            // --systemd-cgroup and `SLICE:docker:ID` cgroups paths).
+            "exec-opts": [format!("native.cgroupdriver={}", Driver::get().name())],
             // Root has no CAP_SYS_RESOURCE here and a hard RLIMIT_NOFILE of 20000.
             "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 1024}},
             "runtimes": {runtime_name.clone(): {"path": wrapper.path}},
@@ -93,7 +99,7 @@ impl Docker {
             wrapper,
             cli,
             runtime_name,
-            cgroup_parent,
+            cgroups,
             image: image::REF.to_string(),
             exec_root,
             dockerd: Some(dockerd),
@@ -105,6 +111,11 @@ impl Docker {
             return Err(format!("docker import failed:\n{}", o.describe()));
         }
         Ok(d)
+    }
+
+    /// dockerd keeps nothing below the parent once its containers are gone.
+    fn kept_by_design(_: &Parent) -> &'static [&'static str] {
+        &[]
     }
 
     /// `docker ARGS`, with `--runtime NAME` added to `run` and `create`.
@@ -149,10 +160,7 @@ impl Docker {
         if let Some(mut d) = self.containerd.take() {
             d.stop(Duration::from_secs(20));
         }
-        let left = super::cgroup::remove_tree(&self.cgroup_parent);
-        if !left.is_empty() {
-            problems.push(format!("cgroups left: {left:?}"));
-        }
+        problems.extend(self.cgroups.teardown());
         if let Err(e) = super::daemon::remove_dir(&self.dir) {
             problems.push(e);
         }
@@ -170,7 +178,7 @@ impl super::suite::Engine for Docker {
         if let Err(e) = self.remove_all() {
             eprintln!("berth-e2e: docker/{}: cleanup after scenario: {e}", self.rt.name);
             // A container wedged in a runtime call: kill its processes, then try again.
-            let n = super::cgroup::kill_all(&self.cgroup_parent);
+            let n = self.cgroups.kill_all();
             eprintln!("berth-e2e: docker/{}: killed {n} process(es) left in our cgroups", self.rt.name);
             if let Err(e) = self.remove_all() {
                 eprintln!("berth-e2e: docker/{}: cleanup after scenario (2nd try): {e}", self.rt.name);
@@ -195,8 +203,6 @@ impl super::suite::Engine for Docker {
 impl Drop for Docker {
     fn drop(&mut self) {
         let problems = self.teardown();
-        if !problems.is_empty() {
-            eprintln!("berth-e2e: docker/{} teardown:\n  {}", self.rt.name, problems.join("\n  "));
-        }
+        super::suite::teardown_problems("docker", self.rt.name, problems);
     }
 }

@@ -7,11 +7,18 @@
 //! Everything an engine makes lives under its own temp dir (`berth-e2e-PID-ENGINE-RT`):
 //! daemon roots, state, sockets, pidfiles, configs, the runtime's wrapper and its call log.
 //! Each engine runs in a network namespace the test makes (an fd, nothing named): its
-//! bridges, veths and iptables rules go away with it. Its cgroups live under
-//! `/berth-e2e-PID-ENGINE-RT`. Daemons are stopped by pid (SIGTERM, wait, SIGKILL), and
-//! teardown (containers, daemon, mounts, cgroups, dir) runs even when scenarios fail; a
-//! later run removes what a killed run left (dirs, daemons whose command line names those
-//! dirs, cgroups) once that run's pid is gone.
+//! bridges, veths and iptables rules go away with it. Daemons are stopped by pid (SIGTERM,
+//! wait, SIGKILL), and teardown (containers, daemon, mounts, cgroups, dir) runs even when
+//! scenarios fail; a later run removes what a killed run left (dirs, daemons whose
+//! command line names those dirs, cgroups, slices) once that run's pid is gone.
+//!
+//! cgroups ([`cgroup::Driver`], chosen at run time): where PID 1 is systemd and
+//! /sys/fs/cgroup is pure cgroup v2 (real hosts; the VM lane), every engine uses
+//! systemd's driver as it does there (podman `cgroup_manager = "systemd"`, dockerd
+//! `native.cgroupdriver=systemd`, ctr `--runc-systemd-cgroup`): its containers are scope
+//! units in a slice of ours, `berth_e2e_PID_ENGINE_RT.slice`, which teardown stops.
+//! Elsewhere (this repository's CI host: hybrid cgroups, no systemd) they use cgroupfs
+//! under `/berth-e2e-PID-ENGINE-RT`. `BERTH_E2E_CGROUP_DRIVER=systemd|cgroupfs` overrides.
 //!
 //! The runtime is never called directly: the engine calls a wrapper script
 //! ([`wrapper::Wrapper`]) that logs each call (argv, the calling program, stdin when it
@@ -20,8 +27,9 @@
 //!
 //! Scenarios are plain functions; [`suite::run`] runs them in order, catches each one's
 //! panic, prints a table and fails the `#[test]` at the end if any failed.
-//! `BERTH_E2E_ONLY=name,name` runs only those scenarios; `BERTH_E2E_KEEP=1` keeps the
-//! temp dir (the daemons are still stopped).
+//! `BERTH_E2E_ONLY=name,name` runs only those scenarios; `BERTH_E2E_LANE=v2-systemd` the
+//! VM lane's subset ([`suite::LANE_V2_SYSTEMD`]; it fails unless the systemd driver is in
+//! use); `BERTH_E2E_KEEP=1` keeps the temp dir (the daemons are still stopped).
 //!
 //! If an engine is not installed the suite says so loudly and passes, unless
 //! `BERTH_E2E_REQUIRE_ENGINES=1` (set by .ci/run), where it fails.
@@ -37,6 +45,7 @@ pub mod net;
 pub mod podman;
 pub mod pty;
 pub mod suite;
+pub mod systemd;
 pub mod wrapper;
 
 use std::path::{Path, PathBuf};
@@ -71,11 +80,6 @@ pub fn work_dir(engine: &str, rt: &str) -> PathBuf {
     std::env::temp_dir().join(format!("berth-e2e-{}-{engine}-{rt}", std::process::id()))
 }
 
-/// The cgroup parent (absolute, as engines take it) of one engine with one runtime.
-pub fn cgroup_parent(engine: &str, rt: &str) -> String {
-    format!("/berth-e2e-{}-{engine}-{rt}", std::process::id())
-}
-
 /// Whether a missing engine fails the suite (CI) or only skips it (a developer's box).
 pub fn engines_required() -> bool {
     std::env::var("BERTH_E2E_REQUIRE_ENGINES").map(|v| v == "1").unwrap_or(false)
@@ -97,17 +101,28 @@ pub fn missing_binary(bins: &[&str]) -> Option<String> {
 }
 
 /// Removes what earlier runs left when they were killed before their teardown: dirs
-/// `berth-e2e-PID-*` and cgroups `/berth-e2e-PID-*` whose PID is gone, after killing the
-/// processes of those runs (those whose command line names such a dir, and those in such
-/// a cgroup) and unmounting what is mounted under the dirs.
+/// `berth-e2e-PID-*`, cgroups `/berth-e2e-PID-*` and slices `berth_e2e_PID_*.slice` whose
+/// PID is gone, after killing the processes of those runs (those whose command line names
+/// such a dir, and those in such a cgroup; stopping such a slice stops its units) and
+/// unmounting what is mounted under the dirs.
 pub fn remove_stale() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let stale_pid = |name: &str| -> bool {
-            let Some(rest) = name.strip_prefix("berth-e2e-") else { return false };
-            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { return false };
+            let Some(rest) = name.strip_prefix("berth-e2e-").or_else(|| name.strip_prefix("berth_e2e_").filter(|_| name.ends_with(".slice"))) else { return false };
+            let Some(pid) = rest.split(['-', '_']).next().and_then(|p| p.parse::<i32>().ok()) else { return false };
             pid != std::process::id() as i32 && !Path::new(&format!("/proc/{pid}")).exists()
         };
+        if systemd::booted() {
+            for unit in systemd::units_matching("berth_e2e_*.slice") {
+                if stale_pid(&unit) {
+                    eprintln!("berth-e2e: stopping {unit} of a dead run");
+                    for e in cgroup::stop_slice(&unit) {
+                        eprintln!("berth-e2e: {e}");
+                    }
+                }
+            }
+        }
         let mut dirs = Vec::new();
         if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
             for e in rd.flatten() {

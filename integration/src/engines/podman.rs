@@ -1,8 +1,10 @@
 //! podman (with conmon) using the runtime under test: `podman --runtime <wrapper>`, with
 //! its own root, runroot, tmpdir, network config dir, file locks and file events, a
-//! containers.conf of its own (cgroupfs, rlimits this machine allows, `--log-format=json`
-//! for berth as for runc), the default bridge network in the suite's network namespace,
-//! and every container's cgroup under the suite's cgroup parent.
+//! containers.conf of its own (the cgroup manager of [`Driver::get`], rlimits this
+//! machine allows, `--log-format=json` for berth as for runc), the default bridge network
+//! in the suite's network namespace, and every container under the suite's cgroup parent
+//! (`--cgroup-parent`: a cgroup path, or with systemd a slice, where podman puts each
+//! container's scope `libpod-ID.scope` and conmon's `libpod-conmon-ID.scope`).
 //!
 //! Left outside the work dir (podman has no setting for them): the runtime's default
 //! state root (/run/runc, /run/berth: podman does not pass `--root`, and a drop-in must
@@ -11,6 +13,7 @@
 //! its entries there when it removes a container; teardown also force-deletes from the
 //! runtime's root any container it made that is still there.
 
+use super::cgroup::{Driver, Parent};
 use super::cli::Cli;
 use super::net::NetNs;
 use super::wrapper::Wrapper;
@@ -31,7 +34,8 @@ pub struct Podman {
     pub wrapper: Wrapper,
     /// `podman` with the suite's global flags and environment, in the netns.
     pub cli: Cli,
-    pub cgroup_parent: String,
+    /// `--cgroup-parent`.
+    pub cgroups: Parent,
     pub image: String,
     /// The default network's name (unique: netavark's IPAM db is shared).
     pub network: String,
@@ -71,7 +75,7 @@ network_config_dir = "{dir}/networks"
 default_network = "{network}"
 
 [engine]
-cgroup_manager = "cgroupfs"
+cgroup_manager = "{manager}"
 events_logger = "file"
 events_logfile_path = "{dir}/events.log"
 lock_type = "file"
@@ -83,6 +87,7 @@ runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "bert
 "#,
                 rt = rt.name,
                 dir = dir.display(),
+                manager = Driver::get().name(),
             ),
         )
         .map_err(|e| e.to_string())?;
@@ -94,7 +99,7 @@ runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "bert
             ("--network-config-dir", dir.join("networks").to_string_lossy().into_owned()),
             ("--runtime", wrapper.path.to_string_lossy().into_owned()),
             ("--conmon", CONMON.to_string()),
-            ("--cgroup-manager", "cgroupfs".to_string()),
+            ("--cgroup-manager", Driver::get().name().to_string()),
             ("--events-backend", "file".to_string()),
             ("--storage-driver", "overlay".to_string()),
         ] {
@@ -103,11 +108,15 @@ runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "bert
         }
         cli.env.push(("CONTAINERS_CONF".into(), conf.to_string_lossy().into_owned()));
         cli.env.push(("TMPDIR".into(), dir.join("tmp").to_string_lossy().into_owned()));
+        // Set when the tests run as a systemd service (the VM lane): podman then leaves
+        // conmon in the caller's cgroup; without it conmon gets a scope in our slice, as
+        // when podman runs from a login shell.
+        cli.env_remove.push("INVOCATION_ID".into());
         std::fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
         cli.netns = Some(netns.raw());
         let p = Podman {
             rt: rt.clone(),
-            cgroup_parent: super::cgroup_parent("podman", rt.name),
+            cgroups: Parent::new("podman", rt.name),
             dir: dir.clone(),
             netns,
             wrapper,
@@ -124,6 +133,16 @@ runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "bert
         Ok(p)
     }
 
+    /// With cgroupfs podman moves every conmon into `PARENT/conmon` and leaves it there;
+    /// with systemd each conmon gets a scope of its own that goes with it.
+    fn kept_by_design(p: &Parent) -> &'static [&'static str] {
+        if p.slice().is_some() {
+            &[]
+        } else {
+            &["conmon"]
+        }
+    }
+
     /// `podman ARGS`, with `--cgroup-parent` added to `run` and `create`.
     fn args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
         let mut v: Vec<&str> = Vec::new();
@@ -131,7 +150,7 @@ runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "bert
             v.push(first);
             if *first == "run" || *first == "create" {
                 v.push("--cgroup-parent");
-                v.push(&self.cgroup_parent);
+                v.push(&self.cgroups.name);
             }
             v.extend_from_slice(rest);
         }
@@ -174,10 +193,7 @@ runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "bert
                 let _ = crate::procs::output(std::process::Command::new(&self.rt.bin).args(["delete", "--force", id]));
             }
         }
-        let left = super::cgroup::remove_tree(&self.cgroup_parent);
-        if !left.is_empty() {
-            problems.push(format!("cgroups left: {left:?}"));
-        }
+        problems.extend(self.cgroups.teardown());
         if let Err(e) = super::daemon::remove_dir(&self.dir) {
             problems.push(e);
         }
@@ -195,7 +211,7 @@ impl super::suite::Engine for Podman {
         if let Err(e) = self.remove_all() {
             eprintln!("berth-e2e: podman/{}: cleanup after scenario: {e}", self.rt.name);
             // A container wedged in a runtime call: kill its processes, then try again.
-            let n = super::cgroup::kill_all(&self.cgroup_parent);
+            let n = self.cgroups.kill_all();
             eprintln!("berth-e2e: podman/{}: killed {n} process(es) left in our cgroups", self.rt.name);
             if let Err(e) = self.remove_all() {
                 eprintln!("berth-e2e: podman/{}: cleanup after scenario (2nd try): {e}", self.rt.name);
@@ -210,8 +226,6 @@ impl super::suite::Engine for Podman {
 impl Drop for Podman {
     fn drop(&mut self) {
         let problems = self.teardown();
-        if !problems.is_empty() {
-            eprintln!("berth-e2e: podman/{} teardown:\n  {}", self.rt.name, problems.join("\n  "));
-        }
+        super::suite::teardown_problems("podman", self.rt.name, problems);
     }
 }
