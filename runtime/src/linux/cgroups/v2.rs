@@ -615,6 +615,17 @@ mod tests {
     }
 
     #[test]
+    fn a_relative_path_goes_beside_the_runtimes_own_cgroup_and_an_absolute_one_from_the_root() {
+        let h = |own: &str| Hierarchy { mountpoint: "/sys/fs/cgroup".into(), root: "/".into(), controllers: vec![], own: own.into() };
+        let dir = |own: &str, rel: &str| V2::new(&h(own), rel, false).unwrap().dir().to_path_buf();
+        assert_eq!(dir("/user.slice/session-3.scope", "ctr/a"), Path::new("/sys/fs/cgroup/user.slice/ctr/a"));
+        assert_eq!(dir("/", "ctr"), Path::new("/sys/fs/cgroup/ctr"));
+        assert_eq!(dir("/x", "ctr"), Path::new("/sys/fs/cgroup/ctr"));
+        assert_eq!(dir("/user.slice/session-3.scope", "/abs/ctr"), Path::new("/sys/fs/cgroup/abs/ctr"));
+        assert!(V2::new(&h("/a/b"), "../escape", false).is_err());
+    }
+
+    #[test]
     fn value_mappings_are_runcs() {
         assert_eq!(shares_to_weight(0), 0);
         assert_eq!(shares_to_weight(2), 1);
