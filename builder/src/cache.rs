@@ -82,7 +82,7 @@ mod tests {
         let b = KeyBuilder::new("RUN", &p).field("cmd", "a").field("env", "b").finish();
         assert_ne!(a, b);
         assert_eq!(a, KeyBuilder::new("RUN", &p).field("cmd", "ab").field("env", "").finish());
-        let q = content_key(&[a.clone()]);
+        let q = content_key(std::slice::from_ref(&a));
         assert_ne!(KeyBuilder::new("RUN", &q).field("cmd", "ab").field("env", "").finish(), a);
         let l1 = KeyBuilder::new("X", &p).list("l", &["a".into(), "b".into()]).finish();
         let l2 = KeyBuilder::new("X", &p).list("l", &["ab".into()]).finish();

@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+/// The pure cgroup v2 suite's helpers (tests/cgroups_v2.rs).
+pub mod v2;
+
 pub const ROOT: &str = "/sys/fs/cgroup";
 
 /// Whether `controller` has a v1 hierarchy at /sys/fs/cgroup/<controller>.

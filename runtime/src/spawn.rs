@@ -149,7 +149,7 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
     let pid = with_parent_side_namespaces(&spec, || clone_init(CloneFlags::empty(), &child, InitImage::Sealed))?;
     drop(child_sock);
     let mut guard = ChildGuard { pid, cgroup: None };
-    cgroups::load(&c.saved.cgroup).add_process(pid)?;
+    cgroups::load(&c.saved.cgroup).add_exec(pid, c.saved.pid)?;
     let cfg = InitConfig {
         mode: InitMode::Exec,
         id: c.id.clone(),

@@ -92,7 +92,7 @@ pub fn extract(root: &Path, dest_abs: &str, r: impl Read, chown: Option<(u32, u3
     let mut tr = TarReader::new(r);
     let mut dirs: Vec<(PathBuf, i64)> = Vec::new();
     let mut count = 0u64;
-    while let Some(h) = tr.next().map_err(|e| format!("reading archive: {e}"))? {
+    while let Some(h) = tr.next_entry().map_err(|e| format!("reading archive: {e}"))? {
         let shown = String::from_utf8_lossy(&h.path).into_owned();
         let rel = clean_path(&h.path)
             .ok_or_else(|| format!("archive entry {shown:?} climbs out of the destination (..): refused"))?;

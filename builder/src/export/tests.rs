@@ -51,7 +51,7 @@ fn two_layer_image(t: &Tmp, store: &Store) -> Image {
 fn tar_files(path: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
     let mut r = TarReader::new(fs::File::open(path).unwrap());
     let mut out = BTreeMap::new();
-    while let Some(h) = r.next().unwrap() {
+    while let Some(h) = r.next_entry().unwrap() {
         let mut d = Vec::new();
         r.read_to_end(&mut d).unwrap();
         let mut p = String::from_utf8_lossy(&h.path).into_owned();

@@ -53,7 +53,7 @@ pub fn import_reader<R: Read + Send>(store: &Store, r: R, name: &str, opts: &Imp
     let mut tr = TarReader::new(plain);
     let mut w = LayerWriter::new(store, opts.compression)?;
     let mut entries = 0u64;
-    while let Some(mut h) = tr.next()? {
+    while let Some(mut h) = tr.next_entry()? {
         let path = clean_path(&h.path).ok_or_else(|| {
             io::Error::new(io::ErrorKind::PermissionDenied, format!("tarball entry {:?} has a '..' component", String::from_utf8_lossy(&h.path)))
         })?;

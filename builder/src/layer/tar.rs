@@ -401,7 +401,7 @@ impl<R: Read> TarReader<R> {
     }
 
     /// The next entry, or None at the end of the archive.
-    pub fn next(&mut self) -> io::Result<Option<Header>> {
+    pub fn next_entry(&mut self) -> io::Result<Option<Header>> {
         if self.done {
             return Ok(None);
         }
@@ -690,7 +690,7 @@ mod tests {
     fn read(data: &[u8]) -> Vec<(Header, Vec<u8>)> {
         let mut r = TarReader::new(data);
         let mut out = Vec::new();
-        while let Some(h) = r.next().unwrap() {
+        while let Some(h) = r.next_entry().unwrap() {
             let mut d = Vec::new();
             r.read_to_end(&mut d).unwrap();
             out.push((h, d));
@@ -791,10 +791,10 @@ mod tests {
     fn refuses_garbage() {
         let mut data = write(&[(Header { path: b"a".to_vec(), size: 1, ..Default::default() }, b"x".to_vec())]);
         data[0] = b'b'; // checksum no longer matches
-        assert!(TarReader::new(&data[..]).next().is_err());
+        assert!(TarReader::new(&data[..]).next_entry().is_err());
         let data = write(&[(Header { path: b"a".to_vec(), size: 600, ..Default::default() }, vec![7; 600])]);
         let mut r = TarReader::new(&data[..1000]);
-        r.next().unwrap().unwrap();
+        r.next_entry().unwrap().unwrap();
         let mut d = Vec::new();
         assert!(r.read_to_end(&mut d).is_err(), "truncated content must fail");
     }

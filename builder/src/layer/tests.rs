@@ -83,7 +83,7 @@ pub(crate) fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
 pub(crate) fn entries(store: &Store, blob: &berth_spec::image::Digest) -> Vec<(Header, Vec<u8>)> {
     let mut r = TarReader::new(compress::decompress(store.open_blob(blob).unwrap()).unwrap());
     let mut out = Vec::new();
-    while let Some(h) = r.next().unwrap() {
+    while let Some(h) = r.next_entry().unwrap() {
         let mut d = Vec::new();
         r.read_to_end(&mut d).unwrap();
         out.push((h, d));
@@ -283,7 +283,8 @@ fn hostile_entries_are_refused_or_contained() {
     fs::write(outside.join("secret"), b"secret").unwrap();
     let outside_s = outside.to_str().unwrap().to_string();
 
-    let cases: Vec<(&str, Vec<(Header, Vec<u8>)>)> = vec![
+    type Case<'a> = (&'a str, Vec<(Header, Vec<u8>)>);
+    let cases: Vec<Case> = vec![
         ("dotdot", vec![(hdr(Kind::File, "../escape", ""), b"x".to_vec())]),
         ("dotdot-deep", vec![(hdr(Kind::File, "a/../../escape", ""), b"x".to_vec())]),
         (

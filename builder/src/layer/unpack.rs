@@ -249,7 +249,7 @@ pub fn unpack<R: Read + Send>(r: R, dest: &Path, opts: &UnpackOptions) -> io::Re
             })?;
         let mut tr = TarReader::new(ChunkReader { rx, cur: Vec::new(), pos: 0, back: back_tx });
         let r = (|| -> io::Result<()> {
-            while let Some(h) = tr.next()? {
+            while let Some(h) = tr.next_entry()? {
                 u.stats_entries += 1;
                 u.entry(&h, &mut tr).map_err(|e| {
                     if e.to_string().starts_with("layer entry") {

@@ -31,7 +31,7 @@ fn open(path: &Path) -> Result<TarReader<BufReader<File>>, String> {
 fn each(path: &Path, mut f: impl FnMut(&str, Kind, &str, &mut dyn Read) -> Result<(), String>) -> Result<(), String> {
     let mut tr = open(path)?;
     let at = |e: io::Error| format!("{}: {e}", path.display());
-    while let Some(h) = tr.next().map_err(at)? {
+    while let Some(h) = tr.next_entry().map_err(at)? {
         let Some(p) = clean_path(&h.path) else { continue };
         let p = String::from_utf8_lossy(&p).into_owned();
         let link = String::from_utf8_lossy(&h.link).into_owned();

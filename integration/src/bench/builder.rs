@@ -254,7 +254,7 @@ fn last_commit_secs(progress: &str) -> Option<f64> {
         .lines()
         .filter(|l| l.contains(" layer "))
         .filter_map(|l| l.rsplit_once(" in ")?.1.strip_suffix('s')?.parse::<f64>().ok())
-        .last()
+        .next_back()
 }
 
 /// buildah: the big step's RUN in a working container (untimed), then `buildah commit`

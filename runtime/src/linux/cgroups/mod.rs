@@ -84,6 +84,10 @@ pub trait Manager {
     fn enter(&mut self, init_pid: i32) -> Result<()>;
     /// Moves another process (`berth exec`'s) into the cgroup.
     fn add_process(&self, pid: i32) -> Result<()>;
+    /// Moves `berth exec`'s process in beside the container's init (`init_pid`).
+    fn add_exec(&self, pid: i32, _init_pid: i32) -> Result<()> {
+        self.add_process(pid)
+    }
     /// Applies `linux.resources` and the device rules, before the container's process runs.
     fn apply(&self, linux: &Linux) -> Result<()>;
     /// Changes limits of a running container (`berth update`); devices are left alone.

@@ -223,6 +223,10 @@ impl Manager for Systemd {
         self.fs()?.add_process(pid)
     }
 
+    fn add_exec(&self, pid: i32, init_pid: i32) -> Result<()> {
+        self.fs()?.add_exec(pid, init_pid)
+    }
+
     fn apply(&self, linux: &Linux) -> Result<()> {
         self.fs()?.apply(linux)
     }

@@ -31,7 +31,15 @@ pub struct V2 {
 impl V2 {
     /// The directory for `rel` in the unified hierarchy `h` (made by `create`).
     pub fn new(h: &Hierarchy, rel: &str, prune_parent: bool) -> Result<V2> {
-        let dir = h.dir_for(rel)?;
+        // A relative path goes beside the runtime's own cgroup, not below it: that cgroup
+        // has processes (ours, a shell's, a service's), so no controller could be enabled
+        // for a child of it (no internal processes). runc resolves it the same way.
+        let dir = if rel.starts_with('/') {
+            h.dir_for(rel)?
+        } else {
+            let parent = Path::new(&h.own).parent().and_then(Path::to_str).unwrap_or("/");
+            h.dir_for(&format!("{}/{rel}", parent.trim_end_matches('/')))?
+        };
         let mut paths = CgroupPaths::default();
         if prune_parent {
             paths.prune.extend(dir.parent().map(Path::to_path_buf));
@@ -77,12 +85,29 @@ impl Manager for V2 {
         fs::add_pid(self.dir(), pid)
     }
 
+    /// A container that enabled controllers for cgroups of its own (systemd or dockerd
+    /// inside it) has moved its processes to leaves: its own cgroup now refuses processes
+    /// with EBUSY (no internal processes), so the exec'd one joins the init's cgroup, as
+    /// with runc and crun.
+    fn add_exec(&self, pid: i32, init_pid: i32) -> Result<()> {
+        let procs = self.dir().join("cgroup.procs");
+        match std::fs::write(&procs, pid.to_string()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => fs::add_pid(&init_cgroup_below(self.dir(), init_pid)?, pid),
+            Err(e) => Err(Error::new(format!("add pid {pid} to cgroup {}: {}", self.dir().display(), Error::from(e)))),
+        }
+    }
+
     fn apply(&self, linux: &Linux) -> Result<()> {
         let rules = devices::rules_for(linux)?;
-        if let Some(m) = &self.mountpoint {
-            enable_controllers(m, self.dir());
-        }
-        set(self.dir(), linux.resources.as_ref().unwrap_or(&Resources::default()), Some(&rules))
+        let blocked = self.mountpoint.as_deref().and_then(|m| enable_controllers(m, self.dir()));
+        set(self.dir(), linux.resources.as_ref().unwrap_or(&Resources::default()), Some(&rules)).map_err(|e| match blocked {
+            Some(busy) if e.msg().contains("controller is not available") => Error::new(format!(
+                "{e}: cgroup {} has processes of its own, and cgroup v2 allows no internal processes (a cgroup with processes cannot enable controllers for its children); put the container beside those processes, not below them",
+                busy.display()
+            )),
+            _ => e,
+        })
     }
 
     fn update(&self, r: &Resources) -> Result<()> {
@@ -192,18 +217,25 @@ pub fn write(dir: &Path, file: &str, value: &str, field: &str) -> Result<()> {
 
 /// Enables every controller the parents have for their children, from the hierarchy's
 /// root down to `dir`'s parent (as runc does). Failures are left for the limit that needs
-/// the controller to report.
-pub fn enable_controllers(mountpoint: &Path, dir: &Path) {
-    let Ok(rel) = dir.strip_prefix(mountpoint) else { return };
+/// the controller to report; returns the first cgroup that refused and has processes of
+/// its own, for that report.
+pub fn enable_controllers(mountpoint: &Path, dir: &Path) -> Option<PathBuf> {
+    let rel = dir.strip_prefix(mountpoint).ok()?;
     let mut cur = mountpoint.to_path_buf();
+    let mut busy = None;
     let comps: Vec<_> = rel.components().collect();
     for (i, c) in comps.iter().enumerate() {
         let have = controllers(&cur);
         if !have.is_empty() {
+            let file = cur.join("cgroup.subtree_control");
             let all = have.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(" ");
-            if write_path(&cur.join("cgroup.subtree_control"), &all).is_err() {
+            if write_path(&file, &all).is_err() {
                 for c in all.split(' ') {
-                    let _ = write_path(&cur.join("cgroup.subtree_control"), c);
+                    // EBUSY for a domain controller, or EOPNOTSUPP once the threaded
+                    // ones made this populated cgroup a thread root.
+                    if write_path(&file, c).is_err() && busy.is_none() && std::fs::read_to_string(cur.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty()) {
+                        busy = Some(cur.clone());
+                    }
                 }
             }
         }
@@ -211,6 +243,20 @@ pub fn enable_controllers(mountpoint: &Path, dir: &Path) {
             cur.push(c);
         }
     }
+    busy
+}
+
+/// The cgroup directory of the container's init, which must be `dir` or below it.
+fn init_cgroup_below(dir: &Path, init_pid: i32) -> Result<PathBuf> {
+    let own = std::fs::read_to_string(format!("/proc/{init_pid}/cgroup")).map_err(|e| Error::new(format!("read the cgroup of the container's init {init_pid}: {}", Error::from(e))))?;
+    let rel = own.lines().find_map(|l| l.strip_prefix("0::")).ok_or_else(|| Error::new(format!("/proc/{init_pid}/cgroup has no cgroup v2 entry")))?;
+    let layout = super::layout::Layout::detect()?;
+    let unified = layout.unified.ok_or_else(|| Error::new("no cgroup2 hierarchy is mounted"))?;
+    let init_dir = unified.dir_for(rel)?;
+    if !init_dir.starts_with(dir) {
+        return Err(Error::new(format!("the container's init is in cgroup {}, outside the container's {}", init_dir.display(), dir.display())));
+    }
+    Ok(init_dir)
 }
 
 /// Applies the limits (and, at create, the device filter) to the v2 cgroup `dir`.
@@ -566,6 +612,17 @@ mod tests {
         assert!(stdout.contains("null-ok"), "stdout: {stdout}\nstderr: {stderr}");
         assert!(!stdout.contains("kmsg-ok"), "kmsg was allowed: {stdout}");
         assert!(stderr.to_lowercase().contains("not permitted"), "stderr: {stderr}");
+    }
+
+    #[test]
+    fn a_relative_path_goes_beside_the_runtimes_own_cgroup_and_an_absolute_one_from_the_root() {
+        let h = |own: &str| Hierarchy { mountpoint: "/sys/fs/cgroup".into(), root: "/".into(), controllers: vec![], own: own.into() };
+        let dir = |own: &str, rel: &str| V2::new(&h(own), rel, false).unwrap().dir().to_path_buf();
+        assert_eq!(dir("/user.slice/session-3.scope", "ctr/a"), Path::new("/sys/fs/cgroup/user.slice/ctr/a"));
+        assert_eq!(dir("/", "ctr"), Path::new("/sys/fs/cgroup/ctr"));
+        assert_eq!(dir("/x", "ctr"), Path::new("/sys/fs/cgroup/ctr"));
+        assert_eq!(dir("/user.slice/session-3.scope", "/abs/ctr"), Path::new("/sys/fs/cgroup/abs/ctr"));
+        assert!(V2::new(&h("/a/b"), "../escape", false).is_err());
     }
 
     #[test]
