@@ -4,9 +4,9 @@
 //!
 //!     cargo test -p berth-integration --test engine_containerd -- --nocapture
 
+use berth_integration::engines::cgroup::{self, Limit};
 use berth_integration::engines::containerd::Containerd;
 use berth_integration::engines::pty::{expect, send};
-use berth_integration::engines::cgroup::{self, Limit};
 use berth_integration::engines::suite::{self, Scenario};
 use berth_integration::engines::{cap_mask, poll, unique, RuntimeUnderTest, CAP_CHOWN, CAP_SYS_ADMIN};
 use std::time::Duration;
@@ -90,7 +90,11 @@ fn run_tty(c: &Containerd) {
 
 /// `--cwd`, `--env`.
 fn cwd_env(c: &Containerd) {
-    let o = c.run(&["--rm", "--cwd", "/home/test", "--env", "E2E_A=alpha", "--env", "E2E_B=with space"], &unique("env"), &["sh", "-c", "pwd; echo \"$E2E_A|$E2E_B\""]);
+    let o = c.run(
+        &["--rm", "--cwd", "/home/test", "--env", "E2E_A=alpha", "--env", "E2E_B=with space"],
+        &unique("env"),
+        &["sh", "-c", "pwd; echo \"$E2E_A|$E2E_B\""],
+    );
     o.ok();
     assert_eq!(o.stdout.lines().collect::<Vec<_>>(), ["/home/test", "alpha|with space"], "{}", o.describe());
 }
@@ -114,7 +118,11 @@ fn bind_mounts(c: &Containerd) {
 
 /// The default: a network namespace of its own with only `lo`, which is up.
 fn own_network(c: &Containerd) {
-    let o = c.run(&["--rm"], &unique("net"), &["sh", "-c", "ls /sys/class/net; readlink /proc/self/ns/net; ip link show lo; ping -c 1 -W 5 127.0.0.1 >/dev/null && echo loopback-ok"]);
+    let o = c.run(
+        &["--rm"],
+        &unique("net"),
+        &["sh", "-c", "ls /sys/class/net; readlink /proc/self/ns/net; ip link show lo; ping -c 1 -W 5 127.0.0.1 >/dev/null && echo loopback-ok"],
+    );
     let ifs: Vec<&str> = o.stdout.lines().take_while(|l| !l.starts_with("net:")).collect();
     assert_eq!(ifs, ["lo"], "{}", o.describe());
     assert!(!o.stdout.contains(&c.netns.link()), "shares the daemon's netns: {}", o.describe());
@@ -161,7 +169,8 @@ fn privileged(c: &Containerd) {
             e.file_type().map(|t| t.is_block_device()).unwrap_or(false)
         })
         .map(|e| e.file_name().to_string_lossy().into_owned());
-    let script = format!("grep CapEff /proc/self/status; grep -c -E ' /proc/(keys|timer_list) ' /proc/mounts; ls /dev/{}", dev.clone().unwrap_or_else(|| "null".into()));
+    let script =
+        format!("grep CapEff /proc/self/status; grep -c -E ' /proc/(keys|timer_list) ' /proc/mounts; ls /dev/{}", dev.clone().unwrap_or_else(|| "null".into()));
     let o = c.run(&["--rm", "--privileged"], &unique("priv"), &["sh", "-c", &script]);
     o.ok();
     assert_eq!(cap_mask(&o.stdout, "CapEff"), mine, "{}", o.describe());
@@ -280,9 +289,15 @@ fn metrics(c: &Containerd) {
     c.cgroups.placement(pid);
     let out = c.ok(&["tasks", "metrics", &id]);
     let val = |k: &str| -> u64 {
-        out.lines().find_map(|l| l.strip_prefix(k).filter(|v| v.starts_with([' ', '\t'])).and_then(|v| v.trim().parse().ok())).unwrap_or_else(|| panic!("no {k} in {out}"))
+        out.lines()
+            .find_map(|l| l.strip_prefix(k).filter(|v| v.starts_with([' ', '\t'])).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {k} in {out}"))
     };
-    let (limit, usage) = if out.lines().any(|l| l.starts_with("memory.limit_in_bytes")) { ("memory.limit_in_bytes", "memory.usage_in_bytes") } else { ("memory.usage_limit", "memory.usage") };
+    let (limit, usage) = if out.lines().any(|l| l.starts_with("memory.limit_in_bytes")) {
+        ("memory.limit_in_bytes", "memory.usage_in_bytes")
+    } else {
+        ("memory.usage_limit", "memory.usage")
+    };
     assert_eq!(val(limit), 64 << 20, "{out}");
     assert!(val(usage) > 0, "no memory usage: {out}");
     assert!(val("pids.current") >= 1, "no pids: {out}");
@@ -331,7 +346,10 @@ fn tasks_rm(c: &Containerd) {
 fn rm_leaves_nothing(c: &Containerd) {
     let a = unique("gone");
     let b = unique("gone");
-    let at = [c.cgroups.placement(c.run_detached(&[], &a, "exec sleep 1000")), c.cgroups.placement(c.run_detached(&["--memory-limit", "67108864"], &b, "exec sleep 1000"))];
+    let at = [
+        c.cgroups.placement(c.run_detached(&[], &a, "exec sleep 1000")),
+        c.cgroups.placement(c.run_detached(&["--memory-limit", "67108864"], &b, "exec sleep 1000")),
+    ];
     for id in [&a, &b] {
         c.ok(&["tasks", "rm", "-f", id]);
         c.ok(&["containers", "rm", id]);

@@ -109,7 +109,9 @@ pub fn remove_stale() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let stale_pid = |name: &str| -> bool {
-            let Some(rest) = name.strip_prefix("berth-e2e-").or_else(|| name.strip_prefix("berth_e2e_").filter(|_| name.ends_with(".slice"))) else { return false };
+            let Some(rest) = name.strip_prefix("berth-e2e-").or_else(|| name.strip_prefix("berth_e2e_").filter(|_| name.ends_with(".slice"))) else {
+                return false;
+            };
             let Some(pid) = rest.split(['-', '_']).next().and_then(|p| p.parse::<i32>().ok()) else { return false };
             pid != std::process::id() as i32 && !Path::new(&format!("/proc/{pid}")).exists()
         };
