@@ -63,14 +63,8 @@ pub fn remove_dir(p: &Path) {
 
 /// `<runtime> --root R delete --force ID`, quietly.
 pub fn force_delete(runtime: &Path, root: &Path, id: &str) {
-    let _ = Command::new(runtime)
-        .arg("--root")
-        .arg(root)
-        .args(["delete", "--force", id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    let _ =
+        Command::new(runtime).arg("--root").arg(root).args(["delete", "--force", id]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
 }
 
 /// Takes down everything still registered: containers, then mounts (newest first), then

@@ -106,12 +106,7 @@ impl Drop for Mounted {
 /// Mounts the overlay of `lowers` (bottom first, as an image lists its layers) on
 /// `target`: read-write with `upper`/`work` = Some, else read-only. A read-only mount of
 /// no layers is the empty directory itself (nothing is mounted).
-pub fn mount(
-    links: &mut LinkDir,
-    lowers: &[PathBuf],
-    rw: Option<(&Path, &Path)>,
-    target: &Path,
-) -> io::Result<Mounted> {
+pub fn mount(links: &mut LinkDir, lowers: &[PathBuf], rw: Option<(&Path, &Path)>, target: &Path) -> io::Result<Mounted> {
     // A layer may appear twice in a stack (two steps that made the same change): overlayfs
     // refuses a lower dir given twice (ELOOP), and only the topmost occurrence matters
     // (it redoes everything the lower one did), so the lower ones are left out.
@@ -150,8 +145,7 @@ pub fn mount(
         return Err(io::Error::other(format!("too many layers for one overlay mount ({})", lowers.len())));
     }
     let flags = if rw.is_none() { libc::MS_RDONLY } else { 0 };
-    mount_raw("overlay", target, "overlay", flags, Some(&data))
-        .map_err(|e| io::Error::new(e.kind(), format!("mount overlay on {}: {e}", target.display())))?;
+    mount_raw("overlay", target, "overlay", flags, Some(&data)).map_err(|e| io::Error::new(e.kind(), format!("mount overlay on {}: {e}", target.display())))?;
     cleanup::add_mount(target);
     Ok(Mounted { path: target.to_path_buf(), mounted: true })
 }

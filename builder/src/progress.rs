@@ -108,9 +108,7 @@ impl Progress {
     }
 
     pub fn with_writer(mode: Mode, out: Box<dyn Write + Send>) -> Progress {
-        Progress {
-            state: Arc::new(Mutex::new(State { mode, out, steps: Vec::new(), next: 1, drawn: 0, ticker: false })),
-        }
+        Progress { state: Arc::new(Mutex::new(State { mode, out, steps: Vec::new(), next: 1, drawn: 0, ticker: false })) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -122,14 +120,7 @@ impl Progress {
         let mut s = self.lock();
         let id = s.next;
         s.next += 1;
-        s.steps.push(Step {
-            id,
-            name: name.to_string(),
-            start: Instant::now(),
-            lines: Vec::new(),
-            partial: String::new(),
-            running: true,
-        });
+        s.steps.push(Step { id, name: name.to_string(), start: Instant::now(), lines: Vec::new(), partial: String::new(), running: true });
         match s.mode {
             Mode::Plain => {
                 let _ = writeln!(s.out, "#{id} {name}");

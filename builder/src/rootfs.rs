@@ -15,25 +15,19 @@ use berth_spec::image::read_in_rootfs;
 
 pub use berth_spec::rootfs_path::{clean_abs, secure_join};
 
-
 /// Creates the directories of `path` (already resolved inside `root`, see
 /// [`secure_join`]) that are missing, with mode 0755 and owner `owner`
 /// (Docker gives created parents the chown of the copy). Every component is checked to be
 /// a directory, not a symlink, on the way down.
 pub fn mkdir_all(root: &Path, resolved: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
-    let rel = resolved
-        .strip_prefix(root)
-        .map_err(|_| io::Error::other(format!("{} is outside {}", resolved.display(), root.display())))?;
+    let rel = resolved.strip_prefix(root).map_err(|_| io::Error::other(format!("{} is outside {}", resolved.display(), root.display())))?;
     let mut cur = root.to_path_buf();
     for c in rel.components() {
         cur.push(c);
         match std::fs::symlink_metadata(&cur) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("/{}: not a directory", cur.strip_prefix(root).unwrap_or(&cur).display()),
-                ))
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("/{}: not a directory", cur.strip_prefix(root).unwrap_or(&cur).display())))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 std::fs::create_dir(&cur)?;
@@ -51,11 +45,7 @@ pub fn mkdir_all(root: &Path, resolved: &Path, owner: Option<(u32, u32)>) -> io:
 
 fn read_text(root: Option<&Path>, inside: &str) -> String {
     match root {
-        Some(r) => read_in_rootfs(r, inside)
-            .ok()
-            .flatten()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default(),
+        Some(r) => read_in_rootfs(r, inside).ok().flatten().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
         None => String::new(),
     }
 }
@@ -88,7 +78,8 @@ pub fn resolve_chown(spec: &str, root: Option<&Path>) -> Result<(u32, u32), Stri
     } else if let Ok(n) = user.parse::<u32>() {
         (n, n)
     } else {
-        lookup(&passwd(), user, 3).ok_or_else(|| format!("unable to convert uid/gid chown string to host mapping: can't find uid for user {user}: no such user: {user}"))?
+        lookup(&passwd(), user, 3)
+            .ok_or_else(|| format!("unable to convert uid/gid chown string to host mapping: can't find uid for user {user}: no such user: {user}"))?
     };
     let gid = match group {
         None => primary,
@@ -129,8 +120,7 @@ mod tests {
     fn chown_names() {
         let r = tmp("chown");
         std::fs::create_dir(r.join("etc")).unwrap();
-        std::fs::write(r.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n")
-            .unwrap();
+        std::fs::write(r.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n").unwrap();
         std::fs::write(r.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
         assert_eq!(resolve_chown("app", Some(&r)).unwrap(), (1000, 1001));
         assert_eq!(resolve_chown("app:staff", Some(&r)).unwrap(), (1000, 50));

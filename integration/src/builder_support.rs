@@ -19,9 +19,7 @@ pub fn builder_bin() -> PathBuf {
         if let Some(p) = std::env::var_os("BERTH_BUILD").filter(|p| !p.is_empty()) {
             return PathBuf::from(p);
         }
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| paths::workspace().join("target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| paths::workspace().join("target"));
         let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let (r, d) = (target.join("release/berth-build"), target.join("debug/berth-build"));
         match (mtime(&r), mtime(&d)) {
@@ -49,9 +47,7 @@ impl BuildOutput for Output {
         self.stderr.lines().filter(|l| l.starts_with('#') && l.ends_with(" CACHED")).count()
     }
     fn step_was_cached(&self, text: &str) -> bool {
-        let Some(n) =
-            self.stderr.lines().find(|l| l.starts_with('#') && l.contains(text)).and_then(|l| l.split(' ').next())
-        else {
+        let Some(n) = self.stderr.lines().find(|l| l.starts_with('#') && l.contains(text)).and_then(|l| l.split(' ').next()) else {
             panic!("no step {text:?} in\n{}", self.describe());
         };
         self.stderr.lines().any(|l| l == format!("{n} CACHED"))
@@ -66,9 +62,7 @@ pub fn run_cmd(cmd: &mut Command, dir: &Path) -> Out {
     let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let (o, e) = (dir.join(format!("cmd{n}.out")), dir.join(format!("cmd{n}.err")));
     let cmdline = format!("{:?}", cmd);
-    cmd.stdin(Stdio::null())
-        .stdout(std::fs::File::create(&o).expect("stdout file"))
-        .stderr(std::fs::File::create(&e).expect("stderr file"));
+    cmd.stdin(Stdio::null()).stdout(std::fs::File::create(&o).expect("stdout file")).stderr(std::fs::File::create(&e).expect("stderr file"));
     let out = Running::spawn(cmd, cmdline, o.clone(), e.clone()).unwrap_or_else(|err| panic!("{err}")).wait(TIMEOUT);
     let _ = std::fs::remove_file(&o);
     let _ = std::fs::remove_file(&e);
@@ -88,8 +82,7 @@ impl Bt {
         let store = t.dir.join("store");
         let bt = Bt { t, store };
         let tar = bt.t.dir.join("busybox.tar");
-        let o = procs::output(Command::new("tar").arg("-C").arg(rootfs::base()).arg("-cf").arg(&tar).arg("."))
-            .expect("run tar");
+        let o = procs::output(Command::new("tar").arg("-C").arg(rootfs::base()).arg("-cf").arg(&tar).arg(".")).expect("run tar");
         assert!(o.status.success(), "tar of the busybox rootfs: {}", String::from_utf8_lossy(&o.stderr));
         bt.bb(&["import", tar.to_str().expect("utf-8 path"), "busybox"]).ok();
         bt
@@ -137,9 +130,8 @@ impl Bt {
     /// link dir pointing into it, no process started with the store in its command line.
     #[track_caller]
     pub fn assert_clean(&self) {
-        let tmp: Vec<String> = std::fs::read_dir(self.store.join("tmp"))
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default();
+        let tmp: Vec<String> =
+            std::fs::read_dir(self.store.join("tmp")).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
         assert!(tmp.is_empty(), "left in the store's tmp/: {tmp:?}");
         let store = self.store.to_string_lossy().into_owned();
         let mut procs_left = Vec::new();
@@ -195,10 +187,8 @@ pub fn serve(body: Vec<u8>, count: usize) -> u16 {
                     Ok(n) => req.extend_from_slice(&buf[..n]),
                 }
             }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
+            let head =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\n", body.len());
             let _ = s.write_all(head.as_bytes());
             let _ = s.write_all(&body);
         }
@@ -209,8 +199,7 @@ pub fn serve(body: Vec<u8>, count: usize) -> u16 {
 /// sha256 of bytes, hex (via the host's sha256sum).
 pub fn sha256_hex(data: &[u8]) -> String {
     use std::io::Write;
-    let mut c =
-        procs::spawn(Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped())).expect("sha256sum");
+    let mut c = procs::spawn(Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped())).expect("sha256sum");
     c.stdin.take().expect("stdin").write_all(data).expect("write");
     let pid = c.id();
     let o = c.wait_with_output().expect("sha256sum");

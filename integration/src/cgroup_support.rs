@@ -93,11 +93,7 @@ impl V2Sandbox {
              mount -t cgroup2 cgroup2 /sys/fs/cgroup && touch {} && exec sleep 100000",
             ready.display()
         );
-        let script = format!(
-            "echo $$ > {}/cgroup.procs && exec unshare -m -C --propagation private sh -c '{}'",
-            cg.display(),
-            inner.replace('\'', "'\\''")
-        );
+        let script = format!("echo $$ > {}/cgroup.procs && exec unshare -m -C --propagation private sh -c '{}'", cg.display(), inner.replace('\'', "'\\''"));
         let mut cmd = std::process::Command::new("/bin/sh");
         cmd.args(["-c", &script]).stdin(std::process::Stdio::null());
         let holder = crate::procs::spawn(&mut cmd).expect("start the sandbox holder");

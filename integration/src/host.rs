@@ -65,11 +65,7 @@ pub fn mountinfo(pid: &str) -> Vec<MountInfo> {
 /// Mount points in this (the host's) mount namespace at or under `dir`.
 pub fn mounts_under(dir: &Path) -> Vec<String> {
     let d = dir.to_string_lossy().trim_end_matches('/').to_string();
-    mountinfo("self")
-        .into_iter()
-        .map(|m| m.mount_point)
-        .filter(|p| *p == d || p.starts_with(&format!("{d}/")))
-        .collect()
+    mountinfo("self").into_iter().map(|m| m.mount_point).filter(|p| *p == d || p.starts_with(&format!("{d}/"))).collect()
 }
 
 fn cstr(p: &Path) -> CString {
@@ -95,7 +91,10 @@ pub fn mount_tmpfs(dir: &Path) -> io::Result<()> {
 /// mount --make-shared DIR
 pub fn make_shared(dir: &Path) -> io::Result<()> {
     // SAFETY: mount(2) changing propagation only.
-    check(unsafe { libc::mount(std::ptr::null(), cstr(dir).as_ptr(), std::ptr::null(), libc::MS_SHARED, std::ptr::null()) }, format!("make {} shared", dir.display()))
+    check(
+        unsafe { libc::mount(std::ptr::null(), cstr(dir).as_ptr(), std::ptr::null(), libc::MS_SHARED, std::ptr::null()) },
+        format!("make {} shared", dir.display()),
+    )
 }
 
 /// umount -l DIR

@@ -105,11 +105,7 @@ impl Test {
 
     /// A container id unique to this test and process; deleted (forced) at the end.
     pub fn id(&self, suffix: &str) -> String {
-        let id = if suffix.is_empty() {
-            format!("{}-{}", self.name, std::process::id())
-        } else {
-            format!("{}-{suffix}-{}", self.name, std::process::id())
-        };
+        let id = if suffix.is_empty() { format!("{}-{}", self.name, std::process::id()) } else { format!("{}-{suffix}-{}", self.name, std::process::id()) };
         self.ids.lock().unwrap_or_else(|e| e.into_inner()).push(id.clone());
         id
     }
@@ -186,9 +182,8 @@ impl Test {
         assert!(mounts.is_empty(), "mounts left in the host's mount namespace: {mounts:?}");
         let ids = self.rt.list_ids();
         assert!(ids.is_empty(), "list still shows {ids:?}");
-        let entries: Vec<String> = std::fs::read_dir(&self.rt.root)
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default();
+        let entries: Vec<String> =
+            std::fs::read_dir(&self.rt.root).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
         // runc 1.1 leaves nothing; berth may keep a lock file at the root, never a container dir.
         let dirs: Vec<&String> = entries.iter().filter(|e| self.rt.root.join(e).is_dir()).collect();
         assert!(dirs.is_empty(), "state directories left under --root: {dirs:?}");
@@ -236,12 +231,9 @@ impl Drop for Test {
             };
             match status {
                 Some(s) if s.success() => {}
-                other => problems.push(format!(
-                    "cleanup: {} -> {:?}: {}",
-                    r.cmdline,
-                    other,
-                    std::fs::read_to_string(&r.stderr_path).unwrap_or_default().trim()
-                )),
+                other => {
+                    problems.push(format!("cleanup: {} -> {:?}: {}", r.cmdline, other, std::fs::read_to_string(&r.stderr_path).unwrap_or_default().trim()))
+                }
             }
         }
         procs::reap_orphans();
@@ -285,11 +277,9 @@ pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
 
 /// The lines of `/proc/self/status` that a container prints, as a map.
 pub fn status_fields(text: &str) -> std::collections::BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
-        .collect()
+    text.lines().filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect()
 }
-pub mod cgroup_support;
 pub mod builder_support;
+pub mod cgroup_support;
 /// A docker-registry and a podman for the berth-build registry tests.
 pub mod registry_support;

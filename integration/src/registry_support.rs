@@ -88,12 +88,7 @@ impl Registry {
         std::fs::write(dir.join("config.yml"), &yaml).expect("write config.yml");
         let log = std::fs::File::create(dir.join("registry.log")).expect("registry.log");
         let child = procs::spawn(
-            Command::new("docker-registry")
-                .arg("serve")
-                .arg(dir.join("config.yml"))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("dup log"))
-                .stderr(log),
+            Command::new("docker-registry").arg("serve").arg(dir.join("config.yml")).stdin(Stdio::null()).stdout(log.try_clone().expect("dup log")).stderr(log),
         )
         .expect("start docker-registry");
         let mut r = Registry { child: Some(child), port, host: format!("127.0.0.1:{port}"), dir: dir.to_path_buf(), ca };

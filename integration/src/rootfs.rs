@@ -12,9 +12,8 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// Applets linked in /bin: what the tests' shell commands use (`ulimit` and `umask` are
 /// shell builtins, not applets).
 pub const APPLETS: &[&str] = &[
-    "sh", "cat", "echo", "ls", "id", "hostname", "sleep", "true", "false", "stat", "grep", "mount", "ps", "env",
-    "pwd", "readlink", "touch", "wc", "test", "kill", "head", "cut", "awk", "sed", "mkdir", "tr", "sort", "printf",
-    "seq", "tty", "rm", "ln", "mknod", "chmod", "dd", "uname", "tail", "xargs",
+    "sh", "cat", "echo", "ls", "id", "hostname", "sleep", "true", "false", "stat", "grep", "mount", "ps", "env", "pwd", "readlink", "touch", "wc", "test",
+    "kill", "head", "cut", "awk", "sed", "mkdir", "tr", "sort", "printf", "seq", "tty", "rm", "ln", "mknod", "chmod", "dd", "uname", "tail", "xargs",
 ];
 
 pub const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\

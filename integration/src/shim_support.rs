@@ -21,10 +21,7 @@ use std::time::{Duration, Instant};
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn target_dir() -> PathBuf {
@@ -72,10 +69,8 @@ pub use crate::tempdir::TempDir;
 /// Container ids unique within this test process.
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-const APPLETS: &[&str] = &[
-    "sh", "cat", "echo", "sleep", "printf", "head", "yes", "seq", "true", "false", "ls", "env",
-    "tr", "dd", "stty", "tty", "wc", "test", "[",
-];
+const APPLETS: &[&str] =
+    &["sh", "cat", "echo", "sleep", "printf", "head", "yes", "seq", "true", "false", "ls", "env", "tr", "dd", "stty", "tty", "wc", "test", "["];
 
 /// A bundle at `dir/bundle` whose rootfs is busybox, running `args`.
 pub fn make_bundle(dir: &Path, args: &[&str], terminal: bool) -> PathBuf {
@@ -90,20 +85,14 @@ pub fn make_bundle(dir: &Path, args: &[&str], terminal: bool) -> PathBuf {
     spec["process"]["args"] = serde_json::json!(args);
     spec["process"]["terminal"] = serde_json::json!(terminal);
     spec["root"]["readonly"] = serde_json::json!(false);
-    std::fs::write(
-        bundle.join("config.json"),
-        serde_json::to_vec_pretty(&spec).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
     bundle
 }
 
 /// Is `pid` a live (not zombie) process?
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Ok(s) => s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
         Err(_) => false,
     }
 }
@@ -117,10 +106,7 @@ pub fn proc_stat(pid: i32) -> Option<(char, i32, i32)> {
 }
 
 fn comm(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
 }
 
 /// Children of `pid` (any state), from /proc.
@@ -189,12 +175,7 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// Run a command to completion with a time limit (the child is killed by its pid on timeout).
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> (Output, u32) {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     let pid = child.id();
     let deadline = Instant::now() + timeout;
     loop {
@@ -204,10 +185,7 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> (Output, u32) {
         if Instant::now() > deadline {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
-            panic!(
-                "{cmd:?} did not finish within {timeout:?}; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            panic!("{cmd:?} did not finish within {timeout:?}; stderr: {}", String::from_utf8_lossy(&out.stderr));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -277,24 +255,15 @@ impl ShimTest {
     /// output and pid.
     pub fn launch(&mut self, extra: &[&str]) -> (Output, u32) {
         let r = run_with_timeout(&mut self.command(extra), TIMEOUT);
-        self.shim_pid = std::fs::read_to_string(&self.shim_pid_file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
-        self.init_pid = std::fs::read_to_string(&self.pid_file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
+        self.shim_pid = std::fs::read_to_string(&self.shim_pid_file).ok().and_then(|s| s.trim().parse().ok());
+        self.init_pid = std::fs::read_to_string(&self.pid_file).ok().and_then(|s| s.trim().parse().ok());
         r
     }
 
     /// Launch and insist on success.
     pub fn launch_ok(&mut self, extra: &[&str]) {
         let (out, _) = self.launch(extra);
-        assert!(
-            out.status.success(),
-            "berth-shim failed ({:?}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "berth-shim failed ({:?}): {}", out.status, String::from_utf8_lossy(&out.stderr));
         assert!(self.shim_pid.is_some(), "no --shim-pid-file written");
     }
 
@@ -320,9 +289,7 @@ impl ShimTest {
         let pid = self.shim_pid.expect("shim pid");
         assert!(wait_gone(pid, TIMEOUT), "the shim (pid {pid}) did not exit");
         let s = std::fs::read_to_string(&self.exit_file).expect("exit file");
-        s.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("exit file holds {s:?}"))
+        s.trim().parse().unwrap_or_else(|_| panic!("exit file holds {s:?}"))
     }
 
     pub fn log_text(&self) -> String {
@@ -337,12 +304,7 @@ impl ShimTest {
         if let Some(p) = self.init_pid {
             assert!(wait_gone(p, TIMEOUT), "container init {p} still running");
         }
-        assert_eq!(
-            processes_mentioning(&self.id),
-            Vec::<i32>::new(),
-            "processes left for {}",
-            self.id
-        );
+        assert_eq!(processes_mentioning(&self.id), Vec::<i32>::new(), "processes left for {}", self.id);
     }
 }
 
@@ -350,9 +312,7 @@ impl Drop for ShimTest {
     fn drop(&mut self) {
         // Delete the container (the shim sees its init die and exits by itself).
         let mut c = Command::new(&self.runtime);
-        c.arg("--root")
-            .arg(&self.root)
-            .args(["delete", "--force", &self.id]);
+        c.arg("--root").arg(&self.root).args(["delete", "--force", &self.id]);
         let _ = c.stdout(Stdio::null()).stderr(Stdio::null()).status();
         if let Some(pid) = self.shim_pid {
             if !wait_gone(pid, Duration::from_secs(5)) && alive(pid) && comm(pid) == "berth-shim" {
@@ -383,8 +343,7 @@ pub struct Received {
 
 impl AttachClient {
     pub fn connect(path: &Path) -> std::io::Result<AttachClient> {
-        let fd =
-            unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -397,13 +356,8 @@ impl AttachClient {
         for (i, &c) in b.iter().enumerate() {
             addr.sun_path[i] = c as libc::c_char;
         }
-        let r = unsafe {
-            libc::connect(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_un).cast(),
-                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-            )
-        };
+        let r =
+            unsafe { libc::connect(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t) };
         if r < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -411,20 +365,8 @@ impl AttachClient {
     }
 
     pub fn send(&self, pkt: &[u8]) {
-        let r = unsafe {
-            libc::send(
-                self.fd.as_raw_fd(),
-                pkt.as_ptr().cast(),
-                pkt.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        assert_eq!(
-            r,
-            pkt.len() as isize,
-            "send to attach socket: {}",
-            std::io::Error::last_os_error()
-        );
+        let r = unsafe { libc::send(self.fd.as_raw_fd(), pkt.as_ptr().cast(), pkt.len(), libc::MSG_NOSIGNAL) };
+        assert_eq!(r, pkt.len() as isize, "send to attach socket: {}", std::io::Error::last_os_error());
     }
 
     pub fn send_stdin(&self, data: &[u8]) {
@@ -446,11 +388,7 @@ impl AttachClient {
 
     /// One packet, waiting up to `timeout`: Some(None) at end of stream, None on timeout.
     pub fn recv(&self, timeout: Duration) -> Option<Option<Vec<u8>>> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         let r = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
         if r <= 0 {
             return None;
@@ -505,8 +443,7 @@ pub fn parse_k8s_line(line: &str) -> (String, char, String) {
     let tag = it.next().unwrap_or("");
     let text = it.next();
     let b = ts.as_bytes();
-    let digits =
-        |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
     let ts_ok = b.len() >= 21
         && digits(0..4)
         && b[4] == b'-'
@@ -521,10 +458,7 @@ pub fn parse_k8s_line(line: &str) -> (String, char, String) {
         && digits(17..19)
         && b[19] == b'.'
         && {
-            let frac_end = b[20..]
-                .iter()
-                .position(|c| !c.is_ascii_digit())
-                .map_or(b.len(), |i| 20 + i);
+            let frac_end = b[20..].iter().position(|c| !c.is_ascii_digit()).map_or(b.len(), |i| 20 + i);
             frac_end > 20
                 && frac_end <= 29
                 && (&ts[frac_end..] == "Z" || {
@@ -533,18 +467,8 @@ pub fn parse_k8s_line(line: &str) -> (String, char, String) {
                 })
         };
     assert!(ts_ok, "bad timestamp in log line {line:?}");
-    assert!(
-        stream == "stdout" || stream == "stderr",
-        "bad stream in log line {line:?}"
-    );
-    assert!(
-        tag == "P" || tag == "F",
-        "bad P/F mark in log line {line:?}"
-    );
+    assert!(stream == "stdout" || stream == "stderr", "bad stream in log line {line:?}");
+    assert!(tag == "P" || tag == "F", "bad P/F mark in log line {line:?}");
     let text = text.unwrap_or_else(|| panic!("no text field in log line {line:?}"));
-    (
-        stream.to_string(),
-        tag.chars().next().unwrap(),
-        text.to_string(),
-    )
+    (stream.to_string(), tag.chars().next().unwrap(), text.to_string())
 }

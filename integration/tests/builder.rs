@@ -7,7 +7,7 @@
 //! checks skopeo, umoci, runc and podman (each check is skipped, saying so, when its tool
 //! is missing).
 
-use berth_integration::builder_support::{serve, sha256_hex, BuildOutput, Bt, Out};
+use berth_integration::builder_support::{serve, sha256_hex, Bt, BuildOutput, Out};
 use berth_integration::{Opts, Value};
 use std::path::Path;
 use std::process::Command;
@@ -91,10 +91,7 @@ fn builds_and_every_output_runs() {
     let history = v["Config"]["history"].as_array().unwrap();
     let layers = v["Manifest"]["layers"].as_array().unwrap();
     assert_eq!(history.iter().filter(|h| h["empty_layer"] != true).count(), layers.len(), "{v}");
-    assert!(
-        history.iter().any(|h| h["created_by"] == "ENV GREETING=hello APP_DIR=/app" && h["empty_layer"] == true),
-        "{v}"
-    );
+    assert!(history.iter().any(|h| h["created_by"] == "ENV GREETING=hello APP_DIR=/app" && h["empty_layer"] == true), "{v}");
     let h = b.bb(&["history", "demo/app:1.0"]);
     h.ok();
     assert!(h.stdout.contains("RUN /bin/sh -c mkdir"), "{}", h.describe());
@@ -160,7 +157,10 @@ fn oci_output_runs_under_umoci_runc_and_podman() {
                 oci.display()
             ),
         );
-        let _ = sh(&pm, &format!("CONTAINERS_CONF={d}/containers.conf podman --root {d}/root --runroot {d}/runroot --tmpdir {d}/tmp --storage-driver vfs system reset -f"));
+        let _ = sh(
+            &pm,
+            &format!("CONTAINERS_CONF={d}/containers.conf podman --root {d}/root --runroot {d}/runroot --tmpdir {d}/tmp --storage-driver vfs system reset -f"),
+        );
         o.ok();
         assert!(o.stdout.contains("hello from a plain build\nargs: podman\n1000\n/app\n"), "{}", o.describe());
     } else {
@@ -279,11 +279,7 @@ fn errors_name_the_line_and_leave_nothing_behind() {
         let o = b.build(&ctx, &[]);
         o.failed().stderr_has(want);
         if want.contains("exit code 3") {
-            assert!(
-                o.stderr.contains(" out\n") && o.stderr.contains(" err\n"),
-                "the output is shown\n{}",
-                o.describe()
-            );
+            assert!(o.stderr.contains(" out\n") && o.stderr.contains(" err\n"), "the output is shown\n{}", o.describe());
             assert!(o.stderr.contains("Dockerfile:2:"), "{}", o.describe());
         }
         b.assert_clean();
@@ -317,9 +313,7 @@ RUN sh -c 'grep -c : /proc/net/dev > /net-host'
     let secret = format!("id=token,src={}", b.path("token").display());
     let o = b.build(&ctx, &["--secret", &secret, "--output", &format!("type=local,dest={}", b.path("out").display())]);
     o.ok();
-    let rd = |p: &str| {
-        std::fs::read_to_string(b.path("out").join(p)).unwrap_or_else(|e| panic!("{p}: {e}\n{}", o.describe()))
-    };
+    let rd = |p: &str| std::fs::read_to_string(b.path("out").join(p)).unwrap_or_else(|e| panic!("{p}: {e}\n{}", o.describe()));
     assert_eq!(rd("cache-count").trim(), "1");
     assert_eq!(rd("bound"), "from context\n");
     assert!(!ctx.join("data/scratch").exists(), "a rw bind mount wrote into the context");
@@ -417,9 +411,8 @@ fn add_urls_checksums_and_hostile_archives() {
     let body = b"downloaded content\n".to_vec();
     let sum = sha256_hex(&body);
     let port = serve(body.clone(), 3);
-    let df = format!(
-        "FROM busybox\nADD --checksum=sha256:{sum} http://127.0.0.1:{port}/files/dl.txt /web/\nADD http://127.0.0.1:{port}/other.txt /web/named.txt\n"
-    );
+    let df =
+        format!("FROM busybox\nADD --checksum=sha256:{sum} http://127.0.0.1:{port}/files/dl.txt /web/\nADD http://127.0.0.1:{port}/other.txt /web/named.txt\n");
     let ctx = b.context("ctx", &[("Dockerfile", &df)]);
     let o = b.build(&ctx, &["--output", &format!("type=local,dest={}", b.path("out").display())]);
     o.ok();
@@ -446,10 +439,7 @@ fn add_urls_checksums_and_hostile_archives() {
 #[test]
 fn reproducible_with_source_date_epoch() {
     let b = Bt::new("bld-repro");
-    let ctx = b.context(
-        "ctx",
-        &[("Dockerfile", "FROM busybox\nRUN echo same > /f && touch /g\nCOPY x /x\nENV A=1\n"), ("x", "x")],
-    );
+    let ctx = b.context("ctx", &[("Dockerfile", "FROM busybox\nRUN echo same > /f && touch /g\nCOPY x /x\nENV A=1\n"), ("x", "x")]);
     let epoch = [("SOURCE_DATE_EPOCH", "1700000000")];
     let a = b.bb_env(&["build", "--progress", "plain", "--no-cache", "-q", ctx.to_str().unwrap()], &epoch);
     a.ok();
@@ -458,10 +448,7 @@ fn reproducible_with_source_date_epoch() {
     assert_eq!(a.stdout.trim(), c.stdout.trim(), "two --no-cache builds with SOURCE_DATE_EPOCH differ");
     let v = b.inspect(a.stdout.trim());
     assert_eq!(v["Config"]["created"], "2023-11-14T22:13:20Z");
-    assert!(
-        v["Config"]["history"].as_array().unwrap().iter().rev().take(3).all(|h| h["created"] == "2023-11-14T22:13:20Z"),
-        "{v}"
-    );
+    assert!(v["Config"]["history"].as_array().unwrap().iter().rev().take(3).all(|h| h["created"] == "2023-11-14T22:13:20Z"), "{v}");
     b.assert_clean();
 }
 
@@ -490,10 +477,7 @@ CMD echo parent
     assert_eq!(c["config"]["OnBuild"], serde_json::json!(["RUN echo triggered > /onbuild.txt"]));
 
     let ctx = b.context("child", &[("Dockerfile", "FROM parent\nRUN cat /onbuild.txt\n")]);
-    let o = b.build(
-        &ctx,
-        &["-t", "child", "--compression", "zstd", "--output", &format!("type=local,dest={}", b.path("out").display())],
-    );
+    let o = b.build(&ctx, &["-t", "child", "--compression", "zstd", "--output", &format!("type=local,dest={}", b.path("out").display())]);
     o.ok();
     assert!(o.stderr.contains("triggered"), "{}", o.describe());
     assert_eq!(std::fs::read_to_string(b.path("out/onbuild.txt")).unwrap(), "triggered\n");
@@ -561,17 +545,11 @@ fn interrupted_build_cleans_up() {
     let err = b.path("build.err");
     let mut cmd = Command::new(berth_integration::builder_support::builder_bin());
     cmd.arg("--store").arg(&b.store).args(["build", "--progress", "plain"]).arg(&ctx);
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap());
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::fs::File::create(&err).unwrap());
     let mut child = berth_integration::procs::spawn(&mut cmd).expect("spawn berth-build");
     let deadline = Instant::now() + Duration::from_secs(120);
     while !std::fs::read_to_string(&err).unwrap_or_default().contains(" started") {
-        assert!(
-            Instant::now() < deadline,
-            "the RUN did not start: {}",
-            std::fs::read_to_string(&err).unwrap_or_default()
-        );
+        assert!(Instant::now() < deadline, "the RUN did not start: {}", std::fs::read_to_string(&err).unwrap_or_default());
         std::thread::sleep(Duration::from_millis(20));
     }
     berth_integration::procs::signal(child.id() as i32, 2); // SIGINT

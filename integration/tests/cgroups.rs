@@ -160,12 +160,7 @@ fn limits_are_written_to_the_hosts_cgroup_files_and_removed_on_delete() {
     let mut b = t.bundle();
     b.args(&["true"]);
     t.rt.run(&id2, &b).ok();
-    let leftover: Vec<_> = std::fs::read_dir(ROOT)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path().join("berth").join(&id2))
-        .filter(|p| p.exists())
-        .collect();
+    let leftover: Vec<_> = std::fs::read_dir(ROOT).unwrap().flatten().map(|e| e.path().join("berth").join(&id2)).filter(|p| p.exists()).collect();
     assert!(leftover.is_empty(), "run left cgroups: {leftover:?}");
 }
 
@@ -228,7 +223,23 @@ fn update_changes_limits_from_flags_and_from_a_resources_document() {
     let swap = v1_child_has("memory", "memory.memsw.limit_in_bytes");
     let (id, cgp, _b) = sleeper(&t, "u", "exec sleep 1000", json!({"memory": {"limit": 32 * MB}, "cpu": {"shares": 512}, "pids": {"limit": 42}}));
 
-    let mut args = vec!["update", "--memory", "64m", "--memory-reservation", "32M", "--cpu-share", "256", "--cpu-quota", "20000", "--cpu-period", "100000", "--pids-limit", "20", "--cpuset-cpus", "0"];
+    let mut args = vec![
+        "update",
+        "--memory",
+        "64m",
+        "--memory-reservation",
+        "32M",
+        "--cpu-share",
+        "256",
+        "--cpu-quota",
+        "20000",
+        "--cpu-period",
+        "100000",
+        "--pids-limit",
+        "20",
+        "--cpuset-cpus",
+        "0",
+    ];
     if swap {
         args.extend(["--memory-swap", "128m"]);
     }

@@ -44,10 +44,7 @@ fn root_flag_keeps_state_under_the_given_directory() {
 /// The lines of a json log file, each parsed.
 fn json_lines(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read log {}: {e}", path.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}")))
-        .collect()
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"))).collect()
 }
 
 #[test]
@@ -305,11 +302,7 @@ fn output_to_a_reader_that_went_away_ends_quietly_without_a_panic() {
     unsafe { libc::close(fds[0]) };
     // SAFETY: the write end is ours; Stdio takes it over.
     let stdout = unsafe { <std::process::Stdio as std::os::fd::FromRawFd>::from_raw_fd(fds[1]) };
-    let out = std::process::Command::new(&t.rt.bin)
-        .args(["--root", t.rt.root.to_str().unwrap(), "state", &id])
-        .stdout(stdout)
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(&t.rt.bin).args(["--root", t.rt.root.to_str().unwrap(), "state", &id]).stdout(stdout).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "state panicked on a closed stdout:\n{stderr}");
     assert!(!out.status.success(), "state reported success although its output was lost");

@@ -45,10 +45,7 @@ fn dev_symlinks_point_into_proc() {
     let t = Test::new("dev_symlinks");
     let mut b = t.bundle();
     b.sh("for l in fd stdin stdout stderr ptmx; do echo $l=$(readlink /dev/$l); done");
-    assert_eq!(
-        run_ok(&t, &b),
-        "fd=/proc/self/fd\nstdin=/proc/self/fd/0\nstdout=/proc/self/fd/1\nstderr=/proc/self/fd/2\nptmx=pts/ptmx\n"
-    );
+    assert_eq!(run_ok(&t, &b), "fd=/proc/self/fd\nstdin=/proc/self/fd/0\nstdout=/proc/self/fd/1\nstderr=/proc/self/fd/2\nptmx=pts/ptmx\n");
 }
 
 #[test]
@@ -66,10 +63,16 @@ fn stdio_through_dev_symlinks_reaches_the_runtimes_stdio() {
 fn linux_devices_are_created_with_type_numbers_mode_and_owner() {
     let t = Test::new("linux_devices");
     let mut b = t.bundle();
-    b.push("/linux/devices", json!({"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
-                                    "fileMode": 0o640, "uid": 1000, "gid": 1001}));
-    b.push("/linux/devices", json!({"path": "/dev/sub/dir/myzero", "type": "c", "major": 1, "minor": 5,
-                                    "fileMode": 0o666, "uid": 0, "gid": 0}));
+    b.push(
+        "/linux/devices",
+        json!({"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
+                                    "fileMode": 0o640, "uid": 1000, "gid": 1001}),
+    );
+    b.push(
+        "/linux/devices",
+        json!({"path": "/dev/sub/dir/myzero", "type": "c", "major": 1, "minor": 5,
+                                    "fileMode": 0o666, "uid": 0, "gid": 0}),
+    );
     b.sh("stat -c '%F %t:%T %a %u:%g' /dev/mynull /dev/sub/dir/myzero; echo x > /dev/sub/dir/myzero && echo write-ok; head -c 3 /dev/sub/dir/myzero | wc -c");
     let out = run_ok(&t, &b);
     let lines: Vec<&str> = out.lines().map(str::trim).collect();

@@ -86,7 +86,11 @@ fn run_tty(c: &Containerd) {
 
 /// `--cwd`, `--env`.
 fn cwd_env(c: &Containerd) {
-    let o = c.run(&["--rm", "--cwd", "/home/test", "--env", "E2E_A=alpha", "--env", "E2E_B=with space"], &unique("env"), &["sh", "-c", "pwd; echo \"$E2E_A|$E2E_B\""]);
+    let o = c.run(
+        &["--rm", "--cwd", "/home/test", "--env", "E2E_A=alpha", "--env", "E2E_B=with space"],
+        &unique("env"),
+        &["sh", "-c", "pwd; echo \"$E2E_A|$E2E_B\""],
+    );
     o.ok();
     assert_eq!(o.stdout.lines().collect::<Vec<_>>(), ["/home/test", "alpha|with space"], "{}", o.describe());
 }
@@ -110,7 +114,11 @@ fn bind_mounts(c: &Containerd) {
 
 /// The default: a network namespace of its own with only `lo`, which is up.
 fn own_network(c: &Containerd) {
-    let o = c.run(&["--rm"], &unique("net"), &["sh", "-c", "ls /sys/class/net; readlink /proc/self/ns/net; ip link show lo; ping -c 1 -W 5 127.0.0.1 >/dev/null && echo loopback-ok"]);
+    let o = c.run(
+        &["--rm"],
+        &unique("net"),
+        &["sh", "-c", "ls /sys/class/net; readlink /proc/self/ns/net; ip link show lo; ping -c 1 -W 5 127.0.0.1 >/dev/null && echo loopback-ok"],
+    );
     let ifs: Vec<&str> = o.stdout.lines().take_while(|l| !l.starts_with("net:")).collect();
     assert_eq!(ifs, ["lo"], "{}", o.describe());
     assert!(!o.stdout.contains(&c.netns.link()), "shares the daemon's netns: {}", o.describe());
@@ -157,7 +165,8 @@ fn privileged(c: &Containerd) {
             e.file_type().map(|t| t.is_block_device()).unwrap_or(false)
         })
         .map(|e| e.file_name().to_string_lossy().into_owned());
-    let script = format!("grep CapEff /proc/self/status; grep -c -E ' /proc/(keys|timer_list) ' /proc/mounts; ls /dev/{}", dev.clone().unwrap_or_else(|| "null".into()));
+    let script =
+        format!("grep CapEff /proc/self/status; grep -c -E ' /proc/(keys|timer_list) ' /proc/mounts; ls /dev/{}", dev.clone().unwrap_or_else(|| "null".into()));
     let o = c.run(&["--rm", "--privileged"], &unique("priv"), &["sh", "-c", &script]);
     o.ok();
     assert_eq!(cap_mask(&o.stdout, "CapEff"), mine, "{}", o.describe());

@@ -5,9 +5,9 @@
 //!
 //!     cargo test -p berth-integration --test engine_docker -- --nocapture
 
+use berth_integration::engines::compat::{self, DockerCli, LONG};
 use berth_integration::engines::docker::Docker;
 use berth_integration::engines::pty::{expect, send};
-use berth_integration::engines::compat::{self, DockerCli, LONG};
 use berth_integration::engines::suite::{self, Scenario};
 use berth_integration::engines::{cap_mask, cgroup, net, poll, unique, RuntimeUnderTest, CAP_CHOWN, CAP_NET_ADMIN};
 use std::time::Duration;
@@ -178,7 +178,22 @@ fn rm_running(d: &Docker) {
 
 /// `--user`, `--workdir`, `-e`.
 fn user_workdir_env(d: &Docker) {
-    let o = d.docker(&["run", "--rm", "--user", "1000:1001", "--workdir", "/home/test", "-e", "E2E_A=alpha", "-e", "E2E_B=with space", &d.image, "sh", "-c", "id -u; id -g; pwd; echo \"$E2E_A|$E2E_B\""]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--user",
+        "1000:1001",
+        "--workdir",
+        "/home/test",
+        "-e",
+        "E2E_A=alpha",
+        "-e",
+        "E2E_B=with space",
+        &d.image,
+        "sh",
+        "-c",
+        "id -u; id -g; pwd; echo \"$E2E_A|$E2E_B\"",
+    ]);
     o.ok();
     assert_eq!(o.stdout.lines().collect::<Vec<_>>(), ["1000", "1001", "/home/test", "alpha|with space"], "{}", o.describe());
     let o = d.docker(&["run", "--rm", "--user", "nobody", &d.image, "id", "-un"]);
@@ -188,7 +203,14 @@ fn user_workdir_env(d: &Docker) {
 /// The default bridge: dockerd configures the container's eth0 from its prestart hook
 /// (libnetwork-setkey), which the runtime must run.
 fn bridge_network(d: &Docker) {
-    let o = d.docker(&["run", "--rm", &d.image, "sh", "-c", "ip -4 -o addr show eth0; ip route; gw=$(ip route | awk '/default/ {print $3}'); ping -c 1 -W 5 $gw >/dev/null && echo gw-ok"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        &d.image,
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; ip route; gw=$(ip route | awk '/default/ {print $3}'); ping -c 1 -W 5 $gw >/dev/null && echo gw-ok",
+    ]);
     o.ok();
     assert!(o.stdout.contains("inet 172.17."), "eth0 has no address on docker0's subnet: {}", o.describe());
     assert!(o.stdout.contains("default via"), "{}", o.describe());
@@ -254,7 +276,18 @@ fn cap_add_drop(d: &Docker) {
     assert_eq!(cap_mask(&o.stdout, "CapEff") & (1 << CAP_CHOWN), 0, "CHOWN still effective: {}", o.describe());
     assert!(!o.stdout.contains("chown-worked"), "{}", o.describe());
     assert!(o.stderr.contains("Operation not permitted"), "{}", o.describe());
-    let o = d.docker(&["run", "--rm", "--network", "none", "--cap-add", "NET_ADMIN", &d.image, "sh", "-c", "grep Cap /proc/self/status; ip link set lo mtu 1280 && echo netadmin-worked"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--cap-add",
+        "NET_ADMIN",
+        &d.image,
+        "sh",
+        "-c",
+        "grep Cap /proc/self/status; ip link set lo mtu 1280 && echo netadmin-worked",
+    ]);
     o.ok();
     assert_ne!(cap_mask(&o.stdout, "CapEff") & (1 << CAP_NET_ADMIN), 0, "NET_ADMIN not effective: {}", o.describe());
     assert!(o.stdout.contains("netadmin-worked"), "{}", o.describe());

@@ -6,9 +6,9 @@
 //!     BERTH_E2E_ONLY=pause_unpause,kill_signal cargo test -p berth-integration --test engine_podman
 
 use berth_integration::engines::cli::CliOpts;
+use berth_integration::engines::compat::{self, DockerCli, LONG};
 use berth_integration::engines::podman::Podman;
 use berth_integration::engines::pty::{expect, send};
-use berth_integration::engines::compat::{self, DockerCli, LONG};
 use berth_integration::engines::suite::{self, Scenario};
 use berth_integration::engines::{cap_mask, cgroup, net, unique, RuntimeUnderTest, CAP_CHOWN, CAP_NET_ADMIN};
 use std::time::Duration;
@@ -177,7 +177,22 @@ fn rm_running(p: &Podman) {
 
 /// `--user`, `--workdir`, `-e`.
 fn user_workdir_env(p: &Podman) {
-    let o = p.podman(&["run", "--rm", "--user", "1000:1001", "--workdir", "/home/test", "-e", "E2E_A=alpha", "-e", "E2E_B=with space", &p.image, "sh", "-c", "id -u; id -g; pwd; echo \"$E2E_A|$E2E_B\""]);
+    let o = p.podman(&[
+        "run",
+        "--rm",
+        "--user",
+        "1000:1001",
+        "--workdir",
+        "/home/test",
+        "-e",
+        "E2E_A=alpha",
+        "-e",
+        "E2E_B=with space",
+        &p.image,
+        "sh",
+        "-c",
+        "id -u; id -g; pwd; echo \"$E2E_A|$E2E_B\"",
+    ]);
     o.ok();
     let lines: Vec<&str> = o.stdout.lines().collect();
     assert_eq!(lines[..4], ["1000", "1001", "/home/test", "alpha|with space"], "{}", o.describe());
@@ -188,7 +203,14 @@ fn user_workdir_env(p: &Podman) {
 /// The default bridge network: an eth0 with an address and a default route, and the
 /// bridge's gateway answers.
 fn bridge_network(p: &Podman) {
-    let o = p.podman(&["run", "--rm", &p.image, "sh", "-c", "ip -4 -o addr show eth0; ip route; gw=$(ip route | awk '/default/ {print $3}'); ping -c 1 -W 5 $gw >/dev/null && echo gw-ok"]);
+    let o = p.podman(&[
+        "run",
+        "--rm",
+        &p.image,
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; ip route; gw=$(ip route | awk '/default/ {print $3}'); ping -c 1 -W 5 $gw >/dev/null && echo gw-ok",
+    ]);
     o.ok();
     assert!(o.stdout.contains("inet "), "no IPv4 address on eth0: {}", o.describe());
     assert!(o.stdout.contains("default via"), "no default route: {}", o.describe());
@@ -232,7 +254,18 @@ fn cap_add_drop(p: &Podman) {
     assert_eq!(eff & (1 << CAP_CHOWN), 0, "CHOWN still effective: {}", o.describe());
     assert!(!o.stdout.contains("chown-worked"), "{}", o.describe());
     assert!(o.stderr.contains("Operation not permitted"), "{}", o.describe());
-    let o = p.podman(&["run", "--rm", "--network", "none", "--cap-add", "NET_ADMIN", &p.image, "sh", "-c", "grep Cap /proc/self/status; ip link set lo mtu 1280 && echo netadmin-worked"]);
+    let o = p.podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--cap-add",
+        "NET_ADMIN",
+        &p.image,
+        "sh",
+        "-c",
+        "grep Cap /proc/self/status; ip link set lo mtu 1280 && echo netadmin-worked",
+    ]);
     o.ok();
     let eff = cap_mask(&o.stdout, "CapEff");
     assert_ne!(eff & (1 << CAP_NET_ADMIN), 0, "NET_ADMIN not effective: {}", o.describe());
@@ -279,4 +312,3 @@ fn init(p: &Podman) {
     assert!(o.stdout.starts_with("/run/podman-init -- sh"), "PID 1 is not the init: {}", o.describe());
     assert!(!o.stdout.contains("pid=1\n"), "{}", o.describe());
 }
-

@@ -34,8 +34,21 @@ fn exec_honours_env_cwd_and_user() {
     let t = Test::new("exec_flags");
     let id = t.id("");
     running(&t, &id);
-    let o = t.rt.cmd(&["exec", "--env", "GREETING=hi", "--cwd", "/tmp", "--user", "65534:65534", "-g", "10", &id,
-        "sh", "-c", "echo $GREETING; pwd; id -u; id -g; id -G"]);
+    let o = t.rt.cmd(&[
+        "exec",
+        "--env",
+        "GREETING=hi",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "65534:65534",
+        "-g",
+        "10",
+        &id,
+        "sh",
+        "-c",
+        "echo $GREETING; pwd; id -u; id -g; id -G",
+    ]);
     o.ok();
     let lines: Vec<&str> = o.stdout.lines().collect();
     assert_eq!(lines[..4], ["hi", "/tmp", "65534", "65534"], "{}", o.describe());
@@ -48,8 +61,13 @@ fn exec_process_file_is_used() {
     let id = t.id("");
     running(&t, &id);
     let p = t.path("process.json");
-    std::fs::write(&p, json!({"args": ["sh", "-c", "echo from-file $X; exit 3"], "cwd": "/", "env": ["PATH=/bin", "X=42"],
-        "user": {"uid": 0, "gid": 0}}).to_string()).unwrap();
+    std::fs::write(
+        &p,
+        json!({"args": ["sh", "-c", "echo from-file $X; exit 3"], "cwd": "/", "env": ["PATH=/bin", "X=42"],
+        "user": {"uid": 0, "gid": 0}})
+        .to_string(),
+    )
+    .unwrap();
     let o = t.rt.cmd(&["exec", "--process", p.to_str().unwrap(), &id]);
     assert_eq!(o.code(), 3, "{}", o.describe());
     assert!(o.stdout.contains("from-file 42"), "{}", o.describe());

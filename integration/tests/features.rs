@@ -50,8 +50,11 @@ fn every_listed_seccomp_action_and_operator_is_accepted() {
     // An action it does not list is refused by create, naming the field.
     assert!(!s["actions"].as_array().unwrap().iter().any(|a| a == "SCMP_ACT_NOTIFY"));
     let mut b = t.bundle();
-    b.set("/linux/seccomp", json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/tmp/x.sock",
-        "syscalls": [{"names": ["kexec_load"], "action": "SCMP_ACT_NOTIFY"}]}));
+    b.set(
+        "/linux/seccomp",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/tmp/x.sock",
+        "syscalls": [{"names": ["kexec_load"], "action": "SCMP_ACT_NOTIFY"}]}),
+    );
     t.rt.run(&t.id("notify"), &b).failed().stderr_has("SCMP_ACT_NOTIFY");
 }
 

@@ -22,14 +22,21 @@ fn all_six_hooks_run_in_order_in_their_namespaces_with_the_state() {
     let log = t.path("hooks.log");
     let mut b = t.bundle();
     b.args(&["true"]);
-    for (k, name) in [("prestart", "prestart"), ("createRuntime", "createRuntime"), ("createContainer", "createContainer"),
-                      ("startContainer", "startContainer"), ("poststart", "poststart"), ("poststop", "poststop")] {
+    for (k, name) in [
+        ("prestart", "prestart"),
+        ("createRuntime", "createRuntime"),
+        ("createContainer", "createContainer"),
+        ("startContainer", "startContainer"),
+        ("poststart", "poststart"),
+        ("poststop", "poststop"),
+    ] {
         b.set(&format!("/hooks/{k}"), hook(&t, name, &log, 0));
     }
     // startContainer runs inside the container: its script must be visible there.
     let inner = b.rootfs().join("hook-startContainer.sh");
     std::fs::copy(t.path("hook-startContainer.sh"), &inner).unwrap();
-    std::fs::write(&inner, std::fs::read_to_string(&inner).unwrap().replace(log.to_str().unwrap(), "/dev/null; echo startContainer-ran > /tmp/start-hook")).unwrap();
+    std::fs::write(&inner, std::fs::read_to_string(&inner).unwrap().replace(log.to_str().unwrap(), "/dev/null; echo startContainer-ran > /tmp/start-hook"))
+        .unwrap();
     b.writable();
     b.set("/hooks/startContainer", json!([{"path": "/hook-startContainer.sh"}]));
     t.rt.create(&id, &b).ok();

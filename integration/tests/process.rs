@@ -130,13 +130,16 @@ fn all_five_capability_sets_are_applied_for_a_non_root_user() {
     let mut b = t.bundle();
     b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
     b.set("/process/noNewPrivileges", json!(false));
-    b.set("/process/capabilities", json!({
-        "bounding": ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW", "CAP_SETUID"],
-        "permitted": ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW"],
-        "effective": ["CAP_KILL"],
-        "inheritable": ["CAP_KILL", "CAP_NET_RAW"],
-        "ambient": ["CAP_KILL"],
-    }));
+    b.set(
+        "/process/capabilities",
+        json!({
+            "bounding": ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW", "CAP_SETUID"],
+            "permitted": ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW"],
+            "effective": ["CAP_KILL"],
+            "inheritable": ["CAP_KILL", "CAP_NET_RAW"],
+            "ambient": ["CAP_KILL"],
+        }),
+    );
     let st = status_inside(&t, &mut b);
     // After exec of a file without file capabilities, a non-root process keeps its
     // bounding and inheritable sets and gets permitted = effective = ambient.
@@ -151,11 +154,14 @@ fn all_five_capability_sets_are_applied_for_a_non_root_user() {
 fn permitted_and_effective_capabilities_are_applied_for_root() {
     let t = Test::new("caps_root");
     let mut b = t.bundle();
-    b.set("/process/capabilities", json!({
-        "bounding": ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW", "CAP_SETUID"],
-        "permitted": ["CAP_KILL", "CAP_CHOWN"],
-        "effective": ["CAP_KILL", "CAP_CHOWN"],
-    }));
+    b.set(
+        "/process/capabilities",
+        json!({
+            "bounding": ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW", "CAP_SETUID"],
+            "permitted": ["CAP_KILL", "CAP_CHOWN"],
+            "effective": ["CAP_KILL", "CAP_CHOWN"],
+        }),
+    );
     // With noNewPrivileges root's exec cannot gain more than the permitted set.
     let st = status_inside(&t, &mut b);
     assert_eq!(st["CapBnd"], mask(&["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW", "CAP_SETUID"]));
@@ -167,10 +173,13 @@ fn permitted_and_effective_capabilities_are_applied_for_root() {
 fn rlimits_are_set() {
     let t = Test::new("rlimits");
     let mut b = t.bundle();
-    b.set("/process/rlimits", json!([
-        {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1000},
-        {"type": "RLIMIT_CORE", "soft": 0, "hard": 4096},
-    ]));
+    b.set(
+        "/process/rlimits",
+        json!([
+            {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1000},
+            {"type": "RLIMIT_CORE", "soft": 0, "hard": 4096},
+        ]),
+    );
     b.sh("ulimit -Sn; ulimit -Hn; grep -E '^Max (open files|core file size)' /proc/self/limits");
     let out = run_ok(&t, &b);
     let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
@@ -228,11 +237,14 @@ fn seccomp_is_enforced_or_refused_never_ignored() {
     let t = Test::new("seccomp");
     let mut b = t.bundle();
     b.writable();
-    b.set("/linux/seccomp", json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
-        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}],
-    }));
+    b.set(
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}],
+        }),
+    );
     b.sh("mkdir /made 2>&1; echo rc=$?");
     let o = t.rt.run(&t.id(""), &b);
     if o.success() {

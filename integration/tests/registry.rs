@@ -9,11 +9,11 @@
 use berth_build::registry::auth::base64_encode;
 use berth_build::registry::media::{self, Descriptor, Platform};
 use berth_build::registry::{
-    self, build_artifact_manifest, pull, pull_artifact, push, resolve, ArtifactBlob, AuthConfig, BlobStore, Client, ClientOptions,
-    Credential, Digest, DirBlobStore, ErrorKind, Progress, PullOptions, PushOptions, Reference,
+    self, build_artifact_manifest, pull, pull_artifact, push, resolve, ArtifactBlob, AuthConfig, BlobStore, Client, ClientOptions, Credential, Digest,
+    DirBlobStore, ErrorKind, Progress, PullOptions, PushOptions, Reference,
 };
-use berth_integration::registry_support::{need, run, Registry, RegistryConfig, TokenAuth};
 use berth_integration::procs;
+use berth_integration::registry_support::{need, run, Registry, RegistryConfig, TokenAuth};
 use berth_integration::tempdir::TempDir;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -467,8 +467,7 @@ fn clear_errors() {
     let bad = DirBlobStore::new(bad_dir.path()).unwrap();
     let img2 = make_image(&bad, "amd64", 41, false);
     std::fs::write(bad.path(&img2.layers[0].digest), vec![0u8; img2.layers[0].size as usize]).unwrap();
-    let e = push(&client(plain_opts()), &reg.reference("foo:corrupt"), &bad, &img2.manifest, &img2.media_type, &PushOptions::default())
-        .unwrap_err();
+    let e = push(&client(plain_opts()), &reg.reference("foo:corrupt"), &bad, &img2.manifest, &img2.media_type, &PushOptions::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Digest, "{e}");
     assert!(e.to_string().contains("digest mismatch"), "{e}");
 
@@ -650,11 +649,8 @@ impl TokenServer {
                     (200, json!({"token": token, "expires_in": 300}).to_string())
                 };
                 let mut conn = conn;
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                let _ =
+                    write!(conn, "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
             }
         });
         (TokenServer { port, stop, thread: Some(thread), requests }, crt)
@@ -694,12 +690,7 @@ fn bearer_token_auth() {
     let reg = TestRegistry::start(
         "tokenreg",
         RegistryConfig {
-            token: Some(TokenAuth {
-                realm: realm.clone(),
-                service: "berth-test".into(),
-                issuer: "berth-test-issuer".into(),
-                root_cert_bundle: signer,
-            }),
+            token: Some(TokenAuth { realm: realm.clone(), service: "berth-test".into(), issuer: "berth-test-issuer".into(), root_cert_bundle: signer }),
             ..Default::default()
         },
     );
@@ -719,10 +710,7 @@ fn bearer_token_auth() {
     assert_eq!(e.kind(), ErrorKind::Unauthorized);
     assert_eq!(
         e.to_string(),
-        format!(
-            "push {h}/test/img:1: token request to {realm}: invalid username or password (401): the credentials for {h} were rejected",
-            h = reg.host
-        )
+        format!("push {h}/test/img:1: token request to {realm}: invalid username or password (401): the credentials for {h} were rejected", h = reg.host)
     );
 
     let c = with(Some("t0ken-pw"));

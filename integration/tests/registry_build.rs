@@ -14,7 +14,7 @@
 //!
 //!     cargo test --release -p berth-integration --test registry_build
 
-use berth_integration::builder_support::{builder_bin, run_cmd, BuildOutput, Bt, Out};
+use berth_integration::builder_support::{builder_bin, run_cmd, Bt, BuildOutput, Out};
 use berth_integration::registry_support::{need, Podman, Registry, RegistryConfig};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -136,9 +136,15 @@ fn plain_registry_push_inspect_run_build_from_it_and_reuse_its_cache() {
     o.ok();
     o.stderr_has(&format!("{h}/app:1: resolved to {id}"));
     let o = bb(&bt.t.dir, &store2, &["images", "--format", "json"], &[]);
-    let names: Vec<String> = serde_json::from_str::<Value>(&o.stdout).unwrap().as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> =
+        serde_json::from_str::<Value>(&o.stdout).unwrap().as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect();
     assert_eq!(names, [app.clone(), "derived:1".to_string()], "the pulled base is tagged by its reference");
-    let out = bb(&bt.t.dir, &store2, &["build", "--progress", "plain", "--output", &format!("type=local,dest={}", bt.path("flat").display()), ctx2.to_str().unwrap()], &[]);
+    let out = bb(
+        &bt.t.dir,
+        &store2,
+        &["build", "--progress", "plain", "--output", &format!("type=local,dest={}", bt.path("flat").display()), ctx2.to_str().unwrap()],
+        &[],
+    );
     out.ok();
     assert_eq!(std::fs::read_to_string(bt.path("flat/both")).unwrap(), "built-by-berth\nmessage-from-context\n");
 

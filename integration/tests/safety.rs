@@ -123,9 +123,7 @@ fn a_ptrace_capable_containers_init_does_not_expose_the_host_runtime_binary_for_
     let opath = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
     assert!(opath >= 0, "open {path:?}: {}", std::io::Error::last_os_error());
     t.rt.start(&id).ok();
-    wait_until(10 * SEC, "the init to exec sleep", || {
-        std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p.ends_with("bin/busybox"))
-    });
+    wait_until(10 * SEC, "the init to exec sleep", || std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p.ends_with("bin/busybox")));
     let held = host::identity(Path::new(&format!("/proc/self/fd/{opath}"))).unwrap();
     // The mount it is reached through (runc 1.1 uses a read-only bind mount of itself).
     // SAFETY: fstatvfs(3) into a zeroed struct on an fd we hold.
@@ -275,9 +273,7 @@ fn no_host_fd_reaches_the_containers_process() {
     let id = t.id("");
     let pid = create_with_host_fds(&t, &id);
     t.rt.start(&id).ok();
-    wait_until(10 * SEC, "the init to exec sleep", || {
-        std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p.ends_with("bin/busybox"))
-    });
+    wait_until(10 * SEC, "the init to exec sleep", || std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p.ends_with("bin/busybox")));
     let fds = host::fds_of(pid);
     assert_eq!(fds.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [0, 1, 2], "the process has extra fds: {fds:?}");
     // And from inside: ls's own directory fd is the only one past stdio.

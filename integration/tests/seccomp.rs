@@ -25,11 +25,14 @@ fn a_syscall_denied_by_name_fails_with_its_errno() {
     let t = Test::new("seccomp_errno");
     let mut b = t.bundle();
     b.writable();
-    b.set("/linux/seccomp", allow_but(json!([
-        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
-        {"names": ["rmdir", "unlinkat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
-        {"names": ["no_such_syscall"], "action": "SCMP_ACT_KILL"},
-    ])));
+    b.set(
+        "/linux/seccomp",
+        allow_but(json!([
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+            {"names": ["rmdir", "unlinkat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+            {"names": ["no_such_syscall"], "action": "SCMP_ACT_KILL"},
+        ])),
+    );
     std::fs::create_dir(b.rootfs().join("keep")).unwrap();
     b.sh("mkdir /made 2>&1; echo mkdir=$?; rm -r /keep 2>&1; echo rmdir=$?; echo still running");
     let out = run_ok(&t, &b);
@@ -45,9 +48,12 @@ fn an_argument_check_allows_one_call_and_denies_another() {
     let t = Test::new("seccomp_args");
     let mut b = t.bundle();
     // kill(pid, 0) is denied; kill(pid, SIGCONT) goes through.
-    b.set("/linux/seccomp", allow_but(json!([
-        {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]},
-    ])));
+    b.set(
+        "/linux/seccomp",
+        allow_but(json!([
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]},
+        ])),
+    );
     b.sh("kill -0 $$ 2>&1; echo probe=$?; kill -CONT $$; echo cont=$?");
     let out = run_ok(&t, &b);
     assert!(out.contains("probe=1") && out.contains("Operation not permitted"), "{out}");
@@ -58,9 +64,12 @@ fn an_argument_check_allows_one_call_and_denies_another() {
 fn a_personality_check_lets_one_persona_through() {
     let t = Test::new("seccomp_persona");
     let mut b = t.bundle();
-    b.set("/linux/seccomp", allow_but(json!([
-        {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_NE"}]},
-    ])));
+    b.set(
+        "/linux/seccomp",
+        allow_but(json!([
+            {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_NE"}]},
+        ])),
+    );
     // busybox's linux32 sets PER_LINUX32 (8), linux64 PER_LINUX (0), then run the command.
     b.sh("/bin/busybox linux32 uname -m; echo linux32=$?; /bin/busybox linux64 true 2>&1; echo linux64=$?");
     let out = run_ok(&t, &b);
@@ -151,9 +160,12 @@ fn without_no_new_privileges_the_filter_is_loaded_before_the_user_switch() {
     let mut b = t.bundle();
     b.set("/process/noNewPrivileges", json!(false));
     b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
-    b.set("/linux/seccomp", allow_but(json!([
-        {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]},
-    ])));
+    b.set(
+        "/linux/seccomp",
+        allow_but(json!([
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]},
+        ])),
+    );
     b.sh("id -u; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; kill -0 $$ 2>&1; echo probe=$?");
     let out = run_ok(&t, &b);
     let st = status_fields(&out);
@@ -185,8 +197,16 @@ fn exec_processes_get_the_filter() {
 fn unknown_names_are_refused_by_field_before_anything_runs() {
     let cases = [
         (json!({"defaultAction": "SCMP_ACT_SOMETIMES"}), "linux.seccomp.defaultAction", "SCMP_ACT_SOMETIMES"),
-        (allow_but(json!([{"names": ["read"], "action": "SCMP_ACT_LOG"}, {"names": ["mkdir"], "action": "SCMP_ACT_BOGUS"}])), "linux.seccomp.syscalls[1].action", "SCMP_ACT_BOGUS"),
-        (allow_but(json!([{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_ABOUT"}]}])), "linux.seccomp.syscalls[0].args[0].op", "SCMP_CMP_ABOUT"),
+        (
+            allow_but(json!([{"names": ["read"], "action": "SCMP_ACT_LOG"}, {"names": ["mkdir"], "action": "SCMP_ACT_BOGUS"}])),
+            "linux.seccomp.syscalls[1].action",
+            "SCMP_ACT_BOGUS",
+        ),
+        (
+            allow_but(json!([{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_ABOUT"}]}])),
+            "linux.seccomp.syscalls[0].args[0].op",
+            "SCMP_CMP_ABOUT",
+        ),
         (json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_PDP11"]}), "linux.seccomp.architectures[0]", "SCMP_ARCH_PDP11"),
         (json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_FAST"]}), "linux.seccomp.flags[0]", "SECCOMP_FILTER_FLAG_FAST"),
     ];
@@ -220,8 +240,11 @@ fn unknown_syscall_names_are_skipped() {
 fn notify_is_refused_clearly_or_handed_to_the_agent() {
     let t = Test::new("seccomp_notify");
     let mut b = t.bundle();
-    b.set("/linux/seccomp", json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ARCHES, "listenerPath": t.path("agent.sock"),
-        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}));
+    b.set(
+        "/linux/seccomp",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ARCHES, "listenerPath": t.path("agent.sock"),
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+    );
     b.sh("echo the process ran");
     let o = t.rt.run(&t.id(""), &b);
     if flavor().is_runc() {

@@ -25,47 +25,23 @@ fn caller_returns_while_the_container_runs_and_the_shim_is_detached() {
     // The caller has returned; the shim runs on, on its own.
     assert!(alive(shim), "the shim is not running");
     let (_, ppid, sid) = proc_stat(shim).unwrap();
-    assert_ne!(
-        ppid, caller_pid as i32,
-        "the shim is still the caller's child"
-    );
+    assert_ne!(ppid, caller_pid as i32, "the shim is still the caller's child");
     assert_eq!(sid, shim, "the shim does not lead its own session");
     let (_, _, my_sid) = proc_stat(std::process::id() as i32).unwrap();
     assert_ne!(sid, my_sid, "the shim is in the caller's session");
-    let tty_nr: i64 = std::fs::read_to_string(format!("/proc/{shim}/stat"))
-        .unwrap()
-        .rsplit_once(") ")
-        .unwrap()
-        .1
-        .split(' ')
-        .nth(4)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let tty_nr: i64 = std::fs::read_to_string(format!("/proc/{shim}/stat")).unwrap().rsplit_once(") ").unwrap().1.split(' ').nth(4).unwrap().parse().unwrap();
     assert_eq!(tty_nr, 0, "the shim has a controlling terminal");
 
     // The container runs, under the shim (which reaped the runtime's processes).
     assert_eq!(t.status().as_deref(), Some("running"));
     assert!(alive(init));
-    assert_eq!(
-        proc_stat(init).unwrap().1,
-        shim,
-        "the container's init is not the shim's child"
-    );
-    assert!(wait_for(Duration::from_secs(5), || children_of(shim)
-        .iter()
-        .all(|&(p, _)| p == init)));
-    assert!(
-        children_of(shim).iter().all(|&(_, st)| st != 'Z'),
-        "the shim has zombies"
-    );
+    assert_eq!(proc_stat(init).unwrap().1, shim, "the container's init is not the shim's child");
+    assert!(wait_for(Duration::from_secs(5), || children_of(shim).iter().all(|&(p, _)| p == init)));
+    assert!(children_of(shim).iter().all(|&(_, st)| st != 'Z'), "the shim has zombies");
 
     // Its stdio is the shim's pipes.
     let link = std::fs::read_link(format!("/proc/{init}/fd/1")).unwrap();
-    assert!(
-        link.to_string_lossy().starts_with("pipe:"),
-        "container stdout is {link:?}"
-    );
+    assert!(link.to_string_lossy().starts_with("pipe:"), "container stdout is {link:?}");
 }
 
 #[test]
@@ -101,22 +77,14 @@ fn shim_exits_when_the_container_is_deleted_under_it() {
 
 #[test]
 fn log_has_both_streams_in_k8s_file_format() {
-    let script =
-        "echo out-1; echo err-1 >&2; printf 'part'; sleep 0.3; echo '-rest'; echo; echo out-2";
+    let script = "echo out-1; echo err-1 >&2; printf 'part'; sleep 0.3; echo '-rest'; echo; echo out-2";
     let mut t = ShimTest::new("k8slog", &["sh", "-c", script], false);
     t.launch_ok(&["--start"]);
     assert_eq!(t.wait_exit(), 0);
     let log = t.log_text();
-    assert!(
-        log.ends_with('\n'),
-        "log does not end with a newline: {log:?}"
-    );
+    assert!(log.ends_with('\n'), "log does not end with a newline: {log:?}");
     let entries: Vec<_> = log.lines().map(parse_k8s_line).collect();
-    let has = |s: &str, tag: char, text: &str| {
-        entries
-            .iter()
-            .any(|e| e.0 == s && e.1 == tag && e.2 == text)
-    };
+    let has = |s: &str, tag: char, text: &str| entries.iter().any(|e| e.0 == s && e.1 == tag && e.2 == text);
     assert!(has("stdout", 'F', "out-1"), "{log}");
     assert!(has("stderr", 'F', "err-1"), "{log}");
     assert!(has("stdout", 'P', "part"), "{log}");
@@ -124,11 +92,7 @@ fn log_has_both_streams_in_k8s_file_format() {
     assert!(has("stdout", 'F', ""), "{log}");
     assert!(has("stdout", 'F', "out-2"), "{log}");
     // stdout entries in order
-    let out: Vec<_> = entries
-        .iter()
-        .filter(|e| e.0 == "stdout")
-        .map(|e| e.2.as_str())
-        .collect();
+    let out: Vec<_> = entries.iter().filter(|e| e.0 == "stdout").map(|e| e.2.as_str()).collect();
     assert_eq!(out, ["out-1", "part", "-rest", "", "out-2"]);
 }
 
@@ -139,22 +103,10 @@ fn log_in_json_format() {
     t.launch_ok(&["--start", "--log-format", "json"]);
     assert_eq!(t.wait_exit(), 0);
     let log = t.log_text();
-    let entries: Vec<serde_json::Value> = log
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
-        .collect();
-    let find = |stream: &str| {
-        entries
-            .iter()
-            .find(|e| e["stream"] == stream)
-            .unwrap_or_else(|| panic!("{log}"))
-    };
+    let entries: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}"))).collect();
+    let find = |stream: &str| entries.iter().find(|e| e["stream"] == stream).unwrap_or_else(|| panic!("{log}"));
     assert_eq!(find("stdout")["log"], "say \"hi\"\n");
-    assert_eq!(
-        find("stderr")["log"],
-        "tab\there",
-        "a partial line keeps no newline"
-    );
+    assert_eq!(find("stderr")["log"], "tab\there", "a partial line keeps no newline");
     for e in &entries {
         let ts = e["time"].as_str().unwrap();
         parse_k8s_line(&format!("{ts} stdout F x"));
@@ -178,10 +130,7 @@ fn attach_socket_carries_input_in_and_output_out() {
     assert_eq!(got.stdout, b"hello\n");
     b.send_stdin(b"from b\n");
     let got_b = b.collect_until(TIMEOUT, |r| contains(&r.stdout, b"from b\n"));
-    assert_eq!(
-        got_b.stdout, b"hello\nfrom b\n",
-        "every client sees all output"
-    );
+    assert_eq!(got_b.stdout, b"hello\nfrom b\n", "every client sees all output");
 
     // A client that goes away changes nothing for the others.
     drop(b);
@@ -192,10 +141,7 @@ fn attach_socket_carries_input_in_and_output_out() {
     assert_eq!(rest.exit, Some(3));
     assert_eq!(t.wait_exit(), 3);
     let log = t.log_text();
-    assert!(
-        log.contains(" stdout F hello\n") && log.contains(" stdout F from b\n"),
-        "{log}"
-    );
+    assert!(log.contains(" stdout F hello\n") && log.contains(" stdout F from b\n"), "{log}");
     assert!(log.contains(" stderr F bye\n"), "{log}");
     t.assert_nothing_left();
 }
@@ -225,18 +171,8 @@ fn terminal_output_is_logged() {
     assert_eq!(t.wait_exit(), 0);
     let log = t.log_text();
     let entries: Vec<_> = log.lines().map(parse_k8s_line).collect();
-    assert!(
-        entries
-            .iter()
-            .any(|e| e.0 == "stdout" && e.2.trim_end() == "hello-tty"),
-        "{log}"
-    );
-    assert!(
-        entries
-            .iter()
-            .any(|e| e.2.starts_with("/dev/pts/") || e.2.starts_with("/dev/console")),
-        "{log}"
-    );
+    assert!(entries.iter().any(|e| e.0 == "stdout" && e.2.trim_end() == "hello-tty"), "{log}");
+    assert!(entries.iter().any(|e| e.2.starts_with("/dev/pts/") || e.2.starts_with("/dev/console")), "{log}");
     assert!(log.contains("\r"), "pty output has CRLF line ends: {log:?}");
     t.assert_nothing_left();
 }
@@ -284,14 +220,8 @@ fn failed_create_reports_the_runtime_error_and_leaves_no_shim() {
     let (out, _) = t.launch(&["--start"]);
     assert!(!out.status.success(), "the shim succeeded");
     let err = stderr_of(&out);
-    assert!(
-        err.contains("nonexistent"),
-        "the runtime's error is missing: {err:?}"
-    );
-    assert!(
-        !t.shim_pid_file.exists(),
-        "the shim pid file was left behind"
-    );
+    assert!(err.contains("nonexistent"), "the runtime's error is missing: {err:?}");
+    assert!(!t.shim_pid_file.exists(), "the shim pid file was left behind");
     assert!(!t.attach.exists(), "the attach socket was left behind");
     assert!(!t.exit_file.exists());
     assert_eq!(processes_mentioning(&t.id), Vec::<i32>::new());
@@ -302,12 +232,7 @@ fn failed_create_reports_the_runtime_error_and_leaves_no_shim() {
 fn exit_command_runs_with_its_args_after_the_exit_file() {
     let mut t = ShimTest::new("exitcmd", &["sh", "-c", "exit 7"], false);
     let marker = t.dir.path().join("marker");
-    let script = format!(
-        "cat {} > {}; echo \" $0 $1\" >> {}",
-        t.exit_file.display(),
-        marker.display(),
-        marker.display()
-    );
+    let script = format!("cat {} > {}; echo \" $0 $1\" >> {}", t.exit_file.display(), marker.display(), marker.display());
     t.launch_ok(&[
         "--start",
         "--exit-command",
@@ -325,38 +250,20 @@ fn exit_command_runs_with_its_args_after_the_exit_file() {
     ]);
     assert_eq!(t.wait_exit(), 7);
     // The shim waits for the exit command before it exits.
-    assert_eq!(
-        std::fs::read_to_string(&marker).unwrap(),
-        "7 first second\n"
-    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "7 first second\n");
     t.assert_nothing_left();
 }
 
 #[test]
 fn bad_arguments_are_rejected() {
     let shim = shim_bin();
-    let (out, _) = run_with_timeout(
-        std::process::Command::new(&shim).arg("--bundle").arg("/x"),
-        TIMEOUT,
-    );
+    let (out, _) = run_with_timeout(std::process::Command::new(&shim).arg("--bundle").arg("/x"), TIMEOUT);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_of(&out).contains("--id"));
-    let (out, _) = run_with_timeout(
-        std::process::Command::new(&shim).args([
-            "--id",
-            "x",
-            "--bundle",
-            "/x",
-            "--log-format",
-            "xml",
-        ]),
-        TIMEOUT,
-    );
+    let (out, _) = run_with_timeout(std::process::Command::new(&shim).args(["--id", "x", "--bundle", "/x", "--log-format", "xml"]), TIMEOUT);
     assert_eq!(out.status.code(), Some(2));
     let (out, _) = run_with_timeout(std::process::Command::new(&shim).arg("--help"), TIMEOUT);
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("--attach-socket")
-    );
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("--attach-socket"));
 }
 
 #[test]
@@ -367,41 +274,18 @@ fn idle_shim_is_small_and_sleeps() {
     std::thread::sleep(Duration::from_millis(200));
     let cpu = |pid: i32| -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let f: Vec<u64> = s
-            .rsplit_once(") ")
-            .unwrap()
-            .1
-            .split(' ')
-            .skip(11)
-            .take(2)
-            .map(|x| x.parse().unwrap())
-            .collect();
+        let f: Vec<u64> = s.rsplit_once(") ").unwrap().1.split(' ').skip(11).take(2).map(|x| x.parse().unwrap()).collect();
         f[0] + f[1]
     };
     let before = cpu(shim);
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(cpu(shim), before, "the idle shim used CPU");
-    let threads = std::fs::read_dir(format!("/proc/{shim}/task"))
-        .unwrap()
-        .count();
+    let threads = std::fs::read_dir(format!("/proc/{shim}/task")).unwrap().count();
     assert_eq!(threads, 1);
     let rollup = std::fs::read_to_string(format!("/proc/{shim}/smaps_rollup")).unwrap();
-    let field = |name: &str| -> u64 {
-        rollup
-            .lines()
-            .find(|l| l.starts_with(name))
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let field = |name: &str| -> u64 { rollup.lines().find(|l| l.starts_with(name)).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap() };
     let (rss, pss) = (field("Rss:"), field("Pss:"));
-    eprintln!(
-        "idle berth-shim {}: Rss {rss} kB, Pss {pss} kB",
-        shim_bin().display()
-    );
+    eprintln!("idle berth-shim {}: Rss {rss} kB, Pss {pss} kB", shim_bin().display());
     // The budget holds for optimized builds; debug builds carry std and no optimization.
     if !shim_bin().to_string_lossy().contains("/debug/") {
         assert!(rss <= 2048, "Rss {rss} kB");
@@ -415,16 +299,8 @@ fn idle_shim_is_small_and_sleeps() {
 /// is appended to `<dir>/calls`.
 fn fake_runtime(dir: &std::path::Path, early_exit: bool, start_fails: bool) -> std::path::PathBuf {
     let d = dir.display();
-    let init = if early_exit {
-        "/bin/sh -c 'exit 9'"
-    } else {
-        "/bin/sh -c 'exec sleep 1000'"
-    };
-    let start = if start_fails {
-        "echo 'fake: start failed: boom' >&2; exit 1"
-    } else {
-        "kill -CONT $(cat {d}/init); exit 0"
-    };
+    let init = if early_exit { "/bin/sh -c 'exit 9'" } else { "/bin/sh -c 'exec sleep 1000'" };
+    let start = if start_fails { "echo 'fake: start failed: boom' >&2; exit 1" } else { "kill -CONT $(cat {d}/init); exit 0" };
     let script = format!(
         r#"#!/bin/sh
 echo "$@" >> {d}/calls
@@ -472,10 +348,7 @@ fn failed_start_deletes_the_container_and_reports_the_error() {
     let err = stderr_of(&out);
     assert!(err.contains("start failed: boom"), "{err:?}");
     let calls = std::fs::read_to_string(t.dir.path().join("calls")).unwrap();
-    assert!(
-        calls.contains(&format!("delete --force {}", t.id)),
-        "{calls}"
-    );
+    assert!(calls.contains(&format!("delete --force {}", t.id)), "{calls}");
     assert!(!t.shim_pid_file.exists());
     assert!(!t.exit_file.exists());
     t.assert_nothing_left();

@@ -171,7 +171,8 @@ fn update_changes_the_units_properties_and_the_files() {
     let slice = Slice::new();
     let mut t = Test::new("sd_update");
     with_systemd_flag(&mut t);
-    let (id, unit, _) = scoped(&t, &slice, "u", "sleep 100", json!({"memory": {"limit": 104857600}, "pids": {"limit": 42}, "cpu": {"quota": 50000, "period": 100000}}));
+    let (id, unit, _) =
+        scoped(&t, &slice, "u", "sleep 100", json!({"memory": {"limit": 104857600}, "pids": {"limit": 42}, "cpu": {"quota": 50000, "period": 100000}}));
     t.rt.start(&id).ok();
     t.rt.cmd(&["update", "--memory", "209715200", "--pids-limit", "77", "--cpu-quota", "25000", &id]).ok();
     let dir = scope_dir(&slice.name, &unit);

@@ -105,21 +105,16 @@ impl Container {
         let dir = state_dir(root, id);
         let lock = match lock_dir(&dir) {
             Ok(l) => l,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                return Err(Error::new(format!("container {id} does not exist")))
-            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(Error::new(format!("container {id} does not exist"))),
             Err(e) => return Err(Error::from(e)).with_ctx(|| format!("lock {}", dir.display())),
         };
         let raw = match std::fs::read(dir.join("state.json")) {
             Ok(r) => r,
             // The directory exists but create has not finished (or failed half way).
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::new(format!("container {id} does not exist")))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::new(format!("container {id} does not exist"))),
             Err(e) => return Err(e).ctx("read state.json"),
         };
-        let saved: Saved = serde_json::from_slice(&raw)
-            .map_err(|e| Error::new(format!("{}: {e}", dir.join("state.json").display())))?;
+        let saved: Saved = serde_json::from_slice(&raw).map_err(|e| Error::new(format!("{}: {e}", dir.join("state.json").display())))?;
         Ok(Container { id: id.to_string(), dir, saved, _lock: Some(lock) })
     }
 
@@ -130,9 +125,7 @@ impl Container {
         let dir = state_dir(root, id);
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::new(format!("container with id exists: {id}")))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::new(format!("container with id exists: {id}"))),
             Err(e) => return Err(e).with_ctx(|| format!("mkdir {}", dir.display())),
         }
         let lock = lock_dir(&dir).with_ctx(|| format!("lock {}", dir.display()))?;
@@ -206,10 +199,7 @@ impl Container {
 /// one container wait for each other.
 fn lock_dir(dir: &Path) -> std::io::Result<OwnedFd> {
     use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(dir)?;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(dir)?;
     let fd: OwnedFd = f.into();
     flock_exclusive(fd.as_raw_fd())?;
     Ok(fd)
@@ -250,7 +240,6 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     ids.sort();
     Ok(ids)
 }
-
 
 impl Container {
     /// Reads a container without taking its lock (for `list`, which must not wait).

@@ -77,13 +77,7 @@ fn run_create(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
 
     let rootfs = PathBuf::from(&cfg.rootfs);
     rootfs::prepare_root(spec, &rootfs)?;
-    let setup = rootfs::RootfsSetup {
-        spec,
-        rootfs: rootfs.clone(),
-        cgroup: &cfg.cgroup,
-        new_cgroup_ns: new_ns("cgroup"),
-        in_userns: userns,
-    };
+    let setup = rootfs::RootfsSetup { spec, rootfs: rootfs.clone(), cgroup: &cfg.cgroup, new_cgroup_ns: new_ns("cgroup"), in_userns: userns };
     setup.mount_all()?;
     devices::create_devices(spec, &rootfs, userns)?;
     make_cwd(&rootfs, &process.cwd)?;
@@ -152,8 +146,7 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", user::home_dir(process.user.uid)));
     }
-    let exe = exec::look_path(&process.args[0], &env)
-        .map_err(|e| Error::new(format!("unable to start container process: {e}")))?;
+    let exe = exec::look_path(&process.args[0], &env).map_err(|e| Error::new(format!("unable to start container process: {e}")))?;
     nix::unistd::chdir(process.cwd.as_str()).with_ctx(|| format!("chdir to cwd ({:?}) set in config.json", process.cwd))?;
     // The cwd must be inside the container's root, never a leaked host directory.
     // (Checked before the seccomp filter, which may deny getcwd.)
@@ -234,8 +227,7 @@ fn make_console(sock_fd: RawFd, process: &berth_spec::Process, bind_console: boo
         if std::fs::symlink_metadata(console).is_err() {
             std::fs::File::create(console).ctx("create /dev/console")?;
         }
-        nix::mount::mount(Some(name.as_str()), console, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
-            .ctx("bind pty to /dev/console")?;
+        nix::mount::mount(Some(name.as_str()), console, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).ctx("bind pty to /dev/console")?;
     }
     tty::send_fd(&sock, &name, master.as_raw_fd())?;
     // The pty replaces the caller's stdio now, not at exec: a caller that reads create's
@@ -303,7 +295,9 @@ fn set_personality(domain: &str) -> Result<()> {
 fn join_session_keyring(id: &str) {
     let name = std::ffi::CString::new(format!("_ses.{id}")).unwrap_or_default();
     // SAFETY: keyctl JOIN_SESSION_KEYRING with a NUL-terminated name.
-    unsafe { libc::syscall(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name.as_ptr()) };
+    unsafe {
+        libc::syscall(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name.as_ptr())
+    };
 }
 
 /// Blocks until `start` writes to the exec fifo.

@@ -28,13 +28,7 @@ pub fn detach_from_file() {
 
 pub fn init(path: Option<&str>, format: Format, debug: bool) -> std::io::Result<()> {
     let file = match path {
-        Some(p) if !p.is_empty() => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .custom_flags_cloexec()
-                .open(p)?,
-        ),
+        Some(p) if !p.is_empty() => Some(std::fs::OpenOptions::new().create(true).append(true).custom_flags_cloexec().open(p)?),
         _ => None,
     };
     let _ = LOGGER.set(Logger { file, format, debug });
@@ -101,8 +95,6 @@ fn log(level: &str, msg: &str) {
 
 /// The current UTC time as RFC 3339 with nanoseconds, without a date crate.
 pub fn rfc3339_now() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     berth_spec::time::rfc3339_nanos(d.as_secs() as i64, d.subsec_nanos())
 }

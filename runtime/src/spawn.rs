@@ -138,9 +138,7 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
         && exe_seal::may_ptrace(spec.process.as_ref().and_then(|p| p.capabilities.as_ref()))
         && !exe_seal::runs_sealed(init)
     {
-        return Err(Error::new(
-            "cannot exec a process that may hold CAP_SYS_PTRACE into a created container: start it first",
-        ));
+        return Err(Error::new("cannot exec a process that may hold CAP_SYS_PTRACE into a created container: start it first"));
     }
     let (parent_sock, child_sock) = UnixStream::pair().ctx("socketpair")?;
     let mut keep = vec![child_sock.as_raw_fd()];

@@ -47,7 +47,9 @@ pub enum Msg {
     HooksDone,
     /// Init -> parent: fully set up, waiting for start.
     Ready,
-    Error { msg: String },
+    Error {
+        msg: String,
+    },
 }
 
 pub fn send(sock: &mut UnixStream, msg: &Msg) -> Result<()> {

@@ -73,11 +73,7 @@ pub fn parse_size(s: &[u8]) -> Option<u64> {
         b'g' => (&s[..s.len() - 1], 1 << 30),
         _ => (s, 1),
     };
-    core::str::from_utf8(num)
-        .ok()?
-        .parse::<u64>()
-        .ok()?
-        .checked_mul(mul)
+    core::str::from_utf8(num).ok()?.parse::<u64>().ok()?.checked_mul(mul)
 }
 
 pub fn parse<I: Iterator<Item = Vec<u8>>>(mut it: I) -> Result<Parsed, String> {
@@ -93,10 +89,7 @@ pub fn parse<I: Iterator<Item = Vec<u8>>>(mut it: I) -> Result<Parsed, String> {
             return Ok(Parsed::Version);
         }
         if !arg.starts_with(b"--") {
-            return Err(format!(
-                "unexpected argument '{}'",
-                String::from_utf8_lossy(&arg)
-            ));
+            return Err(format!("unexpected argument '{}'", String::from_utf8_lossy(&arg)));
         }
         let (name, inline) = match arg.iter().position(|&b| b == b'=') {
             Some(i) => (arg[2..i].to_vec(), Some(arg[i + 1..].to_vec())),
@@ -117,9 +110,7 @@ pub fn parse<I: Iterator<Item = Vec<u8>>>(mut it: I) -> Result<Parsed, String> {
             _ => {
                 let value = match inline {
                     Some(v) => v,
-                    None => it
-                        .next()
-                        .ok_or_else(|| format!("--{name_s} needs a value"))?,
+                    None => it.next().ok_or_else(|| format!("--{name_s} needs a value"))?,
                 };
                 match &name[..] {
                     b"id" => id = Some(value),
@@ -135,12 +126,7 @@ pub fn parse<I: Iterator<Item = Vec<u8>>>(mut it: I) -> Result<Parsed, String> {
                         }
                     }
                     b"log-size-max" => {
-                        a.log_size_max = parse_size(&value).ok_or_else(|| {
-                            format!(
-                                "invalid --log-size-max '{}'",
-                                String::from_utf8_lossy(&value)
-                            )
-                        })?
+                        a.log_size_max = parse_size(&value).ok_or_else(|| format!("invalid --log-size-max '{}'", String::from_utf8_lossy(&value)))?
                     }
                     b"exit-file" => a.exit_file = Some(cstring(value)),
                     b"attach-socket" => a.attach_socket = Some(cstring(value)),
@@ -153,30 +139,20 @@ pub fn parse<I: Iterator<Item = Vec<u8>>>(mut it: I) -> Result<Parsed, String> {
             }
         }
     }
-    let id = id
-        .filter(|v| !v.is_empty())
-        .ok_or("--id is required".to_owned())?;
+    let id = id.filter(|v| !v.is_empty()).ok_or("--id is required".to_owned())?;
     if id.contains(&b'/') {
         return Err("--id must not contain '/'".to_owned());
     }
     a.id = cstring(id);
-    a.bundle = cstring(
-        bundle
-            .filter(|v| !v.is_empty())
-            .ok_or("--bundle is required".to_owned())?,
-    );
+    a.bundle = cstring(bundle.filter(|v| !v.is_empty()).ok_or("--bundle is required".to_owned())?);
     if !a.exit_command_args.is_empty() && a.exit_command.is_none() {
         return Err("--exit-command-arg needs --exit-command".to_owned());
     }
     a.runtime = match runtime {
         Some(r) => cstring(r),
         None => {
-            let mut exe = sys::readlink(c"/proc/self/exe")
-                .map_err(|e| format!("cannot find own binary: {e}"))?;
-            let slash = exe
-                .iter()
-                .rposition(|&b| b == b'/')
-                .ok_or("cannot find own directory".to_owned())?;
+            let mut exe = sys::readlink(c"/proc/self/exe").map_err(|e| format!("cannot find own binary: {e}"))?;
+            let slash = exe.iter().rposition(|&b| b == b'/').ok_or("cannot find own directory".to_owned())?;
             exe.truncate(slash + 1);
             exe.extend_from_slice(b"berth");
             cstring(exe)

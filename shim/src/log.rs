@@ -35,8 +35,7 @@ pub struct Log {
 }
 
 fn open_log(path: &CString, trunc: bool) -> sys::Result<(Fd, u64)> {
-    let flags =
-        libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | if trunc { libc::O_TRUNC } else { 0 };
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | if trunc { libc::O_TRUNC } else { 0 };
     let fd = sys::open(path, flags, 0o600)?;
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     sys::cvt(unsafe { libc::fstat(fd.raw(), &mut st) })?;
@@ -47,15 +46,7 @@ impl Log {
     pub fn open(path: CString, json: bool, max: u64) -> sys::Result<Log> {
         let (fd, size) = open_log(&path, false)?;
         let old = sys::with_suffix(&path, ".1");
-        Ok(Log {
-            fd,
-            path,
-            old,
-            json,
-            max,
-            size,
-            buf: Vec::with_capacity(FLUSH_AT + 8192 * 2),
-        })
+        Ok(Log { fd, path, old, json, max, size, buf: Vec::with_capacity(FLUSH_AT + 8192 * 2) })
     }
 
     /// Log a chunk of output read from `stream`.
@@ -79,11 +70,7 @@ impl Log {
 
     fn entry(&mut self, stream: u8, line: &[u8], full: bool, ts: &[u8; 30]) {
         let start = self.buf.len();
-        let name: &[u8] = if stream == STDERR {
-            b"stderr"
-        } else {
-            b"stdout"
-        };
+        let name: &[u8] = if stream == STDERR { b"stderr" } else { b"stdout" };
         let b = &mut self.buf;
         if self.json {
             b.extend_from_slice(b"{\"log\":\"");
@@ -104,10 +91,7 @@ impl Log {
             b.extend_from_slice(line);
             b.push(b'\n');
         }
-        if self.max > 0
-            && self.size + self.buf.len() as u64 > self.max
-            && self.size + start as u64 > 0
-        {
+        if self.max > 0 && self.size + self.buf.len() as u64 > self.max && self.size + start as u64 > 0 {
             // The entry does not fit: finish the current file with what precedes it,
             // start a new one, and carry the entry over.
             let _ = sys::write_all(self.fd.raw(), &self.buf[..start]);
@@ -156,14 +140,7 @@ fn json_escape(out: &mut Vec<u8>, line: &[u8]) {
                 b'\n' => out.extend_from_slice(b"\\n"),
                 b'\r' => out.extend_from_slice(b"\\r"),
                 b'\t' => out.extend_from_slice(b"\\t"),
-                c if c < 0x20 => out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[(c >> 4) as usize],
-                    HEX[(c & 15) as usize],
-                ]),
+                c if c < 0x20 => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]),
                 c => out.push(c),
             }
         }
@@ -175,10 +152,7 @@ fn json_escape(out: &mut Vec<u8>, line: &[u8]) {
 
 /// Now, as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
 pub fn timestamp() -> [u8; 30] {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     #[allow(clippy::unnecessary_cast)] // time_t is not i64 everywhere
     format_time(ts.tv_sec as i64, ts.tv_nsec as u32)
@@ -221,23 +195,14 @@ mod tests {
     #[test]
     fn formats_times() {
         assert_eq!(&format_time(0, 0), b"1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            &format_time(951782400 + 86399, 5),
-            b"2000-02-29T23:59:59.000000005Z"
-        );
-        assert_eq!(
-            &format_time(1700000000, 123456789),
-            b"2023-11-14T22:13:20.123456789Z"
-        );
+        assert_eq!(&format_time(951782400 + 86399, 5), b"2000-02-29T23:59:59.000000005Z");
+        assert_eq!(&format_time(1700000000, 123456789), b"2023-11-14T22:13:20.123456789Z");
     }
 
     #[test]
     fn escapes_json() {
         let mut v = Vec::new();
         json_escape(&mut v, b"a\"b\\c\x01\t\xffd\xc3\xa9");
-        assert_eq!(
-            String::from_utf8(v).unwrap(),
-            "a\\\"b\\\\c\\u0001\\t\\ufffdd\u{e9}"
-        );
+        assert_eq!(String::from_utf8(v).unwrap(), "a\\\"b\\\\c\\u0001\\t\\ufffdd\u{e9}");
     }
 }

@@ -61,10 +61,7 @@ fn entry(args: Vec<Vec<u8>>) -> i32 {
             0
         }
         Ok(args::Parsed::Version) => {
-            sys::print(
-                1,
-                concat!("berth-shim ", env!("CARGO_PKG_VERSION"), "\n").as_bytes(),
-            );
+            sys::print(1, concat!("berth-shim ", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
             0
         }
         Err(e) => {

@@ -91,10 +91,7 @@ pub fn launch(args: Args) -> i32 {
         }
         None => {
             let _ = sys::waitpid(pid, 0);
-            sys::print(
-                2,
-                b"berth-shim: the shim died while creating the container\n",
-            );
+            sys::print(2, b"berth-shim: the shim died while creating the container\n");
             1
         }
     }
@@ -223,9 +220,7 @@ fn daemon(a: Args, sync: Fd) -> ! {
 }
 
 fn tmp_path(what: &str) -> CString {
-    let dir = sys::getenv(c"TMPDIR")
-        .filter(|d| !d.is_empty())
-        .unwrap_or(b"/tmp");
+    let dir = sys::getenv(c"TMPDIR").filter(|d| !d.is_empty()).unwrap_or(b"/tmp");
     let mut v = dir.to_vec();
     v.extend_from_slice(format!("/berth-shim.{}.{}", unsafe { libc::getpid() }, what).as_bytes());
     CString::new(v).unwrap()
@@ -255,16 +250,9 @@ impl Shim {
             libc::sigemptyset(&mut set);
             libc::sigaddset(&mut set, libc::SIGCHLD);
             libc::sigprocmask(libc::SIG_BLOCK, &set, core::ptr::null_mut());
-            let fd = sys::cvt(libc::signalfd(
-                -1,
-                &set,
-                libc::SFD_NONBLOCK | libc::SFD_CLOEXEC,
-            ))
-            .map_err(|e| format!("signalfd: {e}"))?;
+            let fd = sys::cvt(libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)).map_err(|e| format!("signalfd: {e}"))?;
             self.sigfd = Some(Fd::new(fd));
-            self.ep
-                .add(fd, EPOLLIN, T_SIG)
-                .map_err(|e| format!("epoll: {e}"))?;
+            self.ep.add(fd, EPOLLIN, T_SIG).map_err(|e| format!("epoll: {e}"))?;
         }
         if let Some(p) = &self.a.shim_pid_file {
             let mut b = [0u8; 24];
@@ -272,16 +260,12 @@ impl Shim {
                 .map_err(|e| format!("cannot write --shim-pid-file {}: {e}", lossy(p)))?;
         }
         if let Some(p) = &self.a.log_path {
-            let log = Log::open(p.clone(), self.a.log_json, self.a.log_size_max)
-                .map_err(|e| format!("cannot open --log-path {}: {e}", lossy(p)))?;
+            let log = Log::open(p.clone(), self.a.log_json, self.a.log_size_max).map_err(|e| format!("cannot open --log-path {}: {e}", lossy(p)))?;
             self.log = Some(log);
         }
         if let Some(p) = &self.a.attach_socket {
-            let fd = sys::unix_listen(p, libc::SOCK_SEQPACKET)
-                .map_err(|e| format!("cannot listen on --attach-socket {}: {e}", lossy(p)))?;
-            self.ep
-                .add(fd.raw(), EPOLLIN, T_ATTACH)
-                .map_err(|e| format!("epoll: {e}"))?;
+            let fd = sys::unix_listen(p, libc::SOCK_SEQPACKET).map_err(|e| format!("cannot listen on --attach-socket {}: {e}", lossy(p)))?;
+            self.ep.add(fd.raw(), EPOLLIN, T_ATTACH).map_err(|e| format!("epoll: {e}"))?;
             self.attach = Some(fd);
         }
         if self.a.stdin {
@@ -301,8 +285,7 @@ impl Shim {
         argv.push(self.pid_file.clone());
         let pid = if self.a.terminal {
             let path = tmp_path("console");
-            let l = sys::unix_listen(&path, libc::SOCK_STREAM)
-                .map_err(|e| format!("console socket {}: {e}", lossy(&path)))?;
+            let l = sys::unix_listen(&path, libc::SOCK_STREAM).map_err(|e| format!("console socket {}: {e}", lossy(&path)))?;
             self.console_path = Some(path.clone());
             self.ep.add(l.raw(), EPOLLIN, T_CONSOLE).map_err(ep_err)?;
             self.console = Some(l);
@@ -358,9 +341,7 @@ impl Shim {
         }
         let (r, w) = sys::pipe().map_err(|e| format!("pipe: {e}"))?;
         sys::set_nonblock(r.raw()).map_err(|e| format!("pipe: {e}"))?;
-        self.ep
-            .add(r.raw(), EPOLLIN, T_RT)
-            .map_err(|e| format!("epoll: {e}"))?;
+        self.ep.add(r.raw(), EPOLLIN, T_RT).map_err(|e| format!("epoll: {e}"))?;
         self.rt = Some(r);
         Ok(w)
     }
@@ -457,9 +438,7 @@ impl Shim {
             self.capture_stderr = false;
         }
         self.on_rt();
-        let cap = String::from_utf8_lossy(&core::mem::take(&mut self.capture))
-            .trim()
-            .to_owned();
+        let cap = String::from_utf8_lossy(&core::mem::take(&mut self.capture)).trim().to_owned();
         let ok = libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0;
         let what = if op == Op::Create { "create" } else { "start" };
         if !ok {
@@ -479,19 +458,12 @@ impl Shim {
             return self.report_ok();
         }
         // Created: learn the init pid.
-        let pid = sys::read_file(&self.pid_file)
-            .ok()
-            .and_then(|b| core::str::from_utf8(&b).ok()?.trim().parse::<pid_t>().ok())
-            .filter(|&p| p > 0);
+        let pid = sys::read_file(&self.pid_file).ok().and_then(|b| core::str::from_utf8(&b).ok()?.trim().parse::<pid_t>().ok()).filter(|&p| p > 0);
         if self.own_pid_file {
             sys::unlink(&self.pid_file);
         }
         let Some(pid) = pid else {
-            return self.fail_and_delete(format!(
-                "{} create succeeded but wrote no pid to {}",
-                self.rt_name,
-                lossy(&self.pid_file)
-            ));
+            return self.fail_and_delete(format!("{} create succeeded but wrote no pid to {}", self.rt_name, lossy(&self.pid_file)));
         };
         self.init_pid = pid;
         if let Some(&(_, st)) = self.early.iter().find(|(p, _)| *p == pid) {
@@ -505,10 +477,7 @@ impl Shim {
             }
             self.on_console_msg();
             if self.out.is_none() {
-                return self.fail_and_delete(format!(
-                    "{} did not send the terminal over the console socket",
-                    self.rt_name
-                ));
+                return self.fail_and_delete(format!("{} did not send the terminal over the console socket", self.rt_name));
             }
         }
         if self.a.start {
@@ -645,11 +614,7 @@ impl Shim {
     }
 
     fn close_stream(&mut self, stream: u8) {
-        let fd = if stream == STDOUT {
-            self.out.take()
-        } else {
-            self.err.take()
-        };
+        let fd = if stream == STDOUT { self.out.take() } else { self.err.take() };
         if let Some(fd) = fd {
             self.ep.del(fd.raw());
         }
@@ -678,14 +643,7 @@ impl Shim {
     /// (gone, or too slow to keep its socket buffer from filling) is dropped.
     fn broadcast(&mut self, pkt: &[u8]) {
         self.clients.retain(|c| {
-            let r = unsafe {
-                libc::send(
-                    c.fd.raw(),
-                    pkt.as_ptr().cast(),
-                    pkt.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
+            let r = unsafe { libc::send(c.fd.raw(), pkt.as_ptr().cast(), pkt.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
             r >= 0
         });
     }
@@ -731,9 +689,7 @@ impl Shim {
                 if let Some(p) = self.console_path.take() {
                     sys::unlink(&p);
                 }
-                if sys::set_nonblock(master.raw()).is_ok()
-                    && self.ep.add(master.raw(), EPOLLIN, T_OUT).is_ok()
-                {
+                if sys::set_nonblock(master.raw()).is_ok() && self.ep.add(master.raw(), EPOLLIN, T_OUT).is_ok() {
                     self.out = Some(master);
                 }
             }
@@ -768,8 +724,7 @@ impl Shim {
             let Some(fd) = self.clients.iter().find(|c| c.id == id).map(|c| c.fd.raw()) else {
                 return;
             };
-            let n =
-                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
             if n > 0 {
                 self.on_packet(&buf[..n as usize]);
                 continue;
@@ -800,12 +755,7 @@ impl Shim {
             }
             TAG_RESIZE if self.a.terminal && p.len() >= 5 => {
                 if let Some(m) = &self.out {
-                    let ws = libc::winsize {
-                        ws_row: u16::from_le_bytes([p[1], p[2]]),
-                        ws_col: u16::from_le_bytes([p[3], p[4]]),
-                        ws_xpixel: 0,
-                        ws_ypixel: 0,
-                    };
+                    let ws = libc::winsize { ws_row: u16::from_le_bytes([p[1], p[2]]), ws_col: u16::from_le_bytes([p[3], p[4]]), ws_xpixel: 0, ws_ypixel: 0 };
                     unsafe { libc::ioctl(m.raw(), libc::TIOCSWINSZ, &ws) };
                 }
             }
@@ -814,12 +764,7 @@ impl Shim {
     }
 
     fn input_sink(&self) -> Option<c_int> {
-        if self.a.terminal {
-            self.out.as_ref()
-        } else {
-            self.stdin.as_ref()
-        }
-        .map(|f| f.raw())
+        if self.a.terminal { self.out.as_ref() } else { self.stdin.as_ref() }.map(|f| f.raw())
     }
 
     fn write_input(&mut self, data: &[u8]) {
@@ -847,11 +792,7 @@ impl Shim {
         for c in &self.clients {
             self.ep.del(c.fd.raw());
         }
-        let ok = if self.a.terminal {
-            self.ep.modify(fd, EPOLLIN | EPOLLOUT, T_OUT)
-        } else {
-            self.ep.add(fd, EPOLLOUT, T_STDIN)
-        };
+        let ok = if self.a.terminal { self.ep.modify(fd, EPOLLIN | EPOLLOUT, T_OUT) } else { self.ep.add(fd, EPOLLOUT, T_STDIN) };
         if ok.is_err() {
             self.unblock_input();
         }
@@ -893,8 +834,7 @@ impl Shim {
             }
         }
         let ep = &self.ep;
-        self.clients
-            .retain(|c| ep.add(c.fd.raw(), EPOLLIN, T_CLIENT + c.id).is_ok());
+        self.clients.retain(|c| ep.add(c.fd.raw(), EPOLLIN, T_CLIENT + c.id).is_ok());
         if self.close_stdin_after {
             self.close_stdin_after = false;
             self.close_stdin();

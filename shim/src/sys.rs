@@ -165,8 +165,7 @@ pub fn write_all(fd: c_int, mut buf: &[u8]) -> Result<()> {
 
 pub fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<Fd> {
     loop {
-        let fd =
-            unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) };
+        let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) };
         if fd >= 0 {
             return Ok(Fd(fd));
         }
@@ -208,18 +207,10 @@ pub fn unlink(path: &CStr) {
 /// for `sockaddr_un` are bound through `/proc/self/fd/<dirfd>/<name>`.
 pub fn unix_listen(path: &CStr, ty: c_int) -> Result<Fd> {
     let bytes = path.to_bytes();
-    let fd = Fd(cvt(unsafe {
-        libc::socket(
-            libc::AF_UNIX,
-            ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    })?);
+    let fd = Fd(cvt(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })?);
     // Replace a leftover socket (never a regular file or directory).
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    if unsafe { libc::lstat(path.as_ptr(), &mut st) } == 0
-        && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
-    {
+    if unsafe { libc::lstat(path.as_ptr(), &mut st) } == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK {
         unlink(path);
     }
     let mut addr: libc::sockaddr_un = unsafe { core::mem::zeroed() };
@@ -229,16 +220,8 @@ pub fn unix_listen(path: &CStr, ty: c_int) -> Result<Fd> {
     let name: &[u8] = if bytes.len() < addr.sun_path.len() {
         bytes
     } else {
-        let slash = bytes
-            .iter()
-            .rposition(|&b| b == b'/')
-            .ok_or(Errno(libc::ENAMETOOLONG))?;
-        let dir = CString::new(if slash == 0 {
-            &b"/"[..]
-        } else {
-            &bytes[..slash]
-        })
-        .unwrap();
+        let slash = bytes.iter().rposition(|&b| b == b'/').ok_or(Errno(libc::ENAMETOOLONG))?;
+        let dir = CString::new(if slash == 0 { &b"/"[..] } else { &bytes[..slash] }).unwrap();
         let d = open(&dir, libc::O_PATH | libc::O_DIRECTORY, 0)?;
         let mut v = format!("/proc/self/fd/{}", d.raw()).into_bytes();
         v.extend_from_slice(&bytes[slash..]);
@@ -253,27 +236,14 @@ pub fn unix_listen(path: &CStr, ty: c_int) -> Result<Fd> {
         addr.sun_path[i] = b as c_char;
     }
     let len = core::mem::size_of::<libc::sa_family_t>() + name.len() + 1;
-    cvt(unsafe {
-        libc::bind(
-            fd.raw(),
-            (&addr as *const libc::sockaddr_un).cast(),
-            len as libc::socklen_t,
-        )
-    })?;
+    cvt(unsafe { libc::bind(fd.raw(), (&addr as *const libc::sockaddr_un).cast(), len as libc::socklen_t) })?;
     cvt(unsafe { libc::listen(fd.raw(), 64) })?;
     Ok(fd)
 }
 
 pub fn accept(fd: c_int) -> Result<Fd> {
     loop {
-        let c = unsafe {
-            libc::accept4(
-                fd,
-                ptr::null_mut(),
-                ptr::null_mut(),
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            )
-        };
+        let c = unsafe { libc::accept4(fd, ptr::null_mut(), ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) };
         if c >= 0 {
             return Ok(Fd(c));
         }
@@ -288,10 +258,7 @@ pub fn accept(fd: c_int) -> Result<Fd> {
 /// protocol sends the pty master. Ok(None) when the peer closed without sending one.
 pub fn recv_fd(sock: c_int) -> Result<Option<Fd>> {
     let mut data = [0u8; 512];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
     // Room for a few descriptors in case a runtime sends more than one.
     let mut cbuf = [0u64; 16];
     let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
@@ -300,8 +267,7 @@ pub fn recv_fd(sock: c_int) -> Result<Option<Fd>> {
     msg.msg_control = cbuf.as_mut_ptr().cast();
     msg.msg_controllen = core::mem::size_of_val(&cbuf) as _;
     let n = loop {
-        let n =
-            unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT) };
+        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT) };
         if n >= 0 {
             break n;
         }
@@ -315,8 +281,7 @@ pub fn recv_fd(sock: c_int) -> Result<Option<Fd>> {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
-                    / core::mem::size_of::<c_int>();
+                let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / core::mem::size_of::<c_int>();
                 let p = libc::CMSG_DATA(c) as *const c_int;
                 for i in 0..count {
                     let fd = Fd(ptr::read_unaligned(p.add(i)));
@@ -429,9 +394,7 @@ pub struct Epoll(Fd);
 
 impl Epoll {
     pub fn new() -> Result<Epoll> {
-        Ok(Epoll(Fd(cvt(unsafe {
-            libc::epoll_create1(libc::EPOLL_CLOEXEC)
-        })?)))
+        Ok(Epoll(Fd(cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?)))
     }
     fn ctl(&self, op: c_int, fd: c_int, events: u32, token: u64) -> Result<()> {
         let mut ev = libc::epoll_event { events, u64: token };
@@ -448,9 +411,7 @@ impl Epoll {
     }
     /// Wait without a timeout; EINTR yields zero events.
     pub fn wait(&self, events: &mut [libc::epoll_event]) -> usize {
-        let n = unsafe {
-            libc::epoll_wait(self.0.raw(), events.as_mut_ptr(), events.len() as c_int, -1)
-        };
+        let n = unsafe { libc::epoll_wait(self.0.raw(), events.as_mut_ptr(), events.len() as c_int, -1) };
         if n < 0 {
             0
         } else {

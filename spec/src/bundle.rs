@@ -156,7 +156,8 @@ mod tests {
 
     #[test]
     fn unknown_namespace_is_named() {
-        let e = spec(r#"{"ociVersion":"1.0.2","root":{"path":"r"},"process":{"args":["sh"],"cwd":"/"},"linux":{"namespaces":[{"type":"bogus"}]}}"#).unwrap_err();
+        let e =
+            spec(r#"{"ociVersion":"1.0.2","root":{"path":"r"},"process":{"args":["sh"],"cwd":"/"},"linux":{"namespaces":[{"type":"bogus"}]}}"#).unwrap_err();
         assert!(e.contains("linux.namespaces[0].type"), "{e}");
     }
 

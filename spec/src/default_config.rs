@@ -78,11 +78,7 @@ pub fn default_spec(rootless: bool) -> Spec {
 fn current_id(file: &str, key: &str) -> u64 {
     std::fs::read_to_string(file)
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(2).and_then(|x| x.parse().ok()))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(2).and_then(|x| x.parse().ok())))
         .unwrap_or(0)
 }
 

@@ -21,34 +21,14 @@ enum AddSrc {
     /// Resolved context (or stage) sources: copied, or extracted when archives (ADD).
     Local(Vec<Source>),
     /// ADD <url>: (url, file name, expected checksum, downloaded file + sha when fetched).
-    Url {
-        url: String,
-        name: String,
-        checksum: Option<context::Checksum>,
-        fetched: Option<(PathBuf, copy::http::Download)>,
-    },
+    Url { url: String, name: String, checksum: Option<context::Checksum>, fetched: Option<(PathBuf, copy::http::Download)> },
 }
 
 #[allow(clippy::ptr_arg)]
-pub fn copy_or_add(
-    b: &mut Builder,
-    df: &Dockerfile,
-    st: &mut StageState,
-    ins: &Instruction,
-    env: &Vec<(String, String)>,
-) -> Result<(), String> {
+pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &Instruction, env: &Vec<(String, String)>) -> Result<(), String> {
     let lex = df.lexer();
     let (is_add, x, from, link, parents, excludes, checksum, unpack) = match &ins.kind {
-        Instr::Copy(c) => (
-            false,
-            c.expand(&lex, env).map_err(|e| e.to_string())?,
-            c.from.clone(),
-            c.link,
-            c.parents,
-            c.excludes.clone(),
-            None,
-            None,
-        ),
+        Instr::Copy(c) => (false, c.expand(&lex, env).map_err(|e| e.to_string())?, c.from.clone(), c.link, c.parents, c.excludes.clone(), None, None),
         Instr::Add(a) => (
             true,
             a.expand(&lex, env).map_err(|e| e.to_string())?,
@@ -62,8 +42,7 @@ pub fn copy_or_add(
         _ => unreachable!(),
     };
     let word = if is_add { "ADD" } else { "COPY" };
-    let excludes: Vec<String> =
-        excludes.iter().map(|e| lex.expand_word(e, env).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+    let excludes: Vec<String> = excludes.iter().map(|e| lex.expand_word(e, env).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
     let ropts = ResolveOptions { excludes: excludes.clone(), parents };
     let chmod = match &x.chmod {
         Some(m) => Some(dockerfile::parse_chmod(m)?),
@@ -136,17 +115,12 @@ pub fn copy_or_add(
     }
     let key = key.finish();
     let shown = one_line(&ins.original);
-    let created_by = format!(
-        "{word} {} {}",
-        x.sources.iter().chain(x.inline_files.iter().map(|(n, _)| n)).cloned().collect::<Vec<_>>().join(" "),
-        x.dest
-    );
+    let created_by = format!("{word} {} {}", x.sources.iter().chain(x.inline_files.iter().map(|(n, _)| n)).cloned().collect::<Vec<_>>().join(" "), x.dest);
     let lowers = st.lowers();
     let mode = if link { Mode::Link } else { Mode::Overlay };
     let now = crate::store::now_or_epoch();
     let sources_patterns = x.sources.clone();
-    let inline: Vec<(String, Vec<u8>)> =
-        x.inline_files.iter().map(|(n, d)| (n.clone(), d.as_bytes().to_vec())).collect();
+    let inline: Vec<(String, Vec<u8>)> = x.inline_files.iter().map(|(n, d)| (n.clone(), d.as_bytes().to_vec())).collect();
 
     let mut op = |b: &mut Builder, e: &StepEnv| -> Result<Option<Stubs>, String> {
         // --chown names need the stage's /etc/passwd and /etc/group: the merged dir, or
@@ -187,8 +161,7 @@ pub fn copy_or_add(
                                 if crate::copy::archive::is_tar(&host, kind) {
                                     let (dest, _) = params.dest_abs();
                                     let r = crate::copy::archive::open_archive(&host, kind)?;
-                                    crate::copy::archive::extract(e.root, &dest, r, chown_opt)
-                                        .map_err(|m| format!("ADD {}: {m}", src.path))?;
+                                    crate::copy::archive::extract(e.root, &dest, r, chown_opt).map_err(|m| format!("ADD {}: {m}", src.path))?;
                                     continue;
                                 }
                             }
@@ -207,10 +180,7 @@ pub fn copy_or_add(
                     };
                     if let Some(c) = checksum {
                         if c.sha256 != dl.sha256 {
-                            return Err(format!(
-                                "ADD {url}: digest mismatch sha256:{}: expected sha256:{}",
-                                dl.sha256, c.sha256
-                            ));
+                            return Err(format!("ADD {url}: digest mismatch sha256:{}: expected sha256:{}", dl.sha256, c.sha256));
                         }
                     }
                     if unpack == Some(true) {

@@ -38,11 +38,8 @@ pub fn finish(b: &Builder, r: &StageResult) -> Result<Built, String> {
             let dest = &out.dest;
             b.progress.note(id, &format!("exporting {} to {}", format_name(out.format), dest.display()));
             // An OCI layout names the manifest by each tag.
-            let targets: Vec<Option<String>> = if out.format == ExportFormat::Oci && names.len() > 1 {
-                names.iter().cloned().map(Some).collect()
-            } else {
-                vec![names.first().cloned()]
-            };
+            let targets: Vec<Option<String>> =
+                if out.format == ExportFormat::Oci && names.len() > 1 { names.iter().cloned().map(Some).collect() } else { vec![names.first().cloned()] };
             for name in targets {
                 let opts = ExportOptions { name: name.clone(), ..Default::default() };
                 export::export(&b.store, mdesc.digest.as_str(), out.format, dest, &opts)

@@ -57,11 +57,7 @@ impl Output {
             match field.split_once('=') {
                 Some(("type", v)) => typ = Some(v.parse::<ExportFormat>()?),
                 Some(("dest", v)) | Some(("destination", v)) => dest = Some(PathBuf::from(v)),
-                _ => {
-                    return Err(format!(
-                        "invalid --output {s:?}: want type=oci|oci-archive|docker-archive|bundle|local,dest=PATH"
-                    ))
-                }
+                _ => return Err(format!("invalid --output {s:?}: want type=oci|oci-archive|docker-archive|bundle|local,dest=PATH")),
             }
         }
         match (typ, dest) {
@@ -165,16 +161,13 @@ fn read_dockerfile(opts: &BuildOptions) -> Result<(String, String, Option<PathBu
     match &opts.dockerfile {
         Some(p) if p.as_os_str() == "-" => {
             let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                .map_err(|e| format!("reading the Dockerfile from stdin: {e}"))?;
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| format!("reading the Dockerfile from stdin: {e}"))?;
             Ok((s, "Dockerfile".into(), None))
         }
         p => {
             let path = p.clone().unwrap_or_else(|| opts.context.join("Dockerfile"));
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read Dockerfile {}: {e}", path.display()))?;
-            let name =
-                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "Dockerfile".into());
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read Dockerfile {}: {e}", path.display()))?;
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "Dockerfile".into());
             Ok((text, name, Some(path)))
         }
     }
@@ -194,13 +187,8 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
     let context = Context::open_with_dockerignore(&opts.context, path.as_deref()).map_err(|e| e.to_string())?;
 
     let host = berth_spec::image::host_platform();
-    let platform = dockerfile::Platform {
-        os: host.os.clone(),
-        arch: host.architecture.clone(),
-        variant: host.variant.clone().unwrap_or_default(),
-    };
-    let build_args =
-        BuildArgs::from_flags(&opts.build_args, &|k| std::env::var(k).ok()).with_platforms(platform.clone(), platform);
+    let platform = dockerfile::Platform { os: host.os.clone(), arch: host.architecture.clone(), variant: host.variant.clone().unwrap_or_default() };
+    let build_args = BuildArgs::from_flags(&opts.build_args, &|k| std::env::var(k).ok()).with_platforms(platform.clone(), platform);
     let globals = build_args.global_scope(&df).map_err(|e| e.to_string())?;
     let needed = df.stages_needed_with(opts.target.as_deref(), &build_args).map_err(|e| e.to_string())?;
     let unused = build_args.unused_in(&df, &needed);

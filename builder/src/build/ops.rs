@@ -60,26 +60,13 @@ pub(super) fn one_line(s: &str) -> String {
 
 /// The layers (diff_ids, dirs) of a `--from` / `from=` source: a stage before `index`
 /// (by name or number), else a stored image.
-pub(super) fn source_layers(
-    b: &Builder,
-    df: &Dockerfile,
-    st: &StageState,
-    from: &str,
-) -> Result<(Vec<Digest>, Vec<PathBuf>), String> {
+pub(super) fn source_layers(b: &Builder, df: &Dockerfile, st: &StageState, from: &str) -> Result<(Vec<Digest>, Vec<PathBuf>), String> {
     source_layers_b(b, df, st.index, from)
 }
 
-pub(super) fn source_layers_b(
-    b: &Builder,
-    df: &Dockerfile,
-    index: usize,
-    from: &str,
-) -> Result<(Vec<Digest>, Vec<PathBuf>), String> {
+pub(super) fn source_layers_b(b: &Builder, df: &Dockerfile, index: usize, from: &str) -> Result<(Vec<Digest>, Vec<PathBuf>), String> {
     let lower = from.to_ascii_lowercase();
-    let stage = df.stages[..index]
-        .iter()
-        .position(|s| s.name.as_deref() == Some(lower.as_str()))
-        .or_else(|| from.parse::<usize>().ok().filter(|&i| i < index));
+    let stage = df.stages[..index].iter().position(|s| s.name.as_deref() == Some(lower.as_str())).or_else(|| from.parse::<usize>().ok().filter(|&i| i < index));
     if let Some(i) = stage {
         let r = b.results[i].as_ref().ok_or_else(|| format!("stage {from} was not built"))?;
         return Ok((r.diff_ids(), r.lowers()));

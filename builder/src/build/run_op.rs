@@ -14,14 +14,7 @@ use crate::dockerfile::{self, Dockerfile, Instr, Instruction, MountType, StageAr
 use crate::exec::{self, mounts, RunRequest, Stubs};
 
 #[allow(clippy::ptr_arg)]
-pub fn run(
-    b: &mut Builder,
-    df: &Dockerfile,
-    st: &mut StageState,
-    args: &StageArgs,
-    ins: &Instruction,
-    env: &Vec<(String, String)>,
-) -> Result<(), String> {
+pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageArgs, ins: &Instruction, env: &Vec<(String, String)>) -> Result<(), String> {
     let Instr::Run(r) = &ins.kind else { unreachable!() };
     let plan = r.plan();
     let argv = plan.command.argv(&st.meta.shell());
@@ -87,8 +80,7 @@ pub fn run(
         if let Some(f) = &plan.inline_file {
             let p = run_dir.join("inline");
             std::fs::write(&p, &f.data).map_err(|e| e.to_string())?;
-            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(f.mode))
-                .map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(f.mode)).map_err(|e| e.to_string())?;
             mounts_extra.push(berth_spec::config::Mount {
                 destination: f.path.clone(),
                 typ: Some("bind".into()),
@@ -109,19 +101,11 @@ pub fn run(
                 }
             }
         }
-        let lookup = |f: &str| -> Result<Vec<PathBuf>, String> {
-            from_dirs.get(f).cloned().ok_or_else(|| format!("unknown mount source {f}"))
-        };
+        let lookup = |f: &str| -> Result<Vec<PathBuf>, String> { from_dirs.get(f).cloned().ok_or_else(|| format!("unknown mount source {f}")) };
         let context = b.context.clone();
         let secrets = b.secrets.clone();
-        let mut menv = mounts::MountEnv {
-            store_root: &store_root,
-            context: &context,
-            secrets: &secrets,
-            run_dir: &run_dir,
-            links: &mut b.links,
-            layers_of: &lookup,
-        };
+        let mut menv =
+            mounts::MountEnv { store_root: &store_root, context: &context, secrets: &secrets, run_dir: &run_dir, links: &mut b.links, layers_of: &lookup };
         let prepared = mounts::prepare(&specs, &workdir, &mut menv)?;
         let mut all_mounts = prepared.mounts.clone();
         all_mounts.extend(mounts_extra);

@@ -64,13 +64,7 @@ fn is_fs_step(i: &Instr) -> bool {
     matches!(i, Instr::Run(_) | Instr::Copy(_) | Instr::Add(_) | Instr::Workdir(_))
 }
 
-pub fn build_stage(
-    b: &mut Builder,
-    df: &Dockerfile,
-    build_args: &BuildArgs,
-    globals: &ArgScope,
-    index: usize,
-) -> Result<StageResult, String> {
+pub fn build_stage(b: &mut Builder, df: &Dockerfile, build_args: &BuildArgs, globals: &ArgScope, index: usize) -> Result<StageResult, String> {
     let stage = &df.stages[index];
     let lex = df.lexer();
     let at = |line: usize, msg: &dyn std::fmt::Display| format!("{}:{line}: {msg}", df.file);
@@ -107,8 +101,7 @@ pub fn build_stage(
     // The base's ONBUILD triggers run first; the new image does not inherit them.
     let triggers = st.meta.config.on_build.take().unwrap_or_default();
     for t in triggers {
-        let tdf = dockerfile::parse(&format!("FROM scratch\n{t}\n"), "ONBUILD")
-            .map_err(|e| at(stage.line, &format!("ONBUILD trigger {t:?}: {e}")))?;
+        let tdf = dockerfile::parse(&format!("FROM scratch\n{t}\n"), "ONBUILD").map_err(|e| at(stage.line, &format!("ONBUILD trigger {t:?}: {e}")))?;
         for ins in &tdf.stages[0].instructions {
             let ins = Instruction { line: stage.line, ..ins.clone() };
             if is_fs_step(&ins.kind) {
@@ -123,13 +116,7 @@ pub fn build_stage(
     Ok(StageResult { layers: st.layers.clone(), config: st.to_config() })
 }
 
-fn instruction(
-    b: &mut Builder,
-    df: &Dockerfile,
-    st: &mut StageState,
-    args: &mut StageArgs,
-    ins: &Instruction,
-) -> Result<(), String> {
+fn instruction(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &mut StageArgs, ins: &Instruction) -> Result<(), String> {
     let lex = df.lexer();
     let at = |msg: &dyn std::fmt::Display| format!("{}:{}: {msg}", df.file, ins.line);
     let env = expand_env(&st.meta, args);
@@ -138,9 +125,7 @@ fn instruction(
             args.declare(a, &env).map_err(|e| e.to_string())?;
             Ok(())
         }
-        Instr::Run(_) | Instr::Copy(_) | Instr::Add(_) | Instr::Workdir(_) => {
-            ops::fs_instruction(b, df, st, args, ins, &env)
-        }
+        Instr::Run(_) | Instr::Copy(_) | Instr::Add(_) | Instr::Workdir(_) => ops::fs_instruction(b, df, st, args, ins, &env),
         Instr::From(_) => Err(at(&"FROM inside a stage")),
         kind => {
             let created_by = meta::apply(&mut st.meta, kind, &lex, &env).map_err(|e| at(&e))?;
@@ -159,12 +144,7 @@ fn instruction(
 }
 
 /// The base of a stage: `scratch`, an earlier stage, or an image in the store.
-fn resolve_base(
-    b: &Builder,
-    df: &Dockerfile,
-    name: &str,
-    index: usize,
-) -> Result<(Vec<LayerRef>, ImageConfig), String> {
+fn resolve_base(b: &Builder, df: &Dockerfile, name: &str, index: usize) -> Result<(Vec<LayerRef>, ImageConfig), String> {
     if name.eq_ignore_ascii_case("scratch") {
         let p = host_platform();
         let cfg = ImageConfig { architecture: p.architecture, os: p.os, variant: p.variant, ..Default::default() };

@@ -45,15 +45,7 @@ fn history(created_by: &str, empty: bool, created: Option<String>) -> History {
 
 /// Runs (or takes from the cache) one step. `display` is the progress line after the
 /// label; errors are the step's message (the caller adds the Dockerfile line).
-pub fn run(
-    b: &mut Builder,
-    st: &mut StageState,
-    display: &str,
-    key: Digest,
-    created_by: &str,
-    mode: Mode,
-    op: &mut Op,
-) -> Result<(), String> {
+pub fn run(b: &mut Builder, st: &mut StageState, display: &str, key: Digest, created_by: &str, mode: Mode, op: &mut Op) -> Result<(), String> {
     let label = st.label(b.multi);
     let id = b.progress.start(&format!("{label} {display}"));
     let r = run_inner(b, st, id, key, created_by, mode, op);
@@ -66,15 +58,7 @@ pub fn run(
 }
 
 /// Ok(Some(size)): ran; Ok(None): cache hit (already reported).
-fn run_inner(
-    b: &mut Builder,
-    st: &mut StageState,
-    id: StepId,
-    key: Digest,
-    created_by: &str,
-    mode: Mode,
-    op: &mut Op,
-) -> Result<Option<u64>, String> {
+fn run_inner(b: &mut Builder, st: &mut StageState, id: StepId, key: Digest, created_by: &str, mode: Mode, op: &mut Op) -> Result<Option<u64>, String> {
     b.cache_keys.push(key.clone());
     if !b.opts.no_cache {
         if let Some(entry) = b.store.cache_get(&key).map_err(|e| e.to_string())? {
@@ -115,8 +99,7 @@ fn run_step_dir(
     let stubs = match mode {
         Mode::Overlay => {
             let lowers = st.lowers();
-            let m = crate::overlay::mount(&mut b.links, &lowers, Some((&upper, &work)), &merged)
-                .map_err(|e| e.to_string())?;
+            let m = crate::overlay::mount(&mut b.links, &lowers, Some((&upper, &work)), &merged).map_err(|e| e.to_string())?;
             let env = StepEnv { root: &merged, dir: step_dir, id };
             let stubs = op(b, &env)?;
             m.unmount().map_err(|e| format!("unmount {}: {e}", merged.display()))?;
@@ -134,11 +117,7 @@ fn run_step_dir(
     let (layer, size) = if is_empty_dir(&upper) {
         (None, 0)
     } else {
-        let opts = DiffOptions {
-            compression: b.compression,
-            source_date_epoch: crate::store::source_date_epoch(),
-            xattrs: true,
-        };
+        let opts = DiffOptions { compression: b.compression, source_date_epoch: crate::store::source_date_epoch(), xattrs: true };
         // The commit of the step: diff, tar, compress, store. Its time is in the note
         // (the benchmark against buildah's commit reads it).
         let started = std::time::Instant::now();
@@ -177,8 +156,7 @@ fn cached_layer(b: &mut Builder, key: &Digest, entry: &CacheEntry, l: &CacheLaye
     if l.blob.media_type == b.compression.media_type() {
         return Ok(LayerRef { diff_id: l.diff_id.clone(), blob: l.blob.clone(), dir });
     }
-    let opts =
-        DiffOptions { compression: b.compression, source_date_epoch: crate::store::source_date_epoch(), xattrs: true };
+    let opts = DiffOptions { compression: b.compression, source_date_epoch: crate::store::source_date_epoch(), xattrs: true };
     let blob = crate::layer::diff(&b.store, &dir, &opts).map_err(|e| format!("recompressing a cached layer: {e}"))?;
     if blob.diff_id != l.diff_id {
         // Not reproducible from the unpacked dir: keep the stored blob.

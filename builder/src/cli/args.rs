@@ -67,10 +67,7 @@ pub fn parse(args: &[String], flags: &[Flag]) -> Result<Parsed, String> {
             let mut chars = a[1..].chars();
             let c = chars.next().unwrap_or('-');
             let rest: String = chars.collect();
-            let f = flags
-                .iter()
-                .find(|f| f.short == Some(c))
-                .ok_or_else(|| format!("unknown shorthand flag: '{c}' in {a}"))?;
+            let f = flags.iter().find(|f| f.short == Some(c)).ok_or_else(|| format!("unknown shorthand flag: '{c}' in {a}"))?;
             (f, if rest.is_empty() { None } else { Some(rest.trim_start_matches('=').to_string()) })
         };
         let value = if flag.value {
@@ -101,10 +98,7 @@ mod tests {
     #[test]
     fn parses_docker_style() {
         let flags = [val("file", Some('f')), val("tag", Some('t')), switch("no-cache", None), val("build-arg", None)];
-        let a: Vec<String> = ["-f", "D", "-tx:1", "--tag=y", "--no-cache", "--build-arg", "A=1", "ctx"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let a: Vec<String> = ["-f", "D", "-tx:1", "--tag=y", "--no-cache", "--build-arg", "A=1", "ctx"].iter().map(|s| s.to_string()).collect();
         let p = parse(&a, &flags).unwrap();
         assert_eq!(p.one("file").as_deref(), Some("D"));
         assert_eq!(p.all("tag"), ["x:1", "y"]);

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use super::args::{parse, switch, val, Flag};
 use super::remote::{normalize_bool_flags, remote_options, REMOTE_FLAGS};
 use super::Fail;
-use crate::registry::Reference;
 use crate::build::{self, BuildOptions, Output};
 use crate::layer::Compression;
 use crate::progress::Mode;
+use crate::registry::Reference;
 
 const FLAGS: &[Flag] = &[
     val("file", Some('f')),
@@ -86,11 +86,7 @@ pub fn run(store: &Path, args: &[String]) -> Result<(), Fail> {
     }
     let remote = remote_options(&p)?;
     let parse_cache = |flag: &str| {
-        p.all(flag)
-            .iter()
-            .map(|s| crate::remote::cache::parse_cache_spec(&format!("--{flag}"), s))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(Fail::usage)
+        p.all(flag).iter().map(|s| crate::remote::cache::parse_cache_spec(&format!("--{flag}"), s)).collect::<Result<Vec<_>, _>>().map_err(Fail::usage)
     };
     let cache_to = parse_cache("cache-to")?;
     let cache_from = parse_cache("cache-from")?;
@@ -115,8 +111,7 @@ pub fn run(store: &Path, args: &[String]) -> Result<(), Fail> {
 
     // Before any thread exists: a mount namespace of our own (no overlay can outlive the
     // build), subreaper for the detached shims, signal handling for cleanup.
-    crate::overlay::private_mount_namespace()
-        .map_err(|e| Fail::err(format!("cannot make a private mount namespace (berth-build needs root): {e}")))?;
+    crate::overlay::private_mount_namespace().map_err(|e| Fail::err(format!("cannot make a private mount namespace (berth-build needs root): {e}")))?;
     crate::exec::shim::become_subreaper();
     crate::cleanup::install_signal_thread();
 
@@ -179,9 +174,7 @@ fn in_path(name: &str) -> PathBuf {
     if name.contains('/') {
         return PathBuf::from(name);
     }
-    std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|c| c.is_file()))
-        .unwrap_or_else(|| PathBuf::from(name))
+    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|c| c.is_file())).unwrap_or_else(|| PathBuf::from(name))
 }
 
 /// Reaps whatever was reparented to us and has exited (no child is running any more).

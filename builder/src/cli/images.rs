@@ -32,14 +32,7 @@ pub fn images(store: &Path, args: &[String]) -> Result<(), Fail> {
     println!("{:<40} {:<16} {:<14} {:<22} SIZE", "REPOSITORY", "TAG", "IMAGE ID", "CREATED");
     for i in &list {
         let (repo, tag) = i.name.rsplit_once(':').unwrap_or((&i.name, ""));
-        println!(
-            "{:<40} {:<16} {:<14} {:<22} {}",
-            repo,
-            tag,
-            short(&i.digest),
-            i.created.as_deref().unwrap_or("-"),
-            human_size(i.size)
-        );
+        println!("{:<40} {:<16} {:<14} {:<22} {}", repo, tag, short(&i.digest), i.created.as_deref().unwrap_or("-"), human_size(i.size));
     }
     Ok(())
 }
@@ -121,22 +114,14 @@ pub fn rmi(store: &Path, args: &[String]) -> Result<(), Fail> {
 }
 
 pub fn prune(store: &Path, args: &[String]) -> Result<(), Fail> {
-    let p = parse(args, &[switch("cache", None), switch("all", Some('a')), switch("force", Some('f'))])
-        .map_err(Fail::usage)?;
+    let p = parse(args, &[switch("cache", None), switch("all", Some('a')), switch("force", Some('f'))]).map_err(Fail::usage)?;
     let s = open(store)?;
     let cache = p.has("cache") || p.has("all");
     let r = s.prune(&PruneOptions { cache })?;
     if cache {
         let _ = std::fs::remove_dir_all(s.root().join("cache-mounts"));
     }
-    println!(
-        "Removed {} blobs, {} layers, {} cache entries, {} temp files: {} reclaimed",
-        r.blobs,
-        r.layers,
-        r.cache_entries,
-        r.temp,
-        human_size(r.bytes)
-    );
+    println!("Removed {} blobs, {} layers, {} cache entries, {} temp files: {} reclaimed", r.blobs, r.layers, r.cache_entries, r.temp, human_size(r.bytes));
     Ok(())
 }
 

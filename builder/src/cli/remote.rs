@@ -11,14 +11,8 @@ use crate::remote::{self, RemoteOptions};
 use crate::store::Store;
 
 /// The registry flags (`build`, `pull`, `push`, `login` take them).
-pub const REMOTE_FLAGS: &[Flag] = &[
-    val("tls-verify", None),
-    val("insecure-registry", None),
-    val("cert-file", None),
-    val("creds", None),
-    val("authfile", None),
-    val("platform", None),
-];
+pub const REMOTE_FLAGS: &[Flag] =
+    &[val("tls-verify", None), val("insecure-registry", None), val("cert-file", None), val("creds", None), val("authfile", None), val("platform", None)];
 
 /// `--tls-verify` alone means true; the parser wants a value, so give it one.
 pub fn normalize_bool_flags(args: &[String]) -> Vec<String> {
@@ -37,7 +31,9 @@ pub fn remote_options(p: &Parsed) -> Result<RemoteOptions, Fail> {
         crate::registry::Platform::parse(pl).map_err(|e| Fail::usage(format!("--platform: {e}")))?;
     }
     let chunk_size = match p.one("chunk-size") {
-        Some(s) => Some(s.parse::<u64>().ok().filter(|n| *n >= 1024).ok_or_else(|| Fail::usage(format!("invalid --chunk-size {s:?}: want bytes, at least 1024")))?),
+        Some(s) => {
+            Some(s.parse::<u64>().ok().filter(|n| *n >= 1024).ok_or_else(|| Fail::usage(format!("invalid --chunk-size {s:?}: want bytes, at least 1024")))?)
+        }
         None => None,
     };
     Ok(RemoteOptions {
@@ -78,13 +74,7 @@ pub fn pull(store: &Path, args: &[String]) -> Result<(), Fail> {
     let progress: Option<&crate::registry::ProgressFn<'_>> = if quiet { None } else { Some(&cb) };
     let pulled = remote::pull::pull_into(&st, &client, &r, &platform, progress).map_err(Fail::err)?;
     if !quiet {
-        eprintln!(
-            "{}: {} blob(s) downloaded, {} already in the store; image id {}",
-            r.familiar(),
-            pulled.downloaded,
-            pulled.cached,
-            pulled.id
-        );
+        eprintln!("{}: {} blob(s) downloaded, {} already in the store; image id {}", r.familiar(), pulled.downloaded, pulled.cached, pulled.id);
     }
     println!("{}", pulled.digest);
     Ok(())

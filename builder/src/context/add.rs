@@ -54,11 +54,7 @@ pub fn is_git_url(s: &str) -> bool {
     // scp-like: user@host:path, with no scheme
     if let Some((user_host, path)) = s.split_once(':') {
         if let Some((user, host)) = user_host.split_once('@') {
-            return !user.is_empty()
-                && !host.is_empty()
-                && !path.is_empty()
-                && !user_host.contains('/')
-                && !path.starts_with("//");
+            return !user.is_empty() && !host.is_empty() && !path.is_empty() && !user_host.contains('/') && !path.starts_with("//");
         }
     }
     false
@@ -130,11 +126,7 @@ pub fn is_tar_header(block: &[u8]) -> bool {
     let magic_ok = &b[257..262] == b"ustar";
     // checksum: the sum of all bytes with the checksum field as spaces
     let field = &b[148..156];
-    let digits: String = field
-        .iter()
-        .map(|&c| c as char)
-        .filter(|c| !matches!(c, '\0' | ' '))
-        .collect();
+    let digits: String = field.iter().map(|&c| c as char).filter(|c| !matches!(c, '\0' | ' ')).collect();
     let Ok(stored) = u64::from_str_radix(&digits, 8) else {
         return false;
     };

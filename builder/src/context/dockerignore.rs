@@ -115,7 +115,10 @@ enum Tok {
     DirStar,
     /// trailing `**` after wildcards: `.*`
     Rest,
-    Class { negated: bool, items: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        items: Vec<(char, char)>,
+    },
 }
 
 /// One pattern of a [`PatternMatcher`].
@@ -263,10 +266,7 @@ fn match_toks(toks: &[Tok], s: &[char]) -> bool {
     match t {
         Tok::Lit(c) => s.first() == Some(c) && match_toks(rest, &s[1..]),
         Tok::One => s.first().is_some_and(|&c| c != '/') && match_toks(rest, &s[1..]),
-        Tok::Class { negated, items } => {
-            s.first().is_some_and(|&c| items.iter().any(|&(a, b)| a <= c && c <= b) != *negated)
-                && match_toks(rest, &s[1..])
-        }
+        Tok::Class { negated, items } => s.first().is_some_and(|&c| items.iter().any(|&(a, b)| a <= c && c <= b) != *negated) && match_toks(rest, &s[1..]),
         Tok::Star => {
             let mut k = 0;
             loop {
@@ -330,10 +330,7 @@ impl PatternMatcher {
                 p.remove(0);
                 pm.exclusions = true;
             }
-            pattern::validate(&p).map_err(|BadPattern| PatternError {
-                pattern: orig.to_string(),
-                msg: "syntax error in pattern".into(),
-            })?;
+            pattern::validate(&p).map_err(|BadPattern| PatternError { pattern: orig.to_string(), msg: "syntax error in pattern".into() })?;
             pm.patterns.push(Pattern::compile(p, exclusion));
         }
         Ok(pm)
@@ -393,10 +390,7 @@ impl PatternMatcher {
         if !self.exclusions {
             return false;
         }
-        let wildcard_exceptions = self
-            .patterns
-            .iter()
-            .any(|p| p.exclusion && p.without_trailing_glob().contains(['*', '[', ']', '?', '^', '\\']));
+        let wildcard_exceptions = self.patterns.iter().any(|p| p.exclusion && p.without_trailing_glob().contains(['*', '[', ']', '?', '^', '\\']));
         if wildcard_exceptions {
             return true;
         }

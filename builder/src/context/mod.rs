@@ -27,7 +27,9 @@ pub enum EntryKind {
     File,
     Dir,
     /// A symbolic link, copied as a link (never followed inside a copied directory).
-    Symlink { target: String },
+    Symlink {
+        target: String,
+    },
     /// FIFO, socket or device node.
     Other,
 }
@@ -91,12 +93,20 @@ pub struct Source {
 #[derive(Debug)]
 pub enum Error {
     /// Missing, or excluded by `.dockerignore`.
-    NotFound { path: String },
+    NotFound {
+        path: String,
+    },
     /// `../x`, or a symlink leading out of the context.
-    Outside { path: String, detail: String },
+    Outside {
+        path: String,
+        detail: String,
+    },
     /// A bad ignore or `--exclude` pattern.
     Pattern(PatternError),
-    Io { path: String, err: io::Error },
+    Io {
+        path: String,
+        err: io::Error,
+    },
     /// Anything else (bad checksum, bad context directory, ...).
     Other(String),
 }
@@ -104,10 +114,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::NotFound { path } => write!(
-                f,
-                "failed to compute cache key: {path:?} not found: not in the build context or excluded by .dockerignore"
-            ),
+            Error::NotFound { path } => write!(f, "failed to compute cache key: {path:?} not found: not in the build context or excluded by .dockerignore"),
             Error::Outside { path, detail } => {
                 write!(f, "forbidden path outside the build context: {path}")?;
                 if !detail.is_empty() {

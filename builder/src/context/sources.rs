@@ -84,10 +84,7 @@ impl Context {
                 "" | "." => continue,
                 ".." => {
                     if stack.pop().is_none() && !self.chroot {
-                        return Err(Error::Outside {
-                            path: pattern.to_string(),
-                            detail: "a symlink on the way leads out of the context".into(),
-                        });
+                        return Err(Error::Outside { path: pattern.to_string(), detail: "a symlink on the way leads out of the context".into() });
                     }
                     continue;
                 }
@@ -120,20 +117,13 @@ impl Context {
                 pending.extend(target.split('/').rev().map(str::to_string));
             } else if target.starts_with('/') {
                 let root = self.root.to_string_lossy();
-                let inside = target
-                    .strip_prefix(root.as_ref())
-                    .filter(|rest| rest.is_empty() || rest.starts_with('/'));
+                let inside = target.strip_prefix(root.as_ref()).filter(|rest| rest.is_empty() || rest.starts_with('/'));
                 match inside {
                     Some(rest) => {
                         stack.clear();
                         pending.extend(rest.split('/').rev().map(str::to_string));
                     }
-                    None => {
-                        return Err(Error::Outside {
-                            path: pattern.to_string(),
-                            detail: format!("symlink {rel} points to {target}"),
-                        })
-                    }
+                    None => return Err(Error::Outside { path: pattern.to_string(), detail: format!("symlink {rel} points to {target}") }),
                 }
             } else {
                 pending.extend(target.split('/').rev().map(str::to_string));
@@ -214,10 +204,8 @@ impl Context {
     /// part below `base` matches `glob`; matched directories are not descended.
     fn glob_walk(&self, base: &str, dir: &str, glob: &str, depth: usize, out: &mut Vec<String>) -> Result<()> {
         let rd = fs::read_dir(self.host_path(dir)).map_err(|e| io_err(dir, e))?;
-        let mut names: Vec<String> = rd
-            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| io_err(dir, e))?;
+        let mut names: Vec<String> =
+            rd.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect::<std::result::Result<_, _>>().map_err(|e| io_err(dir, e))?;
         names.sort();
         for name in names {
             let rel = if dir.is_empty() { name } else { format!("{dir}/{name}") };
@@ -250,7 +238,13 @@ impl Context {
         let inner_parts = self.lexical(inner)?;
         // `..` in the inner part may not climb above the pivot
         let inner_clean = inner_parts.join("/");
-        let full = if pivot_rel.is_empty() { inner_clean.clone() } else if inner_clean.is_empty() { pivot_rel.clone() } else { format!("{pivot_rel}/{inner_clean}") };
+        let full = if pivot_rel.is_empty() {
+            inner_clean.clone()
+        } else if inner_clean.is_empty() {
+            pivot_rel.clone()
+        } else {
+            format!("{pivot_rel}/{inner_clean}")
+        };
         let wild = inner_parts.iter().any(|p| has_wildcards(p));
         if inner_parts.iter().any(|p| p.contains("**")) {
             // `**` (any depth): walk the pivot and keep what the pattern selects,
@@ -268,12 +262,8 @@ impl Context {
                     }
                 }
             }
-            let entries: Vec<Entry> = all
-                .into_iter()
-                .zip(keep)
-                .filter(|(e, k)| *k || (e.kind == EntryKind::Dir && needed.contains(&e.dest)))
-                .map(|(e, _)| e)
-                .collect();
+            let entries: Vec<Entry> =
+                all.into_iter().zip(keep).filter(|(e, k)| *k || (e.kind == EntryKind::Dir && needed.contains(&e.dest))).map(|(e, _)| e).collect();
             let entries = apply_excludes(entries, excludes, self)?;
             let mode = fs::metadata(self.host_path(&pivot_rel)).map_err(|e| io_err(pattern, e))?.mode();
             return Ok(Source { pattern: pattern.to_string(), path: pivot_rel, kind: SourceKind::Dir, mode, from_wildcard: true, entries });
@@ -354,10 +344,5 @@ fn apply_excludes(entries: Vec<Entry>, excludes: &PatternMatcher, _ctx: &Context
             }
         }
     }
-    Ok(entries
-        .into_iter()
-        .zip(keep)
-        .filter(|(e, k)| *k || (e.kind == EntryKind::Dir && needed_dirs.contains(&e.dest)))
-        .map(|(e, _)| e)
-        .collect())
+    Ok(entries.into_iter().zip(keep).filter(|(e, k)| *k || (e.kind == EntryKind::Dir && needed_dirs.contains(&e.dest))).map(|(e, _)| e).collect())
 }

@@ -12,11 +12,7 @@ struct TempDir(PathBuf);
 impl TempDir {
     fn new() -> TempDir {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "berth-build-ctx-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
+        let p = std::env::temp_dir().join(format!("berth-build-ctx-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
         let _ = fs::remove_dir_all(&p);
         fs::create_dir_all(&p).unwrap();
         TempDir(p)
@@ -314,9 +310,7 @@ fn content_hash_is_stable_and_sensitive() {
 #[test]
 fn dockerignore_files() {
     let t = sample();
-    t.file(".dockerignore", "# ignore\n*.txt\n")
-        .file("build/app.Dockerfile", "FROM x\n")
-        .file("build/app.Dockerfile.dockerignore", "*.md\n");
+    t.file(".dockerignore", "# ignore\n*.txt\n").file("build/app.Dockerfile", "FROM x\n").file("build/app.Dockerfile.dockerignore", "*.md\n");
     let c = Context::open_with_dockerignore(t.path(), None).unwrap();
     assert!(c.is_ignored("a.txt") && !c.is_ignored("c.md"));
     // <Dockerfile>.dockerignore next to the Dockerfile wins

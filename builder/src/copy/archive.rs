@@ -23,9 +23,7 @@ use crate::rootfs::{mkdir_all, secure_join};
 pub fn open_archive(path: &Path, kind: ArchiveKind) -> Result<Box<dyn Read + Send>, String> {
     let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     match kind {
-        ArchiveKind::Tar | ArchiveKind::Gzip | ArchiveKind::Zstd => {
-            crate::layer::compress::decompress(f).map_err(|e| format!("{}: {e}", path.display()))
-        }
+        ArchiveKind::Tar | ArchiveKind::Gzip | ArchiveKind::Zstd => crate::layer::compress::decompress(f).map_err(|e| format!("{}: {e}", path.display())),
         ArchiveKind::Bzip2 | ArchiveKind::Xz => {
             let tool = if kind == ArchiveKind::Bzip2 { "bzip2" } else { "xz" };
             let mut child = Command::new(tool)
@@ -94,8 +92,7 @@ pub fn extract(root: &Path, dest_abs: &str, r: impl Read, chown: Option<(u32, u3
     let mut count = 0u64;
     while let Some(h) = tr.next_entry().map_err(|e| format!("reading archive: {e}"))? {
         let shown = String::from_utf8_lossy(&h.path).into_owned();
-        let rel = clean_path(&h.path)
-            .ok_or_else(|| format!("archive entry {shown:?} climbs out of the destination (..): refused"))?;
+        let rel = clean_path(&h.path).ok_or_else(|| format!("archive entry {shown:?} climbs out of the destination (..): refused"))?;
         if rel.is_empty() {
             continue;
         }
@@ -138,12 +135,9 @@ pub fn extract(root: &Path, dest_abs: &str, r: impl Read, chown: Option<(u32, u3
                 std::os::unix::fs::symlink(OsStr::from_bytes(&h.link), &full).map_err(|e| io_msg(&shown, e))?;
             }
             Kind::Hardlink => {
-                let target_rel = clean_path(&h.link)
-                    .ok_or_else(|| format!("archive hard link {shown:?} points out of the destination: refused"))?;
-                let target =
-                    secure_join(&dest, &String::from_utf8_lossy(&target_rel), false).map_err(|e| io_msg(&shown, e))?;
-                fs::hard_link(&target, &full)
-                    .map_err(|e| io_msg(&format!("{shown} (link to {})", String::from_utf8_lossy(&h.link)), e))?;
+                let target_rel = clean_path(&h.link).ok_or_else(|| format!("archive hard link {shown:?} points out of the destination: refused"))?;
+                let target = secure_join(&dest, &String::from_utf8_lossy(&target_rel), false).map_err(|e| io_msg(&shown, e))?;
+                fs::hard_link(&target, &full).map_err(|e| io_msg(&format!("{shown} (link to {})", String::from_utf8_lossy(&h.link)), e))?;
                 count += 1;
                 continue; // shares the target's inode: metadata is the target's
             }
@@ -193,10 +187,7 @@ fn set_xattr(p: &Path, name: &[u8], value: &[u8]) {
 /// Sets atime and mtime of `p` (not following a symlink).
 pub fn set_mtime(p: &Path, secs: i64) {
     let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return };
-    let ts = [
-        libc::timespec { tv_sec: secs as libc::time_t, tv_nsec: 0 },
-        libc::timespec { tv_sec: secs as libc::time_t, tv_nsec: 0 },
-    ];
+    let ts = [libc::timespec { tv_sec: secs as libc::time_t, tv_nsec: 0 }, libc::timespec { tv_sec: secs as libc::time_t, tv_nsec: 0 }];
     // SAFETY: utimensat with a valid C string and two timespecs.
     unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
 }

@@ -19,12 +19,8 @@ pub struct Download {
 
 /// GETs `url` into `dest` (created).
 pub fn download(url: &str, dest: &Path) -> Result<Download, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .max_redirects(10)
-        .timeout_global(Some(std::time::Duration::from_secs(3600)))
-        .user_agent("berth-build")
-        .build()
-        .into();
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().max_redirects(10).timeout_global(Some(std::time::Duration::from_secs(3600))).user_agent("berth-build").build().into();
     let mut resp = agent.get(url).call().map_err(|e| format!("ADD {url}: {e}"))?;
     let last_modified = resp.headers().get("last-modified").and_then(|v| v.to_str().ok()).and_then(parse_http_date);
     let mut file = std::fs::File::create(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
@@ -53,10 +49,7 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
         return None;
     }
     let day: u32 = parts[1].parse().ok()?;
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| *m == parts[2])?
-        + 1;
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].iter().position(|m| *m == parts[2])? + 1;
     let year: i64 = parts[3].parse().ok()?;
     let t: Vec<i64> = parts[4].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
     if t.len() != 3 {

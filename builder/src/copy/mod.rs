@@ -81,10 +81,7 @@ pub fn copy(p: &CopyParams, ctx: &Context, sources: &[Source], inline: &[(String
     let (dest, dest_is_dir_syntax) = p.dest_abs();
     let items = sources.len() + inline.len();
     if items > 1 && !dest_is_dir_syntax {
-        return Err(
-            "When using COPY with more than one source file, the destination must be a directory and end with a /"
-                .into(),
-        );
+        return Err("When using COPY with more than one source file, the destination must be a directory and end with a /".into());
     }
     let mut n = 0;
     for s in sources {
@@ -174,12 +171,9 @@ fn place(p: &CopyParams, abs: &str, item: Item) -> Result<(), String> {
                 }
                 EntryKind::Other => {
                     remove_non_dir(&full, existing.as_ref(), abs)?;
-                    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(full.as_os_str()))
-                        .map_err(|e| e.to_string())?;
+                    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(full.as_os_str())).map_err(|e| e.to_string())?;
                     // SAFETY: mknod(2) with a valid C string.
-                    if unsafe { libc::mknod(c.as_ptr(), (md.mode() & libc::S_IFMT) | 0o600, md.rdev() as libc::dev_t) }
-                        < 0
-                    {
+                    if unsafe { libc::mknod(c.as_ptr(), (md.mode() & libc::S_IFMT) | 0o600, md.rdev() as libc::dev_t) } < 0 {
                         let e = io::Error::last_os_error();
                         if md.mode() & libc::S_IFMT == libc::S_IFSOCK {
                             return Ok(()); // sockets are not copied
@@ -197,23 +191,14 @@ fn place(p: &CopyParams, abs: &str, item: Item) -> Result<(), String> {
 }
 
 fn create(full: &Path, abs: &str) -> Result<File, String> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(full)
-        .map_err(|e| err(abs, e))
+    fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).mode(0o600).open(full).map_err(|e| err(abs, e))
 }
 
 fn finish_file(f: &File, uid: u32, gid: u32, mode: u32, mtime: i64, abs: &str) -> Result<(), String> {
     // chown first: it clears setuid/setgid, which the chmod then sets.
     std::os::unix::fs::fchown(f, Some(uid), Some(gid)).map_err(|e| err(abs, e))?;
     f.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| err(abs, e))?;
-    let ts = [
-        libc::timespec { tv_sec: mtime as libc::time_t, tv_nsec: 0 },
-        libc::timespec { tv_sec: mtime as libc::time_t, tv_nsec: 0 },
-    ];
+    let ts = [libc::timespec { tv_sec: mtime as libc::time_t, tv_nsec: 0 }, libc::timespec { tv_sec: mtime as libc::time_t, tv_nsec: 0 }];
     // SAFETY: futimens on an fd we own with two timespecs.
     unsafe { libc::futimens(std::os::fd::AsRawFd::as_raw_fd(f), ts.as_ptr()) };
     Ok(())
@@ -271,8 +256,7 @@ mod tests {
         fs::write(ctxdir.join("dir/sub/b.txt"), "B").unwrap();
         std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
         let ctx = Context::open(&ctxdir, PatternMatcher::default()).unwrap();
-        let params =
-            |dest: &'static str| CopyParams { root: &root, dest, workdir: "/work", owner: (7, 8), chmod: None, now: 0 };
+        let params = |dest: &'static str| CopyParams { root: &root, dest, workdir: "/work", owner: (7, 8), chmod: None, now: 0 };
 
         let s = ctx.resolve_sources(&["a.txt".into()]).unwrap();
         copy(&params("rel.txt"), &ctx, &s, &[]).unwrap();

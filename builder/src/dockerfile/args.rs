@@ -20,15 +20,11 @@ use super::expand::{Env, Lexer};
 use super::{ArgInstr, Dockerfile, Error, Result};
 
 /// The predefined proxy args.
-pub const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy",
-    "ALL_PROXY", "all_proxy",
-];
+pub const PROXY_ARGS: &[&str] =
+    &["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"];
 
 /// The automatic platform args.
-pub const PLATFORM_ARGS: &[&str] = &[
-    "BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT", "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT",
-];
+pub const PLATFORM_ARGS: &[&str] = &["BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT", "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT"];
 
 /// `os/arch[/variant]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,12 +46,8 @@ impl Platform {
         let parts: Vec<&str> = s.split('/').collect();
         let p = match parts.as_slice() {
             [arch] if !arch.is_empty() => Platform { os: "linux".into(), arch: arch.to_string(), variant: String::new() },
-            [os, arch] if !os.is_empty() && !arch.is_empty() => {
-                Platform { os: os.to_string(), arch: arch.to_string(), variant: String::new() }
-            }
-            [os, arch, v] if !os.is_empty() && !arch.is_empty() => {
-                Platform { os: os.to_string(), arch: arch.to_string(), variant: v.to_string() }
-            }
+            [os, arch] if !os.is_empty() && !arch.is_empty() => Platform { os: os.to_string(), arch: arch.to_string(), variant: String::new() },
+            [os, arch, v] if !os.is_empty() && !arch.is_empty() => Platform { os: os.to_string(), arch: arch.to_string(), variant: v.to_string() },
             _ => return Err(format!("invalid platform {s:?}")),
         };
         Ok(p)
@@ -132,10 +124,7 @@ impl BuildArgs {
             ("TARGETARCH", t.arch.clone()),
             ("TARGETVARIANT", t.variant.clone()),
         ];
-        defaults
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), self.values.get(k).cloned().unwrap_or(v)))
-            .collect()
+        defaults.into_iter().map(|(k, v)| (k.to_string(), self.values.get(k).cloned().unwrap_or(v))).collect()
     }
 
     /// Proxy build args that were given: in every RUN's environment without ARG,
@@ -175,11 +164,7 @@ impl BuildArgs {
     /// and [`StageArgs::declare`]); predefined args are never reported.
     pub fn unused(&self) -> Vec<String> {
         let consumed = self.consumed.borrow();
-        self.values
-            .keys()
-            .filter(|k| !consumed.contains(*k) && !is_predefined(k))
-            .cloned()
-            .collect()
+        self.values.keys().filter(|k| !consumed.contains(*k) && !is_predefined(k)).cloned().collect()
     }
 
     /// Build args that no ARG declares in the global scope or in these stages

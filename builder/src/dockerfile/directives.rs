@@ -83,10 +83,7 @@ impl DirectiveParser {
         };
         let rest = rest.trim_start();
         // ^([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$
-        let name_len = rest
-            .char_indices()
-            .find(|&(i, c)| !(c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())))
-            .map_or(rest.len(), |(i, _)| i);
+        let name_len = rest.char_indices().find(|&(i, c)| !(c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))).map_or(rest.len(), |(i, _)| i);
         let (name, after) = rest.split_at(name_len);
         let after = after.trim_start();
         let value = after.strip_prefix('=').map(|v| v.trim());

@@ -464,27 +464,24 @@ impl ShellWord<'_> {
                 match ch {
                     '-' => Ok(if unset_or_null { word } else { value.unwrap() }),
                     '+' => Ok(if unset_or_null { String::new() } else { word }),
-                    '?' => {
-                        match value {
-                            None => {
-                                let m = if word.is_empty() { "is not allowed to be unset".to_string() } else { word };
-                                Err(format!("{name}: {m}"))
-                            }
-                            Some(_) if null_is_unset && empty => {
-                                let m = if word.is_empty() { "is not allowed to be empty".to_string() } else { word };
-                                Err(format!("{name}: {m}"))
-                            }
-                            Some(v) => Ok(v),
+                    '?' => match value {
+                        None => {
+                            let m = if word.is_empty() { "is not allowed to be unset".to_string() } else { word };
+                            Err(format!("{name}: {m}"))
                         }
-                    }
+                        Some(_) if null_is_unset && empty => {
+                            let m = if word.is_empty() { "is not allowed to be empty".to_string() } else { word };
+                            Err(format!("{name}: {m}"))
+                        }
+                        Some(v) => Ok(v),
+                    },
                     _ => {
                         let value = value.unwrap_or_default();
                         let (greedy, pat) = match word.strip_prefix(ch) {
                             Some(rest) => (true, rest.to_string()),
                             None => (false, word),
                         };
-                        let pat = ShellPattern::parse(&pat)
-                            .map_err(|e| format!("invalid pattern ({pat}) in substitution: {e}"))?;
+                        let pat = ShellPattern::parse(&pat).map_err(|e| format!("invalid pattern ({pat}) in substitution: {e}"))?;
                         Ok(if ch == '#' { pat.trim_prefix(&value, greedy) } else { pat.trim_suffix(&value, greedy) })
                     }
                 }
@@ -501,8 +498,7 @@ impl ShellWord<'_> {
                     return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
                 }
                 let value = value.unwrap_or_default();
-                let pat = ShellPattern::parse(&pattern)
-                    .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+                let pat = ShellPattern::parse(&pattern).map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
                 let replacement = unescape_replacement(&replacement);
                 Ok(pat.replace(&value, &replacement, replace_all))
             }
@@ -715,16 +711,10 @@ mod tests {
     use super::*;
 
     fn env() -> Vec<(String, String)> {
-        [
-            ("a", "hello"),
-            ("empty", ""),
-            ("path", "/usr/local/bin/tool.tar.gz"),
-            ("sp", "x  y z"),
-            ("ver", "1.2.3"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        [("a", "hello"), ("empty", ""), ("path", "/usr/local/bin/tool.tar.gz"), ("sp", "x  y z"), ("ver", "1.2.3")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn x(word: &str) -> String {

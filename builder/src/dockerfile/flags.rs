@@ -48,9 +48,7 @@ pub(crate) fn parse(args: &[String], spec: &[(&'static str, Kind)]) -> Result<Fl
         };
         let flag_name = format!("--{name}");
         let Some(&(key, kind)) = spec.iter().find(|(n, _)| *n == name) else {
-            let hint = super::words::suggest(name, spec.iter().map(|(n, _)| *n))
-                .map(|s| format!(" (did you mean --{s}?)"))
-                .unwrap_or_default();
+            let hint = super::words::suggest(name, spec.iter().map(|(n, _)| *n)).map(|s| format!(" (did you mean --{s}?)")).unwrap_or_default();
             return Err(format!("unknown flag: {flag_name}{hint}"));
         };
         if used.contains(&key) && kind != Kind::Strs {
@@ -65,9 +63,7 @@ pub(crate) fn parse(args: &[String], spec: &[(&'static str, Kind)]) -> Result<Fl
                 let b = match value.map(str::to_ascii_lowercase).as_deref() {
                     None | Some("true") => true,
                     Some("false") => false,
-                    Some(_) => {
-                        return Err(format!("expecting boolean value for flag {flag_name}, not: {}", value.unwrap()))
-                    }
+                    Some(_) => return Err(format!("expecting boolean value for flag {flag_name}, not: {}", value.unwrap())),
                 };
                 out.bools.insert(key, b);
             }

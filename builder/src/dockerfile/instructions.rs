@@ -78,8 +78,24 @@ impl Instr {
 }
 
 pub const INSTRUCTION_NAMES: &[&str] = &[
-    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL", "MAINTAINER", "ONBUILD",
-    "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
 ];
 
 /// Exec (JSON) form or shell form of a command.
@@ -219,10 +235,7 @@ impl RunInstr {
             let data = first.data();
             if first.content.starts_with("#!") {
                 let path = format!("/dev/pipes/{}", first.name);
-                return RunPlan {
-                    command: CommandLine::Shell(path.clone()),
-                    inline_file: Some(InlineFile { path, data, mode: 0o755 }),
-                };
+                return RunPlan { command: CommandLine::Shell(path.clone()), inline_file: Some(InlineFile { path, data, mode: 0o755 }) };
             }
             return RunPlan { command: CommandLine::Shell(data), inline_file: None };
         }
@@ -391,10 +404,7 @@ fn expand_copy(
 ) -> Result<ExpandedCopy, ExpandError> {
     Ok(ExpandedCopy {
         sources: sources.iter().map(|s| lex.expand_word(s, env)).collect::<Result<_, _>>()?,
-        inline_files: heredocs
-            .iter()
-            .map(|h| Ok((h.heredoc.name.clone(), h.heredoc.expanded_data(env)?)))
-            .collect::<Result<_, ExpandError>>()?,
+        inline_files: heredocs.iter().map(|h| Ok((h.heredoc.name.clone(), h.heredoc.expanded_data(env)?))).collect::<Result<_, ExpandError>>()?,
         dest: lex.expand_word(dest, env)?,
         chown: expand_opt(chown, lex, env)?,
         chmod: expand_opt(chmod, lex, env)?,
@@ -733,11 +743,7 @@ fn parse_name_val(args: &str, cmd: &str, escape: char) -> Result<Vec<KeyValue>, 
     Ok(out)
 }
 
-fn split_sources(
-    args: &[String],
-    heredocs: &[Heredoc],
-    cmd: &str,
-) -> Result<(Vec<String>, Vec<HeredocSource>, String), String> {
+fn split_sources(args: &[String], heredocs: &[Heredoc], cmd: &str) -> Result<(Vec<String>, Vec<HeredocSource>, String), String> {
     if args.len() < 2 {
         // `COPY <<EOF` alone has no destination either
         return Err(no_dest(cmd));
@@ -761,9 +767,7 @@ fn split_sources(
 }
 
 fn unknown_instruction(cmd: &str) -> String {
-    let hint = suggest(cmd, INSTRUCTION_NAMES.iter().copied())
-        .map(|s| format!(" (did you mean {}?)", s.to_ascii_lowercase()))
-        .unwrap_or_default();
+    let hint = suggest(cmd, INSTRUCTION_NAMES.iter().copied()).map(|s| format!(" (did you mean {}?)", s.to_ascii_lowercase())).unwrap_or_default();
     format!("unknown instruction: {cmd}{hint}")
 }
 
@@ -772,14 +776,7 @@ pub(crate) fn parse_node(node: &RawNode, escape: char) -> Result<Instr, String> 
     parse_parts(&node.cmd, &node.flags, &node.args, &node.heredocs, &node.original, escape)
 }
 
-fn parse_parts(
-    cmd: &str,
-    flag_args: &[String],
-    args: &str,
-    heredocs: &[Heredoc],
-    original: &str,
-    escape: char,
-) -> Result<Instr, String> {
+fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc], original: &str, escape: char) -> Result<Instr, String> {
     let lower = cmd.to_ascii_lowercase();
     let no_flags = || flags::parse(flag_args, &[]);
     Ok(match lower.as_str() {
@@ -795,10 +792,7 @@ fn parse_parts(
                     let valid = n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
                         && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
                     if !valid {
-                        return Err(format!(
-                            "invalid name for build stage: {:?}, name can't start with a number or contain symbols",
-                            words[2]
-                        ));
+                        return Err(format!("invalid name for build stage: {:?}, name can't start with a number or contain symbols", words[2]));
                     }
                     Some(n)
                 }
@@ -808,10 +802,7 @@ fn parse_parts(
             Instr::From(FromInstr { image: words[0].clone(), name, platform: f.string("platform") })
         }
         "run" => {
-            let f = flags::parse(
-                flag_args,
-                &[("mount", Kind::Strs), ("network", Kind::Str), ("security", Kind::Str), ("device", Kind::Strs)],
-            )?;
+            let f = flags::parse(flag_args, &[("mount", Kind::Strs), ("network", Kind::Str), ("security", Kind::Str), ("device", Kind::Strs)])?;
             let network = match f.string("network").as_deref() {
                 None => None,
                 Some("default") => Some(NetworkMode::Default),
@@ -935,21 +926,16 @@ fn parse_parts(
         "copy" => {
             let f = flags::parse(
                 flag_args,
-                &[
-                    ("chown", Kind::Str),
-                    ("from", Kind::Str),
-                    ("chmod", Kind::Str),
-                    ("link", Kind::Bool),
-                    ("exclude", Kind::Strs),
-                    ("parents", Kind::Bool),
-                ],
+                &[("chown", Kind::Str), ("from", Kind::Str), ("chmod", Kind::Str), ("link", Kind::Bool), ("exclude", Kind::Strs), ("parents", Kind::Bool)],
             )?;
             let (list, json) = maybe_json_list(args)?;
             let (sources, docs, dest) = split_sources(&list, heredocs, "COPY")?;
             let from = f.string("from");
             if let Some(fr) = &from {
                 if fr.contains('$') {
-                    return Err("variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround".into());
+                    return Err(
+                        "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround".into()
+                    );
                 }
             }
             if let Some(m) = f.string("chmod").filter(|m| !m.contains('$')) {
@@ -1042,13 +1028,7 @@ fn parse_parts(
                 "CMD" => {
                     let f = flags::parse(
                         flag_args,
-                        &[
-                            ("interval", Kind::Str),
-                            ("timeout", Kind::Str),
-                            ("start-period", Kind::Str),
-                            ("start-interval", Kind::Str),
-                            ("retries", Kind::Str),
-                        ],
+                        &[("interval", Kind::Str), ("timeout", Kind::Str), ("start-period", Kind::Str), ("start-interval", Kind::Str), ("retries", Kind::Str)],
                     )?;
                     let command = command_line(&rest)?;
                     let empty = match &command {
@@ -1120,9 +1100,7 @@ mod tests {
     #[test]
     fn ports() {
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(parse_ports(&s(&["80", "53/UDP", "8000-8002/tcp"])).unwrap(), [
-            "80/tcp", "53/udp", "8000/tcp", "8001/tcp", "8002/tcp"
-        ]);
+        assert_eq!(parse_ports(&s(&["80", "53/UDP", "8000-8002/tcp"])).unwrap(), ["80/tcp", "53/udp", "8000/tcp", "8001/tcp", "8002/tcp"]);
         assert_eq!(parse_ports(&s(&["127.0.0.1:8080:80"])).unwrap(), ["80/tcp"]);
         assert!(parse_ports(&s(&["http"])).is_err());
         assert!(parse_ports(&s(&["80/xyz"])).is_err());

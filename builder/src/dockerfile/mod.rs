@@ -170,17 +170,9 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile> {
             Instr::Arg(a) if stages.is_empty() => global_args.push(a),
             kind => {
                 let Some(stage) = stages.last_mut() else {
-                    return Err(err(format!(
-                        "no build stage in current context: {} must come after FROM",
-                        kind.keyword()
-                    )));
+                    return Err(err(format!("no build stage in current context: {} must come after FROM", kind.keyword())));
                 };
-                stage.instructions.push(Instruction {
-                    line: node.start_line,
-                    end_line: node.end_line,
-                    original: node.original.trim().to_string(),
-                    kind,
-                });
+                stage.instructions.push(Instruction { line: node.start_line, end_line: node.end_line, original: node.original.trim().to_string(), kind });
             }
         }
     }
@@ -190,14 +182,7 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile> {
     if stages.is_empty() {
         return Err(Error::new(file, 0, "dockerfile contains no stages to build"));
     }
-    Ok(Dockerfile {
-        file: file.to_string(),
-        directives: scanned.directives,
-        escape,
-        global_args,
-        stages,
-        warnings: scanned.warnings,
-    })
+    Ok(Dockerfile { file: file.to_string(), directives: scanned.directives, escape, global_args, stages, warnings: scanned.warnings })
 }
 
 #[cfg(test)]

@@ -70,8 +70,25 @@ pub struct MountSpec {
 }
 
 const ALL_KEYS: &[&str] = &[
-    "type", "from", "source", "target", "readonly", "id", "sharing", "required", "size", "mode", "uid", "gid", "src",
-    "dst", "destination", "ro", "rw", "readwrite", "env",
+    "type",
+    "from",
+    "source",
+    "target",
+    "readonly",
+    "id",
+    "sharing",
+    "required",
+    "size",
+    "mode",
+    "uid",
+    "gid",
+    "src",
+    "dst",
+    "destination",
+    "ro",
+    "rw",
+    "readwrite",
+    "env",
 ];
 
 impl MountSpec {
@@ -102,9 +119,7 @@ impl MountSpec {
             .clone()
             .filter(|s| !s.is_empty())
             .or_else(|| self.source.clone().filter(|s| !s.is_empty()))
-            .or_else(|| {
-                self.target.as_deref().and_then(|t| t.rsplit('/').find(|s| !s.is_empty())).map(str::to_string)
-            })
+            .or_else(|| self.target.as_deref().and_then(|t| t.rsplit('/').find(|s| !s.is_empty())).map(str::to_string))
     }
 
     /// The absolute mount point given the working directory: a relative target is
@@ -124,7 +139,6 @@ impl MountSpec {
         Ok(abs)
     }
 }
-
 
 /// CSV fields as Go's csv reader splits them (quotes with `""` escapes).
 pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {
@@ -333,9 +347,7 @@ fn parse_mount(val: &str, expander: Option<Expander>) -> Result<MountSpec, Strin
             }
             "mode" => {
                 if !deferred {
-                    m.mode = Some(
-                        u32::from_str_radix(&value, 8).map_err(|_| format!("invalid value {value} for mode"))?,
-                    );
+                    m.mode = Some(u32::from_str_radix(&value, 8).map_err(|_| format!("invalid value {value} for mode"))?);
                 }
             }
             "uid" => {
@@ -350,9 +362,7 @@ fn parse_mount(val: &str, expander: Option<Expander>) -> Result<MountSpec, Strin
             }
             "env" => m.env = Some(value),
             _ => {
-                let hint = super::words::suggest(&key, ALL_KEYS.iter().copied())
-                    .map(|s| format!(" (did you mean {s}?)"))
-                    .unwrap_or_default();
+                let hint = super::words::suggest(&key, ALL_KEYS.iter().copied()).map(|s| format!(" (did you mean {s}?)")).unwrap_or_default();
                 return Err(format!("unexpected key '{key}' in '{field}'{hint}"));
             }
         }

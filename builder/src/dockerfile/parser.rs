@@ -131,21 +131,10 @@ pub(crate) fn scan(text: &str) -> Result<Scanned, (usize, String)> {
         }
         let end_line = i;
         if empty_continuation {
-            warnings.push(Warning {
-                line: end_line,
-                message: format!("Empty continuation line found in: {buf}"),
-            });
+            warnings.push(Warning { line: end_line, message: format!("Empty continuation line found in: {buf}") });
         }
         let (cmd, flags, args) = split_command(&buf, escape);
-        let mut node = RawNode {
-            cmd,
-            flags,
-            args,
-            original: buf.clone(),
-            start_line,
-            end_line,
-            heredocs: Vec::new(),
-        };
+        let mut node = RawNode { cmd, flags, args, original: buf.clone(), start_line, end_line, heredocs: Vec::new() };
         if buf.contains("<<") && can_contain_heredoc(&node.cmd, &node.args, escape) {
             for mut h in heredocs_from_line(&buf) {
                 let mut content = String::new();

@@ -28,9 +28,7 @@ impl Dockerfile {
         if let Some(i) = self.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str())) {
             return Ok(i);
         }
-        let hint = suggest(t, self.stages.iter().filter_map(|s| s.name.as_deref()))
-            .map(|s| format!(" (did you mean {s}?)"))
-            .unwrap_or_default();
+        let hint = suggest(t, self.stages.iter().filter_map(|s| s.name.as_deref())).map(|s| format!(" (did you mean {s}?)")).unwrap_or_default();
         Err(Error::new(&self.file, 0, format!("target stage {t:?} could not be found{hint}")))
     }
 
@@ -59,10 +57,7 @@ impl Dockerfile {
                         if i >= index {
                             return Err(self.error_at(
                                 ins.line,
-                                format!(
-                                    "cannot copy from stage {from:?}, it needs to be defined before current stage {:?}",
-                                    stage.display_name()
-                                ),
+                                format!("cannot copy from stage {from:?}, it needs to be defined before current stage {:?}", stage.display_name()),
                             ));
                         }
                         deps.push(StageDep { stage: i, line: ins.line });

@@ -52,11 +52,7 @@ fn run_forms() {
     // not valid JSON: shell form, as docker does
     let Instr::Run(r) = one("RUN [ \"echo\", foo ]") else { panic!() };
     assert!(matches!(r.command, CommandLine::Shell(_)));
-    let Instr::Run(r) = one(
-        "RUN --mount=type=cache,target=/root/.cache --mount=type=secret,id=tok --network=none --security=insecure make",
-    ) else {
-        panic!()
-    };
+    let Instr::Run(r) = one("RUN --mount=type=cache,target=/root/.cache --mount=type=secret,id=tok --network=none --security=insecure make") else { panic!() };
     assert_eq!(r.mounts.len(), 2);
     assert_eq!(r.mounts[0].kind, MountType::Cache);
     assert_eq!(r.mounts[1].kind, MountType::Secret);
@@ -125,9 +121,7 @@ fn arg_forms() {
 
 #[test]
 fn copy_forms() {
-    let Instr::Copy(c) = one("COPY --from=build --chown=app:app --chmod=0755 --link --parents --exclude=*.md --exclude=tmp a b /dst/") else {
-        panic!()
-    };
+    let Instr::Copy(c) = one("COPY --from=build --chown=app:app --chmod=0755 --link --parents --exclude=*.md --exclude=tmp a b /dst/") else { panic!() };
     assert_eq!(c.sources, ["a", "b"]);
     assert_eq!(c.dest, "/dst/");
     assert_eq!(c.from.as_deref(), Some("build"));
@@ -144,9 +138,7 @@ fn copy_forms() {
 
 #[test]
 fn add_forms() {
-    let Instr::Add(a) = one("ADD --checksum=sha256:abc --keep-git-dir=true --unpack=false --chown=1:2 --link https://example.com/a.tgz /x/") else {
-        panic!()
-    };
+    let Instr::Add(a) = one("ADD --checksum=sha256:abc --keep-git-dir=true --unpack=false --chown=1:2 --link https://example.com/a.tgz /x/") else { panic!() };
     assert_eq!(a.checksum.as_deref(), Some("sha256:abc"));
     assert_eq!(a.keep_git_dir, Some(true));
     assert_eq!(a.unpack, Some(false));
@@ -173,7 +165,9 @@ fn onbuild() {
 #[test]
 fn healthcheck() {
     assert_eq!(one("HEALTHCHECK NONE"), Instr::Healthcheck(HealthcheckInstr::None));
-    let Instr::Healthcheck(h) = one("HEALTHCHECK --interval=5m --timeout=3s --start-period=10s --start-interval=1s --retries=3 CMD curl -f http://localhost/ || exit 1") else {
+    let Instr::Healthcheck(h) =
+        one("HEALTHCHECK --interval=5m --timeout=3s --start-period=10s --start-interval=1s --retries=3 CMD curl -f http://localhost/ || exit 1")
+    else {
         panic!()
     };
     let HealthcheckInstr::Cmd(c) = &h else { panic!() };
@@ -211,10 +205,7 @@ fn errors_name_file_and_line() {
     assert_eq!(err("# syntax=x\n\nFROM\n"), "Dockerfile:3: FROM requires at least one argument");
     assert_eq!(err("FROM a b\n"), "Dockerfile:1: FROM requires either one or three arguments");
     assert_eq!(err("FROM a AS 1st\n"), "Dockerfile:1: invalid name for build stage: \"1st\", name can't start with a number or contain symbols");
-    assert_eq!(
-        err("FROM a\n\n\n\n\n\nCOPY --frm=build a b\n"),
-        "Dockerfile:7: unknown flag: --frm (did you mean --from?)"
-    );
+    assert_eq!(err("FROM a\n\n\n\n\n\nCOPY --frm=build a b\n"), "Dockerfile:7: unknown flag: --frm (did you mean --from?)");
     assert_eq!(err("FROM a\nCOPY a\n"), "Dockerfile:2: COPY requires at least two arguments, but only one was provided. Destination could not be determined");
     assert_eq!(err("FROM a\nRUN [\"a\", 1]\n"), "Dockerfile:2: when using JSON array syntax, arrays must be comprised of strings only");
     assert_eq!(err("FROM a\nSHELL /bin/bash -c\n"), "Dockerfile:2: SHELL requires the arguments to be in JSON form: /bin/bash -c");
@@ -234,7 +225,10 @@ fn errors_name_file_and_line() {
     assert_eq!(err("FROM a\nVOLUME []\n"), "Dockerfile:2: VOLUME requires at least one argument");
     assert_eq!(err("FROM a\nCMD --foo x\n"), "Dockerfile:2: unknown flag: --foo");
     assert_eq!(err("FROM a\nCOPY --chmod=999 a b\n"), "Dockerfile:2: invalid chmod parameter: '999'. it should be octal string and between 0 and 07777");
-    assert_eq!(err("FROM a\nCOPY --from=$X a b\n"), "Dockerfile:2: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround");
+    assert_eq!(
+        err("FROM a\nCOPY --from=$X a b\n"),
+        "Dockerfile:2: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround"
+    );
     assert_eq!(err("FROM a\nCOPY a <<EOF\nx\nEOF\n"), "Dockerfile:2: COPY cannot accept a heredoc as a destination");
     assert_eq!(err("RUN x\n"), "Dockerfile:1: no build stage in current context: RUN must come after FROM");
     assert_eq!(err("ARG X\n"), "Dockerfile: dockerfile contains no stages to build");
@@ -287,14 +281,17 @@ fn backtick_escape() {
 fn continuations() {
     let df = p("FROM a\n  RUN set -e; \\\n    # a comment inside\n    echo one; \\\n\n    echo two\n\tCMD [\"a\", \\\n  \"b\"]\n");
     let ins = &df.stages[0].instructions;
-    assert_eq!(ins[0].kind, Instr::Run(RunInstr {
-        command: CommandLine::Shell("set -e;     echo one;     echo two".into()),
-        heredocs: vec![],
-        mounts_raw: vec![],
-        mounts: vec![],
-        network: None,
-        security: None,
-    }));
+    assert_eq!(
+        ins[0].kind,
+        Instr::Run(RunInstr {
+            command: CommandLine::Shell("set -e;     echo one;     echo two".into()),
+            heredocs: vec![],
+            mounts_raw: vec![],
+            mounts: vec![],
+            network: None,
+            security: None,
+        })
+    );
     assert_eq!(ins[1].kind, Instr::Cmd(CmdInstr { command: CommandLine::Exec(s(&["a", "b"])) }));
     assert_eq!(df.warnings.len(), 1);
     assert!(df.warnings[0].message.contains("Empty continuation line"));
@@ -520,7 +517,10 @@ fn stages_needed_from_via_global_arg() {
 #[test]
 fn stages_needed_errors() {
     let df = p("FROM a AS one\nCOPY --from=two /x /y\nFROM b AS two\n");
-    assert_eq!(df.stages_needed(Some("one")).unwrap_err().to_string(), "Dockerfile:2: cannot copy from stage \"two\", it needs to be defined before current stage \"one\"");
+    assert_eq!(
+        df.stages_needed(Some("one")).unwrap_err().to_string(),
+        "Dockerfile:2: cannot copy from stage \"two\", it needs to be defined before current stage \"one\""
+    );
     let df = p("FROM a\nCOPY --from=5 /x /y\n");
     assert_eq!(df.stages_needed(None).unwrap_err().to_string(), "Dockerfile:2: invalid stage index 5");
     let df = p("FROM a AS one\nRUN --mount=from=two,target=/t x\nFROM b AS two\n");

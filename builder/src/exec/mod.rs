@@ -51,23 +51,13 @@ pub struct RunRequest<'a> {
 const DEFAULT_MOUNT_POINTS: &[&str] = &["/proc", "/dev", "/sys"];
 
 /// Runs the container; output goes to `on_output`.
-pub fn run(
-    tools: &Tools,
-    req: &RunRequest,
-    stubs: &mut Stubs,
-    on_output: &mut dyn FnMut(u8, &[u8]),
-) -> Result<Finished, String> {
+pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut dyn FnMut(u8, &[u8])) -> Result<Finished, String> {
     let bundle = req.run_dir.join("bundle");
     std::fs::create_dir_all(&bundle).map_err(|e| format!("create {}: {e}", bundle.display()))?;
 
     let mut image_env: Vec<String> = req.image.container_config().env;
     let keys: Vec<String> = image_env.iter().map(|kv| kv.split('=').next().unwrap_or("").to_string()).collect();
-    let extra: Vec<String> = req
-        .extra_env
-        .iter()
-        .filter(|kv| !keys.contains(&kv.split('=').next().unwrap_or("").to_string()))
-        .cloned()
-        .collect();
+    let extra: Vec<String> = req.extra_env.iter().filter(|kv| !keys.contains(&kv.split('=').next().unwrap_or("").to_string())).cloned().collect();
     image_env.extend(extra);
     let mut image = req.image.clone();
     let mut cc = image.container_config();

@@ -122,8 +122,7 @@ pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> Result
         match m.kind {
             MountType::Bind => {
                 let src = bind_source(m, i, env, &mut p)?;
-                let md = std::fs::metadata(&src)
-                    .map_err(|e| format!("bind mount source {}: {e}", m.source.as_deref().unwrap_or("/")))?;
+                let md = std::fs::metadata(&src).map_err(|e| format!("bind mount source {}: {e}", m.source.as_deref().unwrap_or("/")))?;
                 let src = if m.readonly {
                     src
                 } else if md.is_dir() {
@@ -133,8 +132,7 @@ pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> Result
                     for d in [&upper, &work, &merged] {
                         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
                     }
-                    let g =
-                        overlay::mount(env.links, &[src], Some((&upper, &work)), &merged).map_err(|e| e.to_string())?;
+                    let g = overlay::mount(env.links, &[src], Some((&upper, &work)), &merged).map_err(|e| e.to_string())?;
                     p.guards.push(g);
                     merged
                 } else {
@@ -153,8 +151,7 @@ pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> Result
                     std::fs::create_dir_all(&dir).map_err(|e| format!("create cache mount {}: {e}", dir.display()))?;
                     let mode = m.mode.unwrap_or(0o755);
                     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())?;
-                    std::os::unix::fs::lchown(&dir, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))
-                        .map_err(|e| e.to_string())?;
+                    std::os::unix::fs::lchown(&dir, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0))).map_err(|e| e.to_string())?;
                 }
                 if m.sharing == Some(Sharing::Locked) || m.sharing == Some(Sharing::Private) {
                     let f = File::open(&dir).map_err(|e| e.to_string())?;
@@ -198,10 +195,8 @@ pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> Result
                 }
                 let file = env.run_dir.join(format!("secret{i}"));
                 std::fs::write(&file, &value).map_err(|e| format!("write secret: {e}"))?;
-                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(m.mode.unwrap_or(0o400)))
-                    .map_err(|e| e.to_string())?;
-                std::os::unix::fs::lchown(&file, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))
-                    .map_err(|e| e.to_string())?;
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(m.mode.unwrap_or(0o400))).map_err(|e| e.to_string())?;
+                std::os::unix::fs::lchown(&file, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0))).map_err(|e| e.to_string())?;
                 p.mounts.push(bind_mount(target, &file, true));
             }
             MountType::Ssh => return Err("RUN --mount=type=ssh is not supported by berth-build".into()),
@@ -220,9 +215,7 @@ fn bind_source(m: &MountSpec, i: usize, env: &mut MountEnv, p: &mut Prepared) ->
                 return Ok(env.context.root().to_path_buf());
             }
             let resolved = env.context.resolve_sources(std::slice::from_ref(&source)).map_err(|e| e.to_string())?;
-            let s = resolved
-                .first()
-                .ok_or_else(|| format!("bind mount source {source:?} not found in the build context"))?;
+            let s = resolved.first().ok_or_else(|| format!("bind mount source {source:?} not found in the build context"))?;
             Ok(env.context.host_path(&s.path))
         }
         Some(from) => {

@@ -54,20 +54,12 @@ fn run_quiet(cmd: &mut Command) -> io::Result<std::process::Output> {
 }
 
 /// Runs the container `id` of `files.bundle`; `on_output(stream, bytes)` gets its output.
-pub fn run(
-    tools: &Tools,
-    id: &str,
-    files: &RunFiles,
-    on_output: &mut dyn FnMut(u8, &[u8]),
-) -> Result<Finished, String> {
+pub fn run(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(u8, &[u8])) -> Result<Finished, String> {
     if !tools.shim.exists() {
         return Err(format!("berth-shim not found at {} (install it beside berth-build, or set BERTH_SHIM)", tools.shim.display()));
     }
     if !tools.runtime.exists() {
-        return Err(format!(
-            "the OCI runtime {} is missing (install berth beside berth-build, or use --runtime PATH)",
-            tools.runtime.display()
-        ));
+        return Err(format!("the OCI runtime {} is missing (install berth beside berth-build, or use --runtime PATH)", tools.runtime.display()));
     }
     let out = run_quiet(
         Command::new(&tools.shim)
@@ -91,11 +83,7 @@ pub fn run(
     .map_err(|e| format!("cannot run {}: {e}", tools.shim.display()))?;
     if !out.status.success() {
         let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(if msg.is_empty() {
-            format!("berth-shim failed: {}", out.status)
-        } else {
-            format!("RUN failed: {}", runtime_message(&msg))
-        });
+        return Err(if msg.is_empty() { format!("berth-shim failed: {}", out.status) } else { format!("RUN failed: {}", runtime_message(&msg)) });
     }
     cleanup::add_container(&tools.runtime, &tools.state, id);
     let shim_pid: i32 = std::fs::read_to_string(&files.shim_pid).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
@@ -113,21 +101,12 @@ pub fn run(
     result
 }
 
-fn attach_and_start(
-    tools: &Tools,
-    id: &str,
-    files: &RunFiles,
-    on_output: &mut dyn FnMut(u8, &[u8]),
-) -> Result<Finished, String> {
+fn attach_and_start(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(u8, &[u8])) -> Result<Finished, String> {
     let sock = connect(&files.socket).map_err(|e| format!("attach to {}: {e}", files.socket.display()))?;
     let out = run_quiet(Command::new(&tools.runtime).arg("--root").arg(&tools.state).arg("start").arg(id))
         .map_err(|e| format!("cannot run {}: {e}", tools.runtime.display()))?;
     if !out.status.success() {
-        return Err(format!(
-            "{} start failed: {}",
-            tools.runtime.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(format!("{} start failed: {}", tools.runtime.display(), String::from_utf8_lossy(&out.stderr).trim()));
     }
     let mut buf = vec![0u8; 8193 + 16];
     loop {
@@ -203,13 +182,7 @@ fn connect(path: &Path) -> io::Result<OwnedFd> {
         addr.sun_path[i] = *c as libc::c_char;
     }
     // SAFETY: connect with a valid sockaddr_un.
-    let r = unsafe {
-        libc::connect(
-            fd.as_raw_fd(),
-            &addr as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-        )
-    };
+    let r = unsafe { libc::connect(fd.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -262,10 +235,7 @@ pub fn runtime_message(text: &str) -> String {
     let rest = &text[i + 5..];
     let end = rest.rfind('"').unwrap_or(rest.len());
     let m = rest[..end].replace("\\\"", "\"");
-    let m = m
-        .split_once(" failed: ")
-        .map(|(a, b)| if a.split_whitespace().count() <= 2 { b.to_string() } else { m.clone() })
-        .unwrap_or(m.clone());
+    let m = m.split_once(" failed: ").map(|(a, b)| if a.split_whitespace().count() <= 2 { b.to_string() } else { m.clone() }).unwrap_or(m.clone());
     m.trim().to_string()
 }
 

@@ -72,9 +72,7 @@ impl ExportOptions {
         if let Some(r) = &self.ref_name {
             return r.clone();
         }
-        self.full_name(image)
-            .and_then(|n| crate::store::names::split_name(&n).ok().map(|(_, t)| t))
-            .unwrap_or_else(|| "latest".to_string())
+        self.full_name(image).and_then(|n| crate::store::names::split_name(&n).ok().map(|(_, t)| t)).unwrap_or_else(|| "latest".to_string())
     }
 }
 

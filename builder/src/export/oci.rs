@@ -3,9 +3,7 @@
 use super::{archive_mtime, temp_beside, ExportOptions};
 use crate::layer::tar::{Header, Kind, TarWriter, WriteSink};
 use crate::store::{ctx, Image, Store};
-use berth_spec::image::{
-    Descriptor, Digest, Index, OciLayout, Platform, ANNOTATION_CONTAINERD_IMAGE_NAME, ANNOTATION_REF_NAME,
-};
+use berth_spec::image::{Descriptor, Digest, Index, OciLayout, Platform, ANNOTATION_CONTAINERD_IMAGE_NAME, ANNOTATION_REF_NAME};
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;

@@ -26,9 +26,46 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "the", "layer", "container", "image", "overlay", "struct", "fn", "return", "value", "config", "let", "mut", "if",
-    "else", "match", "error", "result", "path", "file", "self", "impl", "for", "in", "while", "0x1f", "=>", "{", "}",
-    "(", ");", "\n", "    ", "// comment", "#include", "int", "char", "static", "const", "unsigned", "buffer",
+    "the",
+    "layer",
+    "container",
+    "image",
+    "overlay",
+    "struct",
+    "fn",
+    "return",
+    "value",
+    "config",
+    "let",
+    "mut",
+    "if",
+    "else",
+    "match",
+    "error",
+    "result",
+    "path",
+    "file",
+    "self",
+    "impl",
+    "for",
+    "in",
+    "while",
+    "0x1f",
+    "=>",
+    "{",
+    "}",
+    "(",
+    ");",
+    "\n",
+    "    ",
+    "// comment",
+    "#include",
+    "int",
+    "char",
+    "static",
+    "const",
+    "unsigned",
+    "buffer",
 ];
 
 pub(crate) fn make_tree(root: &Path) -> (usize, usize) {
@@ -93,11 +130,7 @@ fn bench_diff_20k_files_200mb() {
             best_cpu = best_cpu.min(cpu() - c0);
             size = b.descriptor.size;
         }
-        eprintln!(
-            "diff {c:?}: {best:.3}s wall, {best_cpu:.3}s cpu, blob {:.1} MB, {:.0} MB/s",
-            size as f64 / 1e6,
-            total as f64 / 1e6 / best
-        );
+        eprintln!("diff {c:?}: {best:.3}s wall, {best_cpu:.3}s cpu, blob {:.1} MB, {:.0} MB/s", size as f64 / 1e6, total as f64 / 1e6 / best);
     }
     // unpack of the default (gzip) blob into an overlay lowerdir.
     let b = diff(&store, &tree, &DiffOptions::default()).unwrap();
@@ -115,7 +148,8 @@ fn bench_diff_20k_files_200mb() {
         let t = Instant::now();
         let out = std::process::Command::new("bash").arg("-c").arg(format!("time ({cmd})")).output().unwrap();
         assert!(out.status.success());
-        let times: Vec<String> = String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with("user") || l.starts_with("sys")).map(|l| l.replace('\t', " ")).collect();
+        let times: Vec<String> =
+            String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with("user") || l.starts_with("sys")).map(|l| l.replace('\t', " ")).collect();
         eprintln!("{name}: {:.3}s wall, {}", t.elapsed().as_secs_f64(), times.join(", "));
     }
     let _ = fs::remove_dir_all(&dir);
@@ -136,7 +170,17 @@ fn bench_pgzip_settings() {
     let tar = w.finish().unwrap().0 .0;
     let _ = fs::remove_dir_all(&dir);
     eprintln!("tar: {:.1} MB", tar.len() as f64 / 1e6);
-    for (sub, prime) in [(1usize << 30, 32 << 10), (64 << 10, 32 << 10), (32 << 10, 32 << 10), (32 << 10, 4 << 10), (16 << 10, 4 << 10), (16 << 10, 0), (8 << 10, 0), (8 << 10, 1 << 10), (4 << 10, 0)] {
+    for (sub, prime) in [
+        (1usize << 30, 32 << 10),
+        (64 << 10, 32 << 10),
+        (32 << 10, 32 << 10),
+        (32 << 10, 4 << 10),
+        (16 << 10, 4 << 10),
+        (16 << 10, 0),
+        (8 << 10, 0),
+        (8 << 10, 1 << 10),
+        (4 << 10, 0),
+    ] {
         let c0 = cpu();
         let mut jc = JobCompressor::new(1);
         jc.sub = sub;

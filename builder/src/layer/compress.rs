@@ -9,9 +9,7 @@
 //! that want a plain streaming gzip. The gzip header is fixed (no name, mtime 0, OS 255),
 //! so equal input gives equal bytes.
 
-use berth_spec::image::{
-    LayerCompression, MEDIA_TYPE_OCI_LAYER, MEDIA_TYPE_OCI_LAYER_GZIP, MEDIA_TYPE_OCI_LAYER_ZSTD,
-};
+use berth_spec::image::{LayerCompression, MEDIA_TYPE_OCI_LAYER, MEDIA_TYPE_OCI_LAYER_GZIP, MEDIA_TYPE_OCI_LAYER_ZSTD};
 use std::io::{self, BufRead, BufReader, Read, Write};
 
 /// How a layer blob is compressed, with the level.
@@ -90,9 +88,7 @@ impl<W: Write> Encoder<W> {
     pub fn new(w: W, c: Compression) -> io::Result<Encoder<W>> {
         Ok(match c {
             Compression::None => Encoder::Plain(w),
-            Compression::Gzip(level) => Encoder::Gzip(
-                flate2::GzBuilder::new().mtime(0).operating_system(255).write(w, flate2::Compression::new(level)),
-            ),
+            Compression::Gzip(level) => Encoder::Gzip(flate2::GzBuilder::new().mtime(0).operating_system(255).write(w, flate2::Compression::new(level))),
             Compression::Zstd(level) => {
                 let mut e = zstd::stream::write::Encoder::new(w, level)?;
                 e.include_checksum(true)?;

@@ -113,8 +113,7 @@ struct Walker<'a, S: ChunkSink> {
 /// Writes the OCI layer tar of the overlay upper dir `upper` into `tar` (without the
 /// end-of-archive marker: the caller finishes the writer).
 pub fn write_diff<S: ChunkSink>(upper: &Path, tar: &mut TarWriter<S>, opts: &DiffOptions) -> io::Result<DiffStats> {
-    let root = sys::open(upper, libc::O_RDONLY | libc::O_DIRECTORY)
-        .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", upper.display())))?;
+    let root = sys::open(upper, libc::O_RDONLY | libc::O_DIRECTORY).map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", upper.display())))?;
     let mut w = Walker { tar, opts, path: Vec::with_capacity(4096), hdr: Header::default(), links: HashMap::new(), stats: DiffStats::default() };
     let root_opaque = w.opaque_value(root.as_raw_fd())?;
     w.walk(&root, root_opaque.as_deref() == Some(b"x"))

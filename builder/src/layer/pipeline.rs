@@ -189,15 +189,7 @@ fn serial(file: File, compression: Compression) -> io::Result<PipeSink> {
         w.flush()?;
         Ok((digest, n))
     })?;
-    Ok(PipeSink {
-        backend: Some(Backend::Serial { tx }),
-        back,
-        diff: Hasher::new(),
-        allocated: 1,
-        max_in_flight: 4,
-        writer: Some(writer),
-        workers: Vec::new(),
-    })
+    Ok(PipeSink { backend: Some(Backend::Serial { tx }), back, diff: Hasher::new(), allocated: 1, max_in_flight: 4, writer: Some(writer), workers: Vec::new() })
 }
 
 fn parallel_gzip(file: File, level: u32) -> io::Result<PipeSink> {
@@ -224,9 +216,7 @@ fn parallel_gzip(file: File, level: u32) -> io::Result<PipeSink> {
                 let Ok(job) = job else { return };
                 let mut out = pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_default();
                 out.clear();
-                let r = jc
-                    .job(&job.dict, &job.buf[..job.len], &mut out)
-                    .map(|crc| Compressed { seq: job.seq, buf: job.buf, out, crc, len: job.len });
+                let r = jc.job(&job.dict, &job.buf[..job.len], &mut out).map(|crc| Compressed { seq: job.seq, buf: job.buf, out, crc, len: job.len });
                 if res_tx.send(r).is_err() {
                     return;
                 }

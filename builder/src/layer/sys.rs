@@ -184,9 +184,7 @@ pub fn get_xattr(t: &XattrTarget, name: &CStr) -> io::Result<Option<Vec<u8>>> {
         let n = unsafe {
             match t {
                 XattrTarget::Fd(fd) => libc::fgetxattr(*fd, name.as_ptr(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()),
-                XattrTarget::Path(p) => {
-                    libc::lgetxattr(p.as_ptr(), name.as_ptr(), buf.as_mut_ptr() as *mut libc::c_void, buf.len())
-                }
+                XattrTarget::Path(p) => libc::lgetxattr(p.as_ptr(), name.as_ptr(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()),
             }
         };
         if n < 0 {
@@ -210,9 +208,7 @@ pub fn set_xattr(t: &XattrTarget, name: &CStr, value: &[u8]) -> io::Result<()> {
     let r = unsafe {
         match t {
             XattrTarget::Fd(fd) => libc::fsetxattr(*fd, name.as_ptr(), value.as_ptr() as *const libc::c_void, value.len(), 0),
-            XattrTarget::Path(p) => {
-                libc::lsetxattr(p.as_ptr(), name.as_ptr(), value.as_ptr() as *const libc::c_void, value.len(), 0)
-            }
+            XattrTarget::Path(p) => libc::lsetxattr(p.as_ptr(), name.as_ptr(), value.as_ptr() as *const libc::c_void, value.len(), 0),
         }
     };
     check(r).map(drop)

@@ -251,9 +251,7 @@ impl<S: ChunkSink> TarWriter<S> {
             let space = self.buf.len() - self.pos;
             let want = space.min(left.min(usize::MAX as u64) as usize);
             let n = match r.read(&mut self.buf[self.pos..self.pos + want]) {
-                Ok(0) => {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while it was being archived"))
-                }
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while it was being archived")),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -609,10 +607,7 @@ fn parse_num(f: &[u8]) -> io::Result<u64> {
 }
 
 fn parse_dec(v: &[u8]) -> io::Result<u64> {
-    std::str::from_utf8(v)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| invalid(format!("tar: invalid PAX number {:?}", String::from_utf8_lossy(v))))
+    std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()).ok_or_else(|| invalid(format!("tar: invalid PAX number {:?}", String::from_utf8_lossy(v))))
 }
 
 fn verify_checksum(b: &[u8; BLOCK]) -> io::Result<()> {

@@ -139,8 +139,18 @@ fn diff_turns_overlay_whiteouts_into_oci_ones() {
     assert_eq!(
         n,
         [
-            "big", "etc/", "etc/.wh.deleted", "etc/fifo", "etc/file", "etc/hard", "etc/null", "etc/opaque/",
-            "etc/opaque/.wh..wh..opq", "etc/opaque/sub/", "etc/opaque/sub/new", "etc/sym"
+            "big",
+            "etc/",
+            "etc/.wh.deleted",
+            "etc/fifo",
+            "etc/file",
+            "etc/hard",
+            "etc/null",
+            "etc/opaque/",
+            "etc/opaque/.wh..wh..opq",
+            "etc/opaque/sub/",
+            "etc/opaque/sub/new",
+            "etc/sym"
         ]
     );
     let (f, data) = find(&e, "etc/file");
@@ -250,11 +260,7 @@ fn opaque_marker_keeps_what_the_same_layer_added_when_flattening() {
     let dest = t.mkdir("root");
     fs::create_dir_all(dest.join("d/old")).unwrap();
     fs::write(dest.join("d/oldfile"), b"o").unwrap();
-    let tar = tar_of(&[
-        (hdr(Kind::Dir, "d", ""), vec![]),
-        (hdr(Kind::File, "d/new", ""), b"n".to_vec()),
-        (hdr(Kind::File, "d/.wh..wh..opq", ""), vec![]),
-    ]);
+    let tar = tar_of(&[(hdr(Kind::Dir, "d", ""), vec![]), (hdr(Kind::File, "d/new", ""), b"n".to_vec()), (hdr(Kind::File, "d/.wh..wh..opq", ""), vec![])]);
     unpack(&tar[..], &dest, &UnpackOptions::flatten()).unwrap();
     let mut left: Vec<String> = fs::read_dir(dest.join("d")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     left.sort();
@@ -287,27 +293,14 @@ fn hostile_entries_are_refused_or_contained() {
     let cases: Vec<Case> = vec![
         ("dotdot", vec![(hdr(Kind::File, "../escape", ""), b"x".to_vec())]),
         ("dotdot-deep", vec![(hdr(Kind::File, "a/../../escape", ""), b"x".to_vec())]),
-        (
-            "through-symlink",
-            vec![(hdr(Kind::Symlink, "link", &outside_s), vec![]), (hdr(Kind::File, "link/pwned", ""), b"x".to_vec())],
-        ),
+        ("through-symlink", vec![(hdr(Kind::Symlink, "link", &outside_s), vec![]), (hdr(Kind::File, "link/pwned", ""), b"x".to_vec())]),
         (
             "through-relative-symlink",
-            vec![
-                (hdr(Kind::Dir, "a", ""), vec![]),
-                (hdr(Kind::Symlink, "a/up", "../../.."), vec![]),
-                (hdr(Kind::File, "a/up/tmp/pwned", ""), b"x".to_vec()),
-            ],
+            vec![(hdr(Kind::Dir, "a", ""), vec![]), (hdr(Kind::Symlink, "a/up", "../../.."), vec![]), (hdr(Kind::File, "a/up/tmp/pwned", ""), b"x".to_vec())],
         ),
-        (
-            "through-symlink-dir-entry",
-            vec![(hdr(Kind::Symlink, "link", &outside_s), vec![]), (hdr(Kind::Dir, "link/sub", ""), vec![])],
-        ),
+        ("through-symlink-dir-entry", vec![(hdr(Kind::Symlink, "link", &outside_s), vec![]), (hdr(Kind::Dir, "link/sub", ""), vec![])]),
         ("hardlink-dotdot", vec![(hdr(Kind::Hardlink, "h", "../outside/secret"), vec![])]),
-        (
-            "hardlink-through-symlink",
-            vec![(hdr(Kind::Symlink, "link", &outside_s), vec![]), (hdr(Kind::Hardlink, "h", "link/secret"), vec![])],
-        ),
+        ("hardlink-through-symlink", vec![(hdr(Kind::Symlink, "link", &outside_s), vec![]), (hdr(Kind::Hardlink, "h", "link/secret"), vec![])]),
         ("whiteout-dotdot", vec![(hdr(Kind::File, "a/.wh...", ""), vec![])]),
         ("whiteout-as-dir", vec![(hdr(Kind::File, ".wh.x/y", ""), b"x".to_vec())]),
     ];
@@ -339,10 +332,7 @@ fn hostile_entries_are_refused_or_contained() {
     assert_eq!(fs::read_link(dest.join("abs-link")).unwrap(), Path::new("/etc/passwd"));
     // A later entry over an existing symlink replaces the symlink, never writes through it.
     let dest = t.mkdir("dest-replace");
-    let ents = vec![
-        (hdr(Kind::Symlink, "f", &format!("{outside_s}/secret")), vec![]),
-        (hdr(Kind::File, "f", ""), b"replaced".to_vec()),
-    ];
+    let ents = vec![(hdr(Kind::Symlink, "f", &format!("{outside_s}/secret")), vec![]), (hdr(Kind::File, "f", ""), b"replaced".to_vec())];
     unpack(&tar_of(&ents)[..], &dest, &UnpackOptions::flatten()).unwrap();
     assert_eq!(fs::read(dest.join("f")).unwrap(), b"replaced");
     assert_eq!(fs::read(outside.join("secret")).unwrap(), b"secret");

@@ -28,10 +28,10 @@ use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnpackMode {
@@ -212,41 +212,39 @@ pub fn unpack<R: Read + Send>(r: R, dest: &Path, opts: &UnpackOptions) -> io::Re
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(4);
         let (back_tx, back_rx) = sync_channel::<Vec<u8>>(6);
-        let reader = std::thread::Builder::new()
-            .name("berth-unpack-z".into())
-            .spawn_scoped(s, move || -> io::Result<(Digest, u64)> {
-                let mut h = HashReader::new(match super::compress::decompress(r) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
-                        return Err(e);
-                    }
-                });
-                loop {
-                    let mut buf = back_rx.try_recv().unwrap_or_default();
-                    buf.resize(CHUNK, 0);
-                    let mut n = 0;
-                    while n < buf.len() {
-                        match h.read(&mut buf[n..]) {
-                            Ok(0) => break,
-                            Ok(k) => n += k,
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                            Err(e) => {
-                                let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
-                                return Err(e);
-                            }
+        let reader = std::thread::Builder::new().name("berth-unpack-z".into()).spawn_scoped(s, move || -> io::Result<(Digest, u64)> {
+            let mut h = HashReader::new(match super::compress::decompress(r) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    return Err(e);
+                }
+            });
+            loop {
+                let mut buf = back_rx.try_recv().unwrap_or_default();
+                buf.resize(CHUNK, 0);
+                let mut n = 0;
+                while n < buf.len() {
+                    match h.read(&mut buf[n..]) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                            return Err(e);
                         }
                     }
-                    if n == 0 {
-                        let (_, d, size) = h.finish();
-                        return Ok((d, size));
-                    }
-                    buf.truncate(n);
-                    if tx.send(Ok(buf)).is_err() {
-                        return Err(io::Error::other("unpack stopped"));
-                    }
                 }
-            })?;
+                if n == 0 {
+                    let (_, d, size) = h.finish();
+                    return Ok((d, size));
+                }
+                buf.truncate(n);
+                if tx.send(Ok(buf)).is_err() {
+                    return Err(io::Error::other("unpack stopped"));
+                }
+            }
+        })?;
         let mut tr = TarReader::new(ChunkReader { rx, cur: Vec::new(), pos: 0, back: back_tx });
         let r = (|| -> io::Result<()> {
             while let Some(h) = tr.next_entry()? {
@@ -526,8 +524,7 @@ impl Unpacker {
             return Ok(());
         }
         let dfd = self.dest.dir(parent, true, path)?.expect("created");
-        sys::set_xattr(&XattrTarget::Fd(dfd), c"trusted.overlay.opaque", b"y")
-            .map_err(|e| io::Error::new(e.kind(), format!("set trusted.overlay.opaque: {e}")))
+        sys::set_xattr(&XattrTarget::Fd(dfd), c"trusted.overlay.opaque", b"y").map_err(|e| io::Error::new(e.kind(), format!("set trusted.overlay.opaque: {e}")))
     }
 
     fn finish_dirs(&mut self) {

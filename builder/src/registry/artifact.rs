@@ -51,9 +51,7 @@ impl ArtifactBlob {
     pub fn store(&self, store: &dyn BlobStore) -> Result<Descriptor> {
         let d = self.descriptor();
         if !store.has(&d.digest) {
-            store
-                .put(&d.digest, Some(d.size), &mut &self.data[..])
-                .map_err(|e| Error::new(ErrorKind::Io, format!("store {}: {e}", d.digest)))?;
+            store.put(&d.digest, Some(d.size), &mut &self.data[..]).map_err(|e| Error::new(ErrorKind::Io, format!("store {}: {e}", d.digest)))?;
         }
         Ok(d)
     }
@@ -65,12 +63,7 @@ impl ArtifactBlob {
 /// build's cached layers, or records from [`ArtifactBlob::store`]), the annotations,
 /// and `artifactType`. Returns the exact bytes to push (media type
 /// [`media::OCI_MANIFEST`]).
-pub fn build_artifact_manifest(
-    artifact_type: &str,
-    config: Option<Descriptor>,
-    layers: Vec<Descriptor>,
-    annotations: BTreeMap<String, String>,
-) -> Vec<u8> {
+pub fn build_artifact_manifest(artifact_type: &str, config: Option<Descriptor>, layers: Vec<Descriptor>, annotations: BTreeMap<String, String>) -> Vec<u8> {
     let m = Manifest {
         schema_version: 2,
         media_type: Some(media::OCI_MANIFEST.into()),

@@ -385,8 +385,7 @@ impl Client {
         };
         let mut errs: Vec<Error> = Vec::new();
         for scheme in schemes {
-            let host =
-                Host { registry: registry.to_string(), base: format!("{scheme}://{api}"), verify: !insecure, direct, challenge: Mutex::new(None) };
+            let host = Host { registry: registry.to_string(), base: format!("{scheme}://{api}"), verify: !insecure, direct, challenge: Mutex::new(None) };
             match self.ping(&host) {
                 Ok(ch) => {
                     *lock(&host.challenge) = ch;
@@ -562,9 +561,7 @@ impl Client {
     }
 
     fn token(&self, host: &Host, ch: &Challenge, scope: &Scope, cred: Option<&Credential>, force: bool) -> Result<String> {
-        let realm = ch
-            .param("realm")
-            .ok_or_else(|| Error::new(ErrorKind::Protocol, format!("{}: bearer challenge without realm", host.registry)))?;
+        let realm = ch.param("realm").ok_or_else(|| Error::new(ErrorKind::Protocol, format!("{}: bearer challenge without realm", host.registry)))?;
         let service = ch.param("service").unwrap_or("");
         let key = format!("{}|{realm}|{service}", host.registry);
         let cached = || {
@@ -572,10 +569,7 @@ impl Client {
             let mut tokens = lock(&self.tokens);
             let list = tokens.entry(key.clone()).or_default();
             list.retain(|t| t.expires > now);
-            list.iter()
-                .rev()
-                .find(|t| scope.0.iter().all(|w| t.scopes.iter().any(|h| scope_covers(h, w))))
-                .map(|t| t.value.clone())
+            list.iter().rev().find(|t| scope.0.iter().all(|w| t.scopes.iter().any(|h| scope_covers(h, w)))).map(|t| t.value.clone())
         };
         if !force {
             if let Some(t) = cached() {
@@ -591,11 +585,7 @@ impl Client {
             }
         }
         let (token, ttl) = self.fetch_token(host, realm, service, scope, cred)?;
-        lock(&self.tokens).entry(key).or_default().push(Token {
-            scopes: scope.0.clone(),
-            value: token.clone(),
-            expires: Instant::now() + ttl,
-        });
+        lock(&self.tokens).entry(key).or_default().push(Token { scopes: scope.0.clone(), value: token.clone(), expires: Instant::now() + ttl });
         Ok(token)
     }
 
@@ -606,11 +596,7 @@ impl Client {
         let what = format!("token request to {realm}");
         let mut resp = match cred {
             Some(Credential::IdentityToken { token, .. }) => {
-                let mut form = vec![
-                    ("grant_type", "refresh_token".to_string()),
-                    ("client_id", "berth-build".to_string()),
-                    ("refresh_token", token.clone()),
-                ];
+                let mut form = vec![("grant_type", "refresh_token".to_string()), ("client_id", "berth-build".to_string()), ("refresh_token", token.clone())];
                 if !service.is_empty() {
                     form.push(("service", service.to_string()));
                 }
@@ -618,9 +604,8 @@ impl Client {
                     form.push(("scope", scope.0.join(" ")));
                 }
                 let body: String = form.iter().map(|(k, v)| format!("{k}={}", pct(v))).collect::<Vec<_>>().join("&");
-                let mut req = Req::new("POST", realm.to_string())
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(Payload::Bytes(body.as_bytes()));
+                let mut req =
+                    Req::new("POST", realm.to_string()).header("Content-Type", "application/x-www-form-urlencoded").body(Payload::Bytes(body.as_bytes()));
                 self.execute(host.verify, direct, &mut req, None).map_err(|e| e.context(what.clone()))?
             }
             _ => {
@@ -653,8 +638,7 @@ impl Client {
             return Err(e.context(what));
         }
         let body = read_limited(&mut resp, 1 << 20).map_err(|e| e.context(what.clone()))?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| Error::new(ErrorKind::Protocol, format!("{what}: bad JSON answer: {e}")))?;
+        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| Error::new(ErrorKind::Protocol, format!("{what}: bad JSON answer: {e}")))?;
         let token = v
             .get("token")
             .or_else(|| v.get("access_token"))
@@ -695,9 +679,7 @@ impl Client {
                     return Err(Error::new(ErrorKind::Unauthorized, "no credentials given").context(op));
                 }
                 let service = ch.param("service").unwrap_or("").to_string();
-                self.fetch_token(&host, ch.param("realm").unwrap_or(""), &service, &Scope::default(), cred.as_ref())
-                    .map(|_| ())
-                    .map_err(|e| e.context(op))
+                self.fetch_token(&host, ch.param("realm").unwrap_or(""), &service, &Scope::default(), cred.as_ref()).map(|_| ()).map_err(|e| e.context(op))
             }
             Some(_) => {
                 let url = format!("{}/v2/", host.base);
@@ -793,10 +775,9 @@ impl Client {
         self.count(Counter::ManifestsPushed, 1);
         let got = header(&resp, "docker-content-digest").and_then(|h| Digest::parse(&h).ok());
         match got {
-            Some(h) if h.algorithm() == computed.algorithm() && h != computed => Err(Error::new(
-                ErrorKind::Digest,
-                format!("registry stored the manifest as {h}, but its content is {computed}"),
-            )),
+            Some(h) if h.algorithm() == computed.algorithm() && h != computed => {
+                Err(Error::new(ErrorKind::Digest, format!("registry stored the manifest as {h}, but its content is {computed}")))
+            }
             Some(h) if h.algorithm() != computed.algorithm() => Ok(h),
             _ => Ok(computed),
         }
@@ -1049,7 +1030,9 @@ impl<R: Read> Read for ProgressReader<'_, '_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.done += n as u64;
-        if self.progress.is_some() && (self.done - self.last >= 256 << 10 || (n == 0 && self.done != self.last) || self.done == self.total && self.done != self.last) {
+        if self.progress.is_some()
+            && (self.done - self.last >= 256 << 10 || (n == 0 && self.done != self.last) || self.done == self.total && self.done != self.last)
+        {
             self.last = self.done;
             emit(self.progress, Progress::BlobBytes { digest: self.digest.clone(), done: self.done, total: self.total });
         }
@@ -1152,11 +1135,8 @@ fn io_error(e: &io::Error) -> Error {
     };
     // ureq wraps its own errors in io::Error when read through a body reader.
     let text = e.to_string();
-    let kind = if kind == ErrorKind::Io && (text.contains("timeout") || text.contains("connection") || text.contains("Protocol")) {
-        ErrorKind::Network
-    } else {
-        kind
-    };
+    let kind =
+        if kind == ErrorKind::Io && (text.contains("timeout") || text.contains("connection") || text.contains("Protocol")) { ErrorKind::Network } else { kind };
     Error::new(kind, text)
 }
 

@@ -172,10 +172,7 @@ impl<R: Read> Read for VerifyingReader<R> {
         if n == 0 {
             if let Some(size) = self.expect_size {
                 if self.count != size {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("size mismatch: got {} bytes, want {size}", self.count),
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("size mismatch: got {} bytes, want {size}", self.count)));
                 }
             }
             if let Some(want) = self.expect.clone() {

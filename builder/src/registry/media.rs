@@ -58,15 +58,7 @@ pub struct Descriptor {
 
 impl Descriptor {
     pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
-        Descriptor {
-            media_type: media_type.into(),
-            digest,
-            size,
-            urls: vec![],
-            annotations: BTreeMap::new(),
-            platform: None,
-            artifact_type: None,
-        }
+        Descriptor { media_type: media_type.into(), digest, size, urls: vec![], annotations: BTreeMap::new(), platform: None, artifact_type: None }
     }
 
     /// A descriptor of `data` (sha256).

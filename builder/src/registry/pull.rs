@@ -144,20 +144,11 @@ pub fn choose_platform<'i>(index: &'i Index, platform: &Platform) -> Result<&'i 
     if let Some(d) = exact.or(candidates.first()) {
         return Ok(d);
     }
-    let mut avail: Vec<String> = index
-        .manifests
-        .iter()
-        .filter_map(|d| d.platform.as_ref())
-        .filter(|p| p.os != "unknown")
-        .map(|p| p.to_string())
-        .collect();
+    let mut avail: Vec<String> = index.manifests.iter().filter_map(|d| d.platform.as_ref()).filter(|p| p.os != "unknown").map(|p| p.to_string()).collect();
     avail.dedup();
     Err(Error::new(
         ErrorKind::Platform,
-        format!(
-            "no image for platform {platform} (available: {})",
-            if avail.is_empty() { "none".to_string() } else { avail.join(", ") }
-        ),
+        format!("no image for platform {platform} (available: {})", if avail.is_empty() { "none".to_string() } else { avail.join(", ") }),
     ))
 }
 
@@ -167,10 +158,7 @@ pub fn choose_platform<'i>(index: &'i Index, platform: &Platform) -> Result<&'i 
 pub fn pull(client: &Client, reference: &Reference, store: &dyn BlobStore, opts: &PullOptions<'_>) -> Result<PulledImage> {
     let op = format!("pull {reference}");
     let resolved = resolve(client, reference, &opts.platform)?;
-    emit(
-        opts.progress,
-        Progress::Resolved { reference: reference.to_string(), digest: resolved.digest.clone(), media_type: resolved.media_type.clone() },
-    );
+    emit(opts.progress, Progress::Resolved { reference: reference.to_string(), digest: resolved.digest.clone(), media_type: resolved.media_type.clone() });
     let mut docs: Vec<(&Digest, &[u8])> = vec![(&resolved.digest, &resolved.manifest_bytes)];
     if let Some(i) = &resolved.index {
         docs.push((&i.digest, &i.bytes));

@@ -42,14 +42,7 @@ pub struct PushResult {
 /// repository of the registry has them, uploaded otherwise. For an index, each
 /// manifest it lists is read from `store` and pushed first (recursively, by digest).
 /// Works for any OCI artifact: custom config/layer media types and annotations.
-pub fn push(
-    client: &Client,
-    reference: &Reference,
-    store: &dyn BlobStore,
-    manifest: &[u8],
-    media_type: &str,
-    opts: &PushOptions<'_>,
-) -> Result<PushResult> {
+pub fn push(client: &Client, reference: &Reference, store: &dyn BlobStore, manifest: &[u8], media_type: &str, opts: &PushOptions<'_>) -> Result<PushResult> {
     let op = format!("push {}", reference.familiar());
     push_inner(client, reference, store, manifest, media_type, opts, 0).map_err(|e| e.context(op))
 }

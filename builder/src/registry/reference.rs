@@ -51,9 +51,7 @@ impl Reference {
             return Err(bad("no repository name"));
         }
         let (registry, path) = match name.split_once('/') {
-            Some((first, remainder))
-                if first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) =>
-            {
+            Some((first, remainder)) if first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) => {
                 (first.to_string(), remainder.to_string())
             }
             _ => (DOCKER_HUB.to_string(), name.to_string()),
@@ -140,11 +138,7 @@ impl Reference {
 
     /// Docker's short form: `alpine:3`, `user/app:1`, `127.0.0.1:5000/x/y:z`.
     pub fn familiar(&self) -> String {
-        let name = if self.registry == DOCKER_HUB {
-            self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_string()
-        } else {
-            self.name()
-        };
+        let name = if self.registry == DOCKER_HUB { self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_string() } else { self.name() };
         self.decorate(name)
     }
 
@@ -247,7 +241,5 @@ fn valid_host(h: &str) -> bool {
         }
     }
     !host.is_empty()
-        && host.split('.').all(|l| {
-            !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') && !l.starts_with('-') && !l.ends_with('-')
-        })
+        && host.split('.').all(|l| !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') && !l.starts_with('-') && !l.ends_with('-'))
 }

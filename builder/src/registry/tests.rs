@@ -67,20 +67,7 @@ fn reference_normalization() {
     assert_eq!(r.tag(), Some("t"));
     assert_eq!(r.manifest_ref(), d, "digest wins over tag");
     assert_eq!(Reference::parse("alpine").unwrap().api_host(), "registry-1.docker.io");
-    for bad in [
-        "",
-        "Alpine",
-        "alpine:",
-        "alpine:-x",
-        "a//b",
-        "a/b/",
-        "alpine@sha256:abc",
-        "alpine@md5:0123",
-        "host:99999/x",
-        "foo/Bar",
-        "a..b/c",
-        "x:y:z",
-    ] {
+    for bad in ["", "Alpine", "alpine:", "alpine:-x", "a//b", "a/b/", "alpine@sha256:abc", "alpine@md5:0123", "host:99999/x", "foo/Bar", "a..b/c", "x:y:z"] {
         assert!(Reference::parse(bad).is_err(), "{bad:?} should not parse");
     }
     // `Foo/bar`: an upper-case first component is a host.
@@ -138,9 +125,7 @@ fn challenges() {
     let c = parse_challenges(r#"Basic realm="Registry Realm""#);
     assert_eq!(c[0].scheme, "basic");
     assert_eq!(c[0].param("realm"), Some("Registry Realm"));
-    let c = parse_challenges(
-        r#"Basic realm="x, y", Bearer realm="http://t/token", service=svc, scope="repository:a:pull,push", error="insufficient_scope""#,
-    );
+    let c = parse_challenges(r#"Basic realm="x, y", Bearer realm="http://t/token", service=svc, scope="repository:a:pull,push", error="insufficient_scope""#);
     assert_eq!(c.len(), 2, "{c:?}");
     assert_eq!(c[0].param("realm"), Some("x, y"));
     assert_eq!(c[1].param("service"), Some("svc"));
@@ -338,10 +323,7 @@ fn bearer_token_flow_and_retries() {
     let handler: Arc<Handler> = Arc::new(move |r: &FakeReq| {
         let port = *pc.lock().unwrap();
         let challenge = || {
-            vec![(
-                "WWW-Authenticate".to_string(),
-                format!(r#"Bearer realm="http://127.0.0.1:{port}/token",service="fake.test",scope="repository:a/b:pull""#),
-            )]
+            vec![("WWW-Authenticate".to_string(), format!(r#"Bearer realm="http://127.0.0.1:{port}/token",service="fake.test",scope="repository:a/b:pull""#))]
         };
         if r.path.starts_with("/token") {
             let want = format!("Basic {}", base64_encode(b"user:pw"));
@@ -362,10 +344,7 @@ fn bearer_token_flow_and_retries() {
             }
             return (
                 200,
-                vec![
-                    ("Content-Type".into(), media::OCI_MANIFEST.into()),
-                    ("Docker-Content-Digest".into(), Digest::sha256(&m2).to_string()),
-                ],
+                vec![("Content-Type".into(), media::OCI_MANIFEST.into()), ("Docker-Content-Digest".into(), Digest::sha256(&m2).to_string())],
                 m2.clone(),
             );
         }

@@ -11,8 +11,8 @@ use crate::registry::{self, media, Platform};
 use crate::store::blobstore::to_store_digest;
 use crate::store::Store;
 use berth_spec::image::{
-    Descriptor, Digest, ImageConfig, LayerCompression, Manifest, ANNOTATION_CONTAINERD_IMAGE_NAME, ANNOTATION_REF_NAME,
-    MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_LAYER, MEDIA_TYPE_OCI_LAYER_GZIP, MEDIA_TYPE_OCI_LAYER_ZSTD,
+    Descriptor, Digest, ImageConfig, LayerCompression, Manifest, ANNOTATION_CONTAINERD_IMAGE_NAME, ANNOTATION_REF_NAME, MEDIA_TYPE_OCI_CONFIG,
+    MEDIA_TYPE_OCI_LAYER, MEDIA_TYPE_OCI_LAYER_GZIP, MEDIA_TYPE_OCI_LAYER_ZSTD,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -222,8 +222,8 @@ fn load_docker(store: &Store, archive: &Path, manifest: &[u8], links: &HashMap<S
     let mut out = Vec::new();
     for e in entries {
         let c = &got[&resolve(&e.config)];
-        let config: ImageConfig = serde_json::from_slice(&store.read_blob(&c.digest).map_err(|e| e.to_string())?)
-            .map_err(|err| format!("{}: {err}", e.config))?;
+        let config: ImageConfig =
+            serde_json::from_slice(&store.read_blob(&c.digest).map_err(|e| e.to_string())?).map_err(|err| format!("{}: {err}", e.config))?;
         if config.rootfs.diff_ids.len() != e.layers.len() {
             return Err(format!("{}: {} layers but {} diff_ids in the config", e.config, e.layers.len(), config.rootfs.diff_ids.len()));
         }

@@ -46,8 +46,7 @@ fn image_of(store: &Store, d: &Digest, platform: &Platform) -> io::Result<Option
     if !media::sniff_media_type(&bytes).is_some_and(|m| media::is_index(&m)) {
         return Ok(Some(d.clone()));
     }
-    let index: media::Index =
-        serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("index {d}: {e}")))?;
+    let index: media::Index = serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("index {d}: {e}")))?;
     let Ok(entry) = registry::pull::choose_platform(&index, platform) else { return Ok(None) };
     let m = to_store_digest(&entry.digest)?;
     Ok(store.has_blob(&m).then_some(m))
@@ -57,13 +56,7 @@ fn image_of(store: &Store, d: &Digest, platform: &Platform) -> io::Result<Option
 /// store lacks; verified while streaming), checks that it is a runnable image (config
 /// parses, one diff_id per layer, known layer media types), unpacks the layers (each
 /// checked against its diff_id), and tags it with the reference's name.
-pub fn pull_into(
-    store: &Store,
-    client: &Client,
-    r: &Reference,
-    platform: &Platform,
-    progress: Option<&ProgressFn<'_>>,
-) -> Result<Pulled, String> {
+pub fn pull_into(store: &Store, client: &Client, r: &Reference, platform: &Platform, progress: Option<&ProgressFn<'_>>) -> Result<Pulled, String> {
     let op = format!("pull {}", r.familiar());
     let _lease = store.lease().map_err(|e| format!("{op}: {e}"))?;
     let opts = PullOptions { platform: platform.clone(), jobs: 3, progress };
@@ -75,11 +68,7 @@ pub fn pull_into(
         return Err(bad(format!("layer {} has media type {:?}, which is not an image layer", l.digest, l.media_type)));
     }
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
-        return Err(bad(format!(
-            "{} layers in the manifest but {} diff_ids in the config",
-            manifest.layers.len(),
-            config.rootfs.diff_ids.len()
-        )));
+        return Err(bad(format!("{} layers in the manifest but {} diff_ids in the config", manifest.layers.len(), config.rootfs.diff_ids.len())));
     }
     for (blob, id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
         store.ensure_layer(blob, id).map_err(|e| bad(e.to_string()))?;
@@ -89,23 +78,12 @@ pub fn pull_into(
         Some(n) => Some(store.tag(&n, &id).map_err(|e| bad(e.to_string()))?),
         None => None,
     };
-    Ok(Pulled {
-        id,
-        digest: p.resolved.top_digest().clone(),
-        name,
-        downloaded: p.downloaded.len(),
-        cached: p.cached.len(),
-    })
+    Ok(Pulled { id, digest: p.resolved.top_digest().clone(), name, downloaded: p.downloaded.len(), cached: p.cached.len() })
 }
 
 /// The image for a `FROM` or a `pull`: the store's if it has one, else pulled.
 /// Returns the manifest digest in the store.
-pub fn local_or_pull(
-    store: &Store,
-    name: &str,
-    remote: &super::RemoteOptions,
-    progress: Option<&ProgressFn<'_>>,
-) -> Result<Digest, String> {
+pub fn local_or_pull(store: &Store, name: &str, remote: &super::RemoteOptions, progress: Option<&ProgressFn<'_>>) -> Result<Digest, String> {
     let platform = remote.platform()?;
     if let Some(d) = find_local(store, name, &platform).map_err(|e| e.to_string())? {
         return Ok(d);

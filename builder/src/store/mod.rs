@@ -39,9 +39,7 @@ pub use cache::{CacheEntry, CacheLayer};
 pub use names::normalize_name;
 
 use crate::layer::sys;
-use berth_spec::image::{
-    Descriptor, Digest, ImageConfig, Manifest, MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST,
-};
+use berth_spec::image::{Descriptor, Digest, ImageConfig, Manifest, MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST};
 use hash::{HashWriter, Hasher};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -301,13 +299,7 @@ impl Store {
 
     /// Stores a blob that must hash to `expected` (and be `size` bytes, if given): a
     /// mismatch stores nothing and is an InvalidData error.
-    pub fn put_blob_checked(
-        &self,
-        media_type: &str,
-        expected: Option<&Digest>,
-        size: Option<u64>,
-        r: &mut dyn Read,
-    ) -> io::Result<Descriptor> {
+    pub fn put_blob_checked(&self, media_type: &str, expected: Option<&Digest>, size: Option<u64>, r: &mut dyn Read) -> io::Result<Descriptor> {
         let mut tmp = self.temp_file()?;
         let (digest, n) = {
             let mut w = HashWriter::new(io::BufWriter::with_capacity(1 << 20, tmp.file()));
@@ -496,8 +488,7 @@ impl Store {
         let _lease = self.lease()?;
         let tmp = self.temp_dir("layer")?;
         let f = self.open_blob(&blob.digest)?;
-        let stats = crate::layer::unpack(f, tmp.path(), &crate::layer::UnpackOptions::overlay())
-            .map_err(ctx(format!("unpack layer {}", blob.digest)))?;
+        let stats = crate::layer::unpack(f, tmp.path(), &crate::layer::UnpackOptions::overlay()).map_err(ctx(format!("unpack layer {}", blob.digest)))?;
         if stats.diff_id != *diff_id {
             return Err(invalid(format!("layer {}: uncompressed digest is {}, the config says {diff_id}", blob.digest, stats.diff_id)));
         }

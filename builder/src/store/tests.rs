@@ -10,8 +10,7 @@ fn tmp_entries(store: &Store) -> Vec<String> {
 }
 
 fn blob_names(store: &Store) -> Vec<String> {
-    let mut v: Vec<String> =
-        fs::read_dir(store.root().join("blobs/sha256")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = fs::read_dir(store.root().join("blobs/sha256")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }

@@ -113,14 +113,8 @@ fn make_data_tar(dir: &Path) -> Result<()> {
         }
         write(&data.join(format!("f{i:05}")), &buf)?;
     }
-    let st = std::process::Command::new("tar")
-        .arg("-cf")
-        .arg(dir.join("data.tar"))
-        .arg("-C")
-        .arg(&src)
-        .arg("data")
-        .status()
-        .map_err(|e| format!("tar: {e}"))?;
+    let st =
+        std::process::Command::new("tar").arg("-cf").arg(dir.join("data.tar")).arg("-C").arg(&src).arg("data").status().map_err(|e| format!("tar: {e}"))?;
     if !st.success() {
         return Err(format!("tar -cf data.tar: {st}"));
     }
@@ -250,11 +244,7 @@ fn one_round(ctx: &mut Ctx, d: &Dirs, round: usize) -> Result<()> {
 /// The time of the last step's commit in berth-build's plain progress output
 /// (`#3 layer 9c94850e0af5 215.1MB in 0.912s`).
 fn last_commit_secs(progress: &str) -> Option<f64> {
-    progress
-        .lines()
-        .filter(|l| l.contains(" layer "))
-        .filter_map(|l| l.rsplit_once(" in ")?.1.strip_suffix('s')?.parse::<f64>().ok())
-        .next_back()
+    progress.lines().filter(|l| l.contains(" layer ")).filter_map(|l| l.rsplit_once(" in ")?.1.strip_suffix('s')?.parse::<f64>().ok()).next_back()
 }
 
 /// buildah: the big step's RUN in a working container (untimed), then `buildah commit`

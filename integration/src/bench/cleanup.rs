@@ -128,11 +128,8 @@ pub fn run() -> Vec<String> {
     problems.extend(remove_cgroups(&reg));
     let d = reg.dir.to_string_lossy().trim_end_matches('/').to_string();
     unmount_below(&d);
-    let mounted: Vec<String> = berth_integration::host::mountinfo("self")
-        .into_iter()
-        .map(|m| m.mount_point)
-        .filter(|p| *p == d || p.starts_with(&format!("{d}/")))
-        .collect();
+    let mounted: Vec<String> =
+        berth_integration::host::mountinfo("self").into_iter().map(|m| m.mount_point).filter(|p| *p == d || p.starts_with(&format!("{d}/"))).collect();
     if mounted.is_empty() {
         if let Err(e) = std::fs::remove_dir_all(&reg.dir) {
             if reg.dir.exists() {
@@ -212,11 +209,8 @@ fn remove_tree(dir: &Path) -> bool {
 /// a builder (buildah's overlay storage) interrupted mid-build leaves its mounts there,
 /// and they are ours by construction (the directory is the bench's own temp dir).
 fn unmount_below(dir: &str) {
-    let mut points: Vec<String> = berth_integration::host::mountinfo("self")
-        .into_iter()
-        .map(|m| m.mount_point)
-        .filter(|p| p == dir || p.starts_with(&format!("{dir}/")))
-        .collect();
+    let mut points: Vec<String> =
+        berth_integration::host::mountinfo("self").into_iter().map(|m| m.mount_point).filter(|p| p == dir || p.starts_with(&format!("{dir}/"))).collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in points {
         if let Ok(c) = std::ffi::CString::new(p) {

@@ -407,13 +407,7 @@ fn find_runtimes(o: &Opts, dir: &Path, notes: &mut Vec<String>) -> Vec<Rt> {
         };
         let name = &name;
         match version_of(&bin) {
-            Some(version) => v.push(Rt {
-                name: name.clone(),
-                root: dir.join(format!("root-{name}")),
-                size: file_size(&bin),
-                version,
-                bin,
-            }),
+            Some(version) => v.push(Rt { name: name.clone(), root: dir.join(format!("root-{name}")), size: file_size(&bin), version, bin }),
             None => notes.push(format!("{name} ({}) is missing or does not run: not measured", bin.display())),
         }
     }

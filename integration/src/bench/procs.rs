@@ -222,9 +222,7 @@ pub fn sched_cpu_ms(pid: i32) -> Option<f64> {
 /// Rss, Pss, Pss_Anon, Pss_File (KiB) from /proc/PID/smaps_rollup.
 pub fn smaps_rollup(pid: i32) -> Option<[f64; 4]> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    let field = |k: &str| -> Option<f64> {
-        s.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix(':')?.trim().trim_end_matches("kB").trim().parse().ok())
-    };
+    let field = |k: &str| -> Option<f64> { s.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix(':')?.trim().trim_end_matches("kB").trim().parse().ok()) };
     Some([field("Rss")?, field("Pss")?, field("Pss_Anon").unwrap_or(f64::NAN), field("Pss_File").unwrap_or(f64::NAN)])
 }
 

@@ -105,10 +105,7 @@ impl<'a> Report<'a> {
     /// The shim comparison's runtime: runc (conmon's usual partner) when measured.
     fn shim_rt(&self) -> Option<String> {
         let d = self.ctx.rec.data.get("shims")?;
-        ["runc", "berth", "crun"]
-            .into_iter()
-            .find(|r| d.contains_key(&format!("berth-shim+{r}")) && d.contains_key(&format!("conmon+{r}")))
-            .map(String::from)
+        ["runc", "berth", "crun"].into_iter().find(|r| d.contains_key(&format!("berth-shim+{r}")) && d.contains_key(&format!("conmon+{r}"))).map(String::from)
     }
 
     pub fn targets(&self) -> Vec<Target> {
@@ -153,7 +150,11 @@ impl<'a> Report<'a> {
             self.machine["cpus"],
             self.machine["cpu"].as_str().unwrap_or("?"),
             self.machine["memory"].as_str().unwrap_or(""),
-            if ctx.host_ns.is_some() { "hybrid cgroups, measured as v1 only (private mount ns without /sys/fs/cgroup/unified) except *hybrid rows" } else { "" }
+            if ctx.host_ns.is_some() {
+                "hybrid cgroups, measured as v1 only (private mount ns without /sys/fs/cgroup/unified) except *hybrid rows"
+            } else {
+                ""
+            }
         );
         for r in &rts {
             let _ = writeln!(o, "  {:6} {} ({} KiB) {}", r.name, r.bin.display(), r.size / 1024, r.version);
@@ -294,7 +295,8 @@ impl<'a> Report<'a> {
             let _ = write!(o, "{:<lw$}", "create wall by decile of the count present");
             let _ = writeln!(o);
             for c in &rcols {
-                let d: Vec<String> = (0..10).map(|i| self.med("scale", c, &format!("seq.create.wall_ms.d{i}")).map(num).unwrap_or_else(|| "-".into())).collect();
+                let d: Vec<String> =
+                    (0..10).map(|i| self.med("scale", c, &format!("seq.create.wall_ms.d{i}")).map(num).unwrap_or_else(|| "-".into())).collect();
                 let _ = writeln!(o, "  {c:<8} {}", d.join(" "));
             }
         }
@@ -385,11 +387,8 @@ impl<'a> Report<'a> {
 
     pub fn json(&self) -> Value {
         let ctx = self.ctx;
-        let targets: Vec<Value> = self
-            .targets()
-            .iter()
-            .map(|t| json!({"target": t.what, "value": t.value.map(round), "limit": t.limit, "met": t.met}))
-            .collect();
+        let targets: Vec<Value> =
+            self.targets().iter().map(|t| json!({"target": t.what, "value": t.value.map(round), "limit": t.limit, "met": t.met})).collect();
         let mut ratios = serde_json::Map::new();
         if let Some(lc) = ctx.rec.data.get("lifecycle") {
             for (a, b) in [("berth", "runc"), ("berth", "crun")] {

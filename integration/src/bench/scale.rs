@@ -144,11 +144,8 @@ fn mode(ctx: &mut Ctx, rt: &Rt, conc: usize, name: &str) -> Result<()> {
     }
     let mut down = Vec::new();
     for i in 0..n {
-        let steps = VecDeque::from([
-            Step::Cmd("kill", vec!["kill".into(), id(i), "KILL".into()]),
-            Step::AwaitInit,
-            Step::Cmd("delete", vec!["delete".into(), id(i)]),
-        ]);
+        let steps =
+            VecDeque::from([Step::Cmd("kill", vec!["kill".into(), id(i), "KILL".into()]), Step::AwaitInit, Step::Cmd("delete", vec!["delete".into(), id(i)])]);
         // The init's pid, from the pid file its create wrote.
         let pidfile = ctx.dir.join("io").join(format!("{}-{}.pid", rt.name, id(i)));
         let init = super::procs::read_pid_file(&pidfile).ok_or_else(|| format!("{}: no pid for container {i}", rt.name))?;

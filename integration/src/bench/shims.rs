@@ -57,21 +57,56 @@ fn launch(ctx: &mut Ctx, kind: Kind, rt: &Rt, n: usize) -> Result<Launched> {
         Kind::BerthShim => (
             ctx.opts.berth_shim.clone(),
             vec![
-                "--id".into(), id.clone(), "--bundle".into(), s(&bundle), "--root".into(), s(&rt.root),
-                "--runtime".into(), s(&rt.bin), "--log-path".into(), s(&log), "--exit-file".into(), s(&d.join("exit")),
-                "--pid-file".into(), s(&pidfile), "--shim-pid-file".into(), s(&shim_pidfile),
+                "--id".into(),
+                id.clone(),
+                "--bundle".into(),
+                s(&bundle),
+                "--root".into(),
+                s(&rt.root),
+                "--runtime".into(),
+                s(&rt.bin),
+                "--log-path".into(),
+                s(&log),
+                "--exit-file".into(),
+                s(&d.join("exit")),
+                "--pid-file".into(),
+                s(&pidfile),
+                "--shim-pid-file".into(),
+                s(&shim_pidfile),
             ],
             d.join("exit"),
         ),
         Kind::Conmon => (
             ctx.opts.conmon.clone(),
             vec![
-                "--api-version".into(), "1".into(), "-c".into(), id.clone(), "-u".into(), id.clone(),
-                "-r".into(), s(&rt.bin), "-b".into(), s(&bundle), "-p".into(), s(&pidfile), "-n".into(), id.clone(),
-                "--exit-dir".into(), s(&d.join("exits")), "-l".into(), format!("k8s-file:{}", s(&log)),
-                "--conmon-pidfile".into(), s(&shim_pidfile), "--log-level".into(), "warning".into(),
-                "--socket-dir-path".into(), s(&d.join("sock")),
-                "--runtime-arg".into(), "--root".into(), "--runtime-arg".into(), s(&rt.root),
+                "--api-version".into(),
+                "1".into(),
+                "-c".into(),
+                id.clone(),
+                "-u".into(),
+                id.clone(),
+                "-r".into(),
+                s(&rt.bin),
+                "-b".into(),
+                s(&bundle),
+                "-p".into(),
+                s(&pidfile),
+                "-n".into(),
+                id.clone(),
+                "--exit-dir".into(),
+                s(&d.join("exits")),
+                "-l".into(),
+                format!("k8s-file:{}", s(&log)),
+                "--conmon-pidfile".into(),
+                s(&shim_pidfile),
+                "--log-level".into(),
+                "warning".into(),
+                "--socket-dir-path".into(),
+                s(&d.join("sock")),
+                "--runtime-arg".into(),
+                "--root".into(),
+                "--runtime-arg".into(),
+                s(&rt.root),
             ],
             d.join("exits").join(&id),
         ),
@@ -86,9 +121,7 @@ fn launch(ctx: &mut Ctx, kind: Kind, rt: &Rt, n: usize) -> Result<Launched> {
         return Err(ctx.describe_failure(&format!("{subject} launch"), &slot, &e));
     }
     let started = (|| -> Result<(f64, i32)> {
-        ctx.procs.poll_until(Duration::from_secs(20), &format!("{subject}: the container's pid file"), || {
-            super::procs::read_pid_file(&pidfile).is_some()
-        })?;
+        ctx.procs.poll_until(Duration::from_secs(20), &format!("{subject}: the container's pid file"), || super::procs::read_pid_file(&pidfile).is_some())?;
         let launch_ms = t0.elapsed().as_secs_f64() * 1e3;
         let init = super::procs::read_pid_file(&pidfile).ok_or_else(|| format!("{subject}: bad pid file"))?;
         ctx.procs.forget(init);

@@ -47,14 +47,7 @@ pub struct Record {
 
 impl Record {
     pub fn push(&mut self, section: &str, subject: &str, metric: &str, v: f64) {
-        self.data
-            .entry(section.to_string())
-            .or_default()
-            .entry(subject.to_string())
-            .or_default()
-            .entry(metric.to_string())
-            .or_default()
-            .push(v);
+        self.data.entry(section.to_string()).or_default().entry(subject.to_string()).or_default().entry(metric.to_string()).or_default().push(v);
     }
 
     /// The standard metrics of one runtime command: `<op>.wall_ms`, `.cpu_ms`, `.user_ms`,

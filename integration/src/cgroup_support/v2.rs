@@ -43,20 +43,15 @@ pub fn ready(controllers: &[&str]) -> bool {
 
 fn missing(controllers: &[&str]) -> Option<String> {
     if !is_pure_v2() {
-        return Some(format!(
-            "{ROOT} is not a pure cgroup v2 hierarchy (this host has v1 or hybrid cgroups)"
-        ));
+        return Some(format!("{ROOT} is not a pure cgroup v2 hierarchy (this host has v1 or hybrid cgroups)"));
     }
-    let have =
-        std::fs::read_to_string(Path::new(ROOT).join("cgroup.controllers")).unwrap_or_default();
+    let have = std::fs::read_to_string(Path::new(ROOT).join("cgroup.controllers")).unwrap_or_default();
     let have: Vec<&str> = have.split_whitespace().collect();
     let lack: Vec<&&str> = controllers.iter().filter(|c| !have.contains(c)).collect();
     if lack.is_empty() {
         None
     } else {
-        Some(format!(
-            "the cgroup v2 root lacks the controllers {lack:?} (it has {have:?})"
-        ))
+        Some(format!("the cgroup v2 root lacks the controllers {lack:?} (it has {have:?})"))
     }
 }
 
@@ -69,10 +64,7 @@ pub fn dir(cgroups_path: &str) -> PathBuf {
 #[track_caller]
 pub fn read(cgroups_path: &str, file: &str) -> String {
     let p = dir(cgroups_path).join(file);
-    std::fs::read_to_string(&p)
-        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
-        .trim()
-        .to_string()
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())).trim().to_string()
 }
 
 /// A key of a flat keyed file (memory.events, cpu.stat, pids.events ...); panics if the
@@ -99,11 +91,7 @@ pub fn cgroup_of(pid: i64) -> String {
 
 /// The pids in a cgroup's cgroup.procs (empty if it does not exist).
 pub fn procs(dir: &Path) -> Vec<i64> {
-    std::fs::read_to_string(dir.join("cgroup.procs"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
+    std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
 /// A cgroup of the test's own, outside any container (for the runtime's own cgroup, or a
@@ -121,19 +109,14 @@ impl OwnCgroup {
     pub fn new(path: &str) -> OwnCgroup {
         let d = dir(path);
         std::fs::create_dir(&d).unwrap_or_else(|e| panic!("create cgroup {}: {e}", d.display()));
-        OwnCgroup {
-            path: path.to_string(),
-            dir: d,
-            holders: Mutex::new(Vec::new()),
-        }
+        OwnCgroup { path: path.to_string(), dir: d, holders: Mutex::new(Vec::new()) }
     }
 
     /// A child cgroup (created), by its path below this one.
     #[track_caller]
     pub fn mkdir(&self, rel: &str) -> PathBuf {
         let d = self.dir.join(rel);
-        std::fs::create_dir_all(&d)
-            .unwrap_or_else(|e| panic!("create cgroup {}: {e}", d.display()));
+        std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("create cgroup {}: {e}", d.display()));
         d
     }
 
@@ -141,39 +124,21 @@ impl OwnCgroup {
     /// returns once it is there: it keeps that cgroup populated.
     #[track_caller]
     pub fn hold(&self, cgroup_dir: &Path) -> u32 {
-        assert!(
-            cgroup_dir.starts_with(&self.dir),
-            "holders live in the test's own cgroups"
-        );
-        let script = format!(
-            "echo $$ > {}/cgroup.procs && exec sleep 100000",
-            cgroup_dir.display()
-        );
+        assert!(cgroup_dir.starts_with(&self.dir), "holders live in the test's own cgroups");
+        let script = format!("echo $$ > {}/cgroup.procs && exec sleep 100000", cgroup_dir.display());
         let mut cmd = Command::new("/bin/sh");
         cmd.args(["-c", &script]).stdin(Stdio::null());
         let child = crate::procs::spawn(&mut cmd).expect("start a holder process");
         let pid = child.id();
-        self.holders
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(child);
-        crate::wait_until(
-            Duration::from_secs(10),
-            "the holder to join its cgroup",
-            || procs(cgroup_dir).contains(&(pid as i64)),
-        );
+        self.holders.lock().unwrap_or_else(|e| e.into_inner()).push(child);
+        crate::wait_until(Duration::from_secs(10), "the holder to join its cgroup", || procs(cgroup_dir).contains(&(pid as i64)));
         pid
     }
 }
 
 impl Drop for OwnCgroup {
     fn drop(&mut self) {
-        for mut h in self
-            .holders
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
+        for mut h in self.holders.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
             let _ = h.kill();
             let _ = h.wait();
             crate::procs::untrack(h.id());
@@ -195,14 +160,9 @@ impl Drop for OwnCgroup {
 pub fn runtime_in(t: &crate::Test, cgroup_dir: &Path) -> crate::Runtime {
     use std::os::unix::fs::PermissionsExt;
     let wrapper = t.dir.join("runtime-in-cgroup");
-    let script = format!(
-        "#!/bin/sh\necho $$ > {}/cgroup.procs || exit 125\nexec {} \"$@\"\n",
-        cgroup_dir.display(),
-        crate::paths::runtime().display()
-    );
+    let script = format!("#!/bin/sh\necho $$ > {}/cgroup.procs || exit 125\nexec {} \"$@\"\n", cgroup_dir.display(), crate::paths::runtime().display());
     std::fs::write(&wrapper, script).expect("write the runtime wrapper");
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
-        .expect("chmod the wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod the wrapper");
     crate::Runtime::new(wrapper, t.rt.root.clone(), t.dir.join("io-in-cgroup"))
 }
 
@@ -218,30 +178,19 @@ impl LoopDevice {
     pub fn new(file: &Path, size: u64) -> Result<LoopDevice, String> {
         use std::os::unix::fs::FileTypeExt;
         use std::os::unix::fs::MetadataExt;
-        let f =
-            std::fs::File::create(file).map_err(|e| format!("create {}: {e}", file.display()))?;
-        f.set_len(size)
-            .map_err(|e| format!("size {}: {e}", file.display()))?;
+        let f = std::fs::File::create(file).map_err(|e| format!("create {}: {e}", file.display()))?;
+        f.set_len(size).map_err(|e| format!("size {}: {e}", file.display()))?;
         drop(f);
         // The VM's initramfs loads only what it boots with; loop is a module.
         if !Path::new("/dev/loop-control").exists() {
-            let o = crate::procs::output(Command::new("modprobe").arg("loop"))
-                .map_err(|e| format!("modprobe loop: {e}"))?;
+            let o = crate::procs::output(Command::new("modprobe").arg("loop")).map_err(|e| format!("modprobe loop: {e}"))?;
             if !o.status.success() {
-                return Err(format!(
-                    "modprobe loop: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ));
+                return Err(format!("modprobe loop: {}", String::from_utf8_lossy(&o.stderr).trim()));
             }
         }
-        let o = crate::procs::output(Command::new("losetup").args(["-f", "--show"]).arg(file))
-            .map_err(|e| format!("losetup: {e}"))?;
+        let o = crate::procs::output(Command::new("losetup").args(["-f", "--show"]).arg(file)).map_err(|e| format!("losetup: {e}"))?;
         if !o.status.success() {
-            return Err(format!(
-                "losetup -f --show {}: {}",
-                file.display(),
-                String::from_utf8_lossy(&o.stderr).trim()
-            ));
+            return Err(format!("losetup -f --show {}: {}", file.display(), String::from_utf8_lossy(&o.stderr).trim()));
         }
         let dev = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
         let md = std::fs::metadata(&dev).map_err(|e| format!("stat {}: {e}", dev.display()))?;
@@ -249,11 +198,7 @@ impl LoopDevice {
             return Err(format!("{} is not a block device", dev.display()));
         }
         let rdev = md.rdev();
-        Ok(LoopDevice {
-            dev,
-            major: libc::major(rdev) as u64,
-            minor: libc::minor(rdev) as u64,
-        })
+        Ok(LoopDevice { dev, major: libc::major(rdev) as u64, minor: libc::minor(rdev) as u64 })
     }
 }
 
@@ -261,11 +206,7 @@ impl Drop for LoopDevice {
     fn drop(&mut self) {
         match crate::procs::output(Command::new("losetup").arg("-d").arg(&self.dev)) {
             Ok(o) if o.status.success() => {}
-            Ok(o) => eprintln!(
-                "losetup -d {}: {}",
-                self.dev.display(),
-                String::from_utf8_lossy(&o.stderr).trim()
-            ),
+            Ok(o) => eprintln!("losetup -d {}: {}", self.dev.display(), String::from_utf8_lossy(&o.stderr).trim()),
             Err(e) => eprintln!("losetup -d {}: {e}", self.dev.display()),
         }
     }
@@ -284,21 +225,14 @@ impl Hugepages {
         let nr = Path::new(HUGEPAGES_2M).join("nr_hugepages");
         let read = |f: &str| -> Result<u64, String> {
             let p = Path::new(HUGEPAGES_2M).join(f);
-            std::fs::read_to_string(&p)
-                .map_err(|e| format!("read {}: {e}", p.display()))?
-                .trim()
-                .parse()
-                .map_err(|e| format!("{}: {e}", p.display()))
+            std::fs::read_to_string(&p).map_err(|e| format!("read {}: {e}", p.display()))?.trim().parse().map_err(|e| format!("{}: {e}", p.display()))
         };
         let before = read("nr_hugepages")?;
-        std::fs::write(&nr, (before + n).to_string())
-            .map_err(|e| format!("write {}: {e}", nr.display()))?;
+        std::fs::write(&nr, (before + n).to_string()).map_err(|e| format!("write {}: {e}", nr.display()))?;
         let guard = Hugepages { before };
         let free = read("free_hugepages")?;
         if free < n {
-            return Err(format!(
-                "the kernel gave {free} free 2 MiB hugepages, not {n}"
-            ));
+            return Err(format!("the kernel gave {free} free 2 MiB hugepages, not {n}"));
         }
         Ok(guard)
     }
@@ -308,11 +242,7 @@ impl Drop for Hugepages {
     fn drop(&mut self) {
         let nr = Path::new(HUGEPAGES_2M).join("nr_hugepages");
         if let Err(e) = std::fs::write(&nr, self.before.to_string()) {
-            eprintln!(
-                "could not set {} back to {}: {e}",
-                nr.display(),
-                self.before
-            );
+            eprintln!("could not set {} back to {}: {e}", nr.display(), self.before);
         }
     }
 }

@@ -46,7 +46,8 @@ fn is_cgroup2(p: &Path) -> bool {
 /// exists.
 #[track_caller]
 pub fn read(pid: i32, controller: &str, v1: &str, v2: &str) -> String {
-    let dir = dir_of(pid, controller).unwrap_or_else(|| panic!("no {controller} cgroup for pid {pid}: {:?}", std::fs::read_to_string(format!("/proc/{pid}/cgroup"))));
+    let dir =
+        dir_of(pid, controller).unwrap_or_else(|| panic!("no {controller} cgroup for pid {pid}: {:?}", std::fs::read_to_string(format!("/proc/{pid}/cgroup"))));
     for f in [v1, v2] {
         if let Ok(s) = std::fs::read_to_string(dir.join(f)) {
             return s.trim().to_string();

@@ -142,7 +142,14 @@ pub fn prepare(cmd: &mut Command, netns: Option<RawFd>, pass_fds: Vec<(RawFd, Ra
 impl Cli {
     pub fn new(program: impl Into<PathBuf>, io_dir: &Path) -> Cli {
         std::fs::create_dir_all(io_dir).expect("create cli io dir");
-        Cli { program: program.into(), base_args: Vec::new(), env: Vec::new(), netns: None, io_dir: io_dir.to_path_buf(), counter: Arc::new(AtomicUsize::new(0)) }
+        Cli {
+            program: program.into(),
+            base_args: Vec::new(),
+            env: Vec::new(),
+            netns: None,
+            io_dir: io_dir.to_path_buf(),
+            counter: Arc::new(AtomicUsize::new(0)),
+        }
     }
 
     pub fn cmdline(&self, args: &[&str]) -> String {
@@ -165,7 +172,11 @@ impl Cli {
 
     pub fn spawn(&self, args: &[&str], o: &CliOpts) -> Spawned {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
-        let word: String = args.iter().find(|a| !a.starts_with('-')).map(|a| a.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect()).unwrap_or_else(|| "cmd".into());
+        let word: String = args
+            .iter()
+            .find(|a| !a.starts_with('-'))
+            .map(|a| a.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect())
+            .unwrap_or_else(|| "cmd".into());
         let stdout_path = self.io_dir.join(format!("{n:04}-{word}.out"));
         let stderr_path = self.io_dir.join(format!("{n:04}-{word}.err"));
         let mut cmd = self.command(args, o.pass_fds.clone());

@@ -187,7 +187,16 @@ pub fn bind_mounts<E: DockerCli>(e: &E) {
 /// `--network none`: a network namespace of its own with only the loopback, which is up
 /// (runc brings `lo` up in a new network namespace; programs expect 127.0.0.1 to work).
 pub fn network_none<E: DockerCli>(e: &E) {
-    let o = e.cli(&["run", "--rm", "--network", "none", e.image(), "sh", "-c", "ls /sys/class/net; readlink /proc/self/ns/net; ip link show lo; ping -c 1 -W 5 127.0.0.1 >/dev/null && echo loopback-ok"]);
+    let o = e.cli(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        e.image(),
+        "sh",
+        "-c",
+        "ls /sys/class/net; readlink /proc/self/ns/net; ip link show lo; ping -c 1 -W 5 127.0.0.1 >/dev/null && echo loopback-ok",
+    ]);
     let ifs: Vec<&str> = o.stdout.lines().take_while(|l| !l.starts_with("net:")).collect();
     assert_eq!(ifs, ["lo"], "{}", o.describe());
     assert!(!o.stdout.contains(&e.netns().link()), "shares the host netns: {}", o.describe());
@@ -210,7 +219,17 @@ pub fn cpus<E: DockerCli>(e: &E) {
 
 /// `--read-only` with `--tmpfs`: the rootfs refuses writes, the tmpfs takes them.
 pub fn read_only_tmpfs<E: DockerCli>(e: &E) {
-    let o = e.cli(&["run", "--rm", "--read-only", "--tmpfs", "/scratch", e.image(), "sh", "-c", "touch /scratch/ok && echo tmpfs-ok; grep ' /scratch ' /proc/mounts; touch /rootfs-file"]);
+    let o = e.cli(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        e.image(),
+        "sh",
+        "-c",
+        "touch /scratch/ok && echo tmpfs-ok; grep ' /scratch ' /proc/mounts; touch /rootfs-file",
+    ]);
     assert_ne!(o.code(), 0, "a write to the read-only rootfs succeeded: {}", o.describe());
     assert!(o.stdout.contains("tmpfs-ok"), "{}", o.describe());
     assert!(o.stdout.contains("tmpfs /scratch tmpfs"), "{}", o.describe());

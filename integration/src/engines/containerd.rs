@@ -58,7 +58,18 @@ impl Containerd {
         let runc_root = dir.join("runtime-root");
         let fifo_dir = dir.join("fifo");
         std::fs::create_dir_all(&fifo_dir).map_err(|e| e.to_string())?;
-        let c = Containerd { rt: rt.clone(), dir: dir.clone(), netns, wrapper, cli, namespace, image: image::REF.to_string(), runc_root, fifo_dir, daemon: Some(daemon) };
+        let c = Containerd {
+            rt: rt.clone(),
+            dir: dir.clone(),
+            netns,
+            wrapper,
+            cli,
+            namespace,
+            image: image::REF.to_string(),
+            runc_root,
+            fifo_dir,
+            daemon: Some(daemon),
+        };
         let img = image::Image::build(&dir)?;
         let oci = img.oci_archive(&dir)?;
         let o = c.cli.run(&["images", "import", &oci.to_string_lossy()]);
@@ -140,7 +151,8 @@ impl Containerd {
 
     /// `ctr tasks exec --exec-id E [FLAGS] ID CMD...`
     pub fn exec_args(&self, flags: &[&str], id: &str, cmd: &[&str]) -> Vec<String> {
-        let mut a: Vec<String> = vec!["tasks".into(), "exec".into(), "--fifo-dir".into(), self.fifo_dir.to_string_lossy().into_owned(), "--exec-id".into(), super::unique("exec")];
+        let mut a: Vec<String> =
+            vec!["tasks".into(), "exec".into(), "--fifo-dir".into(), self.fifo_dir.to_string_lossy().into_owned(), "--exec-id".into(), super::unique("exec")];
         a.extend(flags.iter().map(|s| s.to_string()));
         a.push(id.to_string());
         a.extend(cmd.iter().map(|s| s.to_string()));
@@ -176,7 +188,8 @@ impl Containerd {
     pub fn remove_all(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let t = Duration::from_secs(30);
-        let ids: Vec<String> = self.cli.try_run(&["containers", "ls", "-q"], t).map(|o| o.stdout.split_whitespace().map(String::from).collect()).unwrap_or_default();
+        let ids: Vec<String> =
+            self.cli.try_run(&["containers", "ls", "-q"], t).map(|o| o.stdout.split_whitespace().map(String::from).collect()).unwrap_or_default();
         for id in &ids {
             if self.task(id).is_some() {
                 let _ = self.cli.try_run(&["tasks", "kill", "-a", "-s", "SIGKILL", id], t);
@@ -207,7 +220,8 @@ impl Containerd {
                 if e.path().is_dir() {
                     let id = e.file_name().to_string_lossy().into_owned();
                     problems.push(format!("{} still had state for {id}: force-deleting it", self.state_root().display()));
-                    let _ = crate::procs::output(std::process::Command::new(&self.rt.bin).arg("--root").arg(self.state_root()).args(["delete", "--force", &id]));
+                    let _ =
+                        crate::procs::output(std::process::Command::new(&self.rt.bin).arg("--root").arg(self.state_root()).args(["delete", "--force", &id]));
                 }
             }
         }
@@ -264,7 +278,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
     let mut probe = Cli::new(CTR, &dir.join("cli-probe"));
     probe.base_args = vec!["--address".into(), sock.to_string_lossy().into_owned()];
     probe.netns = Some(netns.raw());
-    daemon.wait_ready(Duration::from_secs(60), || sock.exists() && probe.try_run(&["version"], Duration::from_secs(10)).map(|o| o.success()).unwrap_or(false))?;
+    daemon
+        .wait_ready(Duration::from_secs(60), || sock.exists() && probe.try_run(&["version"], Duration::from_secs(10)).map(|o| o.success()).unwrap_or(false))?;
     Ok(daemon)
 }
 

@@ -85,7 +85,9 @@ impl Docker {
         cli.env.push(("DOCKER_CONFIG".into(), dir.join("client-config").to_string_lossy().into_owned()));
         cli.netns = Some(netns.raw());
         let probe = cli.clone();
-        dockerd.wait_ready(Duration::from_secs(90), || sock.exists() && probe.try_run(&["version"], Duration::from_secs(20)).map(|o| o.success()).unwrap_or(false))?;
+        dockerd.wait_ready(Duration::from_secs(90), || {
+            sock.exists() && probe.try_run(&["version"], Duration::from_secs(20)).map(|o| o.success()).unwrap_or(false)
+        })?;
         let d = Docker {
             rt: rt.clone(),
             dir: dir.clone(),

@@ -101,10 +101,14 @@ pub fn run<E: Engine>(engine_name: &str, rt: &RuntimeUnderTest, engine: &E, scen
         }
         eprintln!("berth-e2e: {engine_name}/{}: {name} ...", rt.name);
         let mark = w.mark();
-        let logs: Vec<(&str, PathBuf, u64)> = engine.daemon_logs().into_iter().map(|(n, p)| {
-            let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-            (n, p, len)
-        }).collect();
+        let logs: Vec<(&str, PathBuf, u64)> = engine
+            .daemon_logs()
+            .into_iter()
+            .map(|(n, p)| {
+                let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+                (n, p, len)
+            })
+            .collect();
         let t0 = Instant::now();
         let r = std::panic::catch_unwind(AssertUnwindSafe(|| f(engine)));
         let took = t0.elapsed();
@@ -254,7 +258,11 @@ fn side_by_side(engine: &str, by_rt: &BTreeMap<String, Vec<Outcome>>) -> Option<
         };
         s.push_str(&format!("  {:<28} {:<6} {:<6} {note}\n", o.name, rv, short(&o.verdict)));
     }
-    s.push_str(&format!("  berth-only failures: {}\n  shared with runc: {}\n", if ours.is_empty() { "none".into() } else { ours.join(", ") }, if machine.is_empty() { "none".into() } else { machine.join(", ") }));
+    s.push_str(&format!(
+        "  berth-only failures: {}\n  shared with runc: {}\n",
+        if ours.is_empty() { "none".into() } else { ours.join(", ") },
+        if machine.is_empty() { "none".into() } else { machine.join(", ") }
+    ));
     Some(s)
 }
 

@@ -165,7 +165,8 @@ pub fn summarize_config(path: &str) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    let hooks: Vec<String> = v["hooks"].as_object().map(|h| h.iter().map(|(k, v)| format!("{k}:{}", v.as_array().map(|a| a.len()).unwrap_or(0))).collect()).unwrap_or_default();
+    let hooks: Vec<String> =
+        v["hooks"].as_object().map(|h| h.iter().map(|(k, v)| format!("{k}:{}", v.as_array().map(|a| a.len()).unwrap_or(0))).collect()).unwrap_or_default();
     format!(
         "args={} terminal={} namespaces=[{}] hooks=[{}] seccomp={} ({path})",
         v["process"]["args"],

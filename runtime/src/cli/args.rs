@@ -66,10 +66,7 @@ pub fn parse(args: &[String], flags: &[Flag], stop_at_positional: bool) -> Resul
             Some((n, v)) => (n, Some(v.to_string())),
             None => (body, None),
         };
-        let f = flags
-            .iter()
-            .find(|f| f.names.contains(&name))
-            .ok_or_else(|| Error::new(format!("flag provided but not defined: -{name}")))?;
+        let f = flags.iter().find(|f| f.names.contains(&name)).ok_or_else(|| Error::new(format!("flag provided but not defined: -{name}")))?;
         let value = if f.takes_value {
             match inline {
                 Some(v) => v,

@@ -55,8 +55,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<i32> {
         (false, Some(_)) => return Err(Error::new("cannot use console socket if berth will not detach or allocate tty")),
         (false, None) => (None, None),
     };
-    let pid = crate::spawn::spawn_exec(&c, process, preserve_fds, console.as_ref())
-        .map_err(|e| Error::new(format!("exec failed: {e}")))?;
+    let pid = crate::spawn::spawn_exec(&c, process, preserve_fds, console.as_ref()).map_err(|e| Error::new(format!("exec failed: {e}")))?;
     drop(console);
     if let Some(f) = p.get("pid-file") {
         write_pid_file(f, pid)?;

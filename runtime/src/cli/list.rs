@@ -35,9 +35,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
         "table" => {
             let rows: Vec<[String; 6]> = states
                 .iter()
-                .map(|s| {
-                    [s.id.to_string(), s.pid.to_string(), s.status.to_string(), s.bundle.to_string(), s.created.to_string(), s.owner.to_string()]
-                })
+                .map(|s| [s.id.to_string(), s.pid.to_string(), s.status.to_string(), s.bundle.to_string(), s.created.to_string(), s.owner.to_string()])
                 .collect();
             print_table(&["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], &rows);
         }

@@ -3,6 +3,7 @@
 pub mod args;
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod features;
 mod kill;
@@ -15,7 +16,6 @@ mod spec;
 mod start;
 mod state;
 mod update;
-mod events;
 
 use crate::error::{Error, Result};
 use crate::logging;
@@ -69,12 +69,7 @@ global options:
 ";
 
 pub fn version_text() -> String {
-    format!(
-        "berth version {}\ncommit: {}\nspec: {}\n",
-        env!("CARGO_PKG_VERSION"),
-        env!("BERTH_COMMIT"),
-        berth_spec::OCI_VERSION
-    )
+    format!("berth version {}\ncommit: {}\nspec: {}\n", env!("CARGO_PKG_VERSION"), env!("BERTH_COMMIT"), berth_spec::OCI_VERSION)
 }
 
 pub fn main() -> i32 {
@@ -119,10 +114,7 @@ pub fn main() -> i32 {
         out(USAGE);
         return if g.has("help") { 0 } else { 1 };
     };
-    let global = Global {
-        root: PathBuf::from(g.get("root").unwrap_or(crate::container::DEFAULT_ROOT)),
-        systemd_cgroup: g.has("systemd-cgroup"),
-    };
+    let global = Global { root: PathBuf::from(g.get("root").unwrap_or(crate::container::DEFAULT_ROOT)), systemd_cgroup: g.has("systemd-cgroup") };
     let cmd_args = &rest[i + 1..];
     match dispatch(&global, cmd, cmd_args) {
         Ok(code) => code,

@@ -28,10 +28,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
     if ps_args.is_empty() {
         ps_args = vec!["-ef".into()];
     }
-    let out = std::process::Command::new("ps")
-        .args(&ps_args)
-        .output()
-        .map_err(|e| Error::new(format!("exec ps: {}", Error::from(e))))?;
+    let out = std::process::Command::new("ps").args(&ps_args).output().map_err(|e| Error::new(format!("exec ps: {}", Error::from(e))))?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         text.push_str(&String::from_utf8_lossy(&out.stderr));
@@ -45,10 +42,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
 pub fn filter_table(text: &str, pids: &[i32]) -> Result<String> {
     let mut lines = text.lines();
     let header = lines.next().unwrap_or("");
-    let idx = header
-        .split_whitespace()
-        .position(|t| t == "PID")
-        .ok_or_else(|| Error::new("couldn't find PID field in ps output"))?;
+    let idx = header.split_whitespace().position(|t| t == "PID").ok_or_else(|| Error::new("couldn't find PID field in ps output"))?;
     let mut out = format!("{header}\n");
     for l in lines.filter(|l| !l.is_empty()) {
         let field = l.split_whitespace().nth(idx).unwrap_or("");

@@ -53,8 +53,17 @@ pub fn main(g: &Global, a: &[String]) -> Result<i32> {
 pub fn wait_forwarding_signals(pid: i32) -> i32 {
     let mut set = SigSet::empty();
     for s in [
-        Signal::SIGCHLD, Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGUSR1,
-        Signal::SIGUSR2, Signal::SIGWINCH, Signal::SIGCONT, Signal::SIGTSTP, Signal::SIGALRM,
+        Signal::SIGCHLD,
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTERM,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGCONT,
+        Signal::SIGTSTP,
+        Signal::SIGALRM,
     ] {
         set.add(s);
     }

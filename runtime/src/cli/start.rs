@@ -21,10 +21,7 @@ pub fn start(c: &Container) -> Result<()> {
         Status::Creating => return Err(Error::new("cannot start a container that is being created")),
     }
     use std::os::unix::fs::OpenOptionsExt;
-    let fifo = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(c.fifo_path());
+    let fifo = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(c.fifo_path());
     let mut fifo = match fifo {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {

@@ -87,10 +87,7 @@ fn from_flags(p: &args::Parsed) -> Result<Resources> {
             .transpose()
     };
     let mem = |name: &str| -> Result<Option<i64>> {
-        p.get(name)
-            .filter(|v| !v.is_empty())
-            .map(|v| ram_in_bytes(v).map_err(|e| Error::new(format!("invalid value for {name}: {e}"))))
-            .transpose()
+        p.get(name).filter(|v| !v.is_empty()).map(|v| ram_in_bytes(v).map_err(|e| Error::new(format!("invalid value for {name}: {e}")))).transpose()
     };
     // urfave/cli int flags
     let int_flag = |name: &str| -> Result<i64> {

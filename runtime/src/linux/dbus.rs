@@ -187,17 +187,12 @@ pub struct Message {
 
 impl Message {
     fn new(kind: MessageType) -> Message {
-        Message {
-            kind,
-            ..Default::default()
-        }
+        Message { kind, ..Default::default() }
     }
 
     /// Whether this is the signal `iface.member`.
     pub fn is_signal(&self, iface: &str, member: &str) -> bool {
-        self.kind == MessageType::Signal
-            && self.interface.as_deref() == Some(iface)
-            && self.member.as_deref() == Some(member)
+        self.kind == MessageType::Signal && self.interface.as_deref() == Some(iface) && self.member.as_deref() == Some(member)
     }
 
     fn encode(&self) -> Result<Vec<u8>> {
@@ -218,12 +213,7 @@ impl Message {
             (7, s(&self.sender)),
             (8, (!sig.is_empty()).then(|| Value::Signature(sig.clone()))),
         ];
-        let fields = fields.into_iter().filter_map(|(code, v)| {
-            Some(Value::Struct(vec![
-                Value::Byte(code),
-                Value::Variant(Box::new(v?)),
-            ]))
-        });
+        let fields = fields.into_iter().filter_map(|(code, v)| Some(Value::Struct(vec![Value::Byte(code), Value::Variant(Box::new(v?))])));
         if body.len() > MAX_MESSAGE {
             crate::bail!("D-Bus message body too long");
         }
@@ -278,9 +268,7 @@ impl Message {
             crate::bail!("D-Bus header fields are not an array");
         };
         for f in fields {
-            let Value::Struct(f) = f else {
-                crate::bail!("bad D-Bus header field")
-            };
+            let Value::Struct(f) = f else { crate::bail!("bad D-Bus header field") };
             let [Value::Byte(code), Value::Variant(v)] = f.as_slice() else {
                 crate::bail!("bad D-Bus header field");
             };
@@ -426,11 +414,7 @@ fn check_single(sig: &str) -> Result<()> {
 }
 
 fn valid_path(p: &str) -> bool {
-    p == "/"
-        || (p.starts_with('/')
-            && p[1..].split('/').all(|seg| {
-                !seg.is_empty() && seg.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
-            }))
+    p == "/" || (p.starts_with('/') && p[1..].split('/').all(|seg| !seg.is_empty() && seg.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')))
 }
 
 fn pad(buf: &mut Vec<u8>, align: usize) {
@@ -649,9 +633,7 @@ fn parse_address(address: &str) -> Vec<Target> {
         let (mut out, b) = (Vec::new(), v.as_bytes());
         let mut i = 0;
         while i < b.len() {
-            let hex = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
+            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
             match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 Some(c) if b[i] == b'%' => {
                     out.push(c);
@@ -704,9 +686,7 @@ impl Conn {
         for t in parse_address(address) {
             let r = match &t {
                 Target::Path(p) => UnixStream::connect(OsStr::from_bytes(p)),
-                Target::Abstract(n) => {
-                    SocketAddr::from_abstract_name(n).and_then(|a| UnixStream::connect_addr(&a))
-                }
+                Target::Abstract(n) => SocketAddr::from_abstract_name(n).and_then(|a| UnixStream::connect_addr(&a)),
             };
             match r {
                 Ok(s) => {
@@ -716,12 +696,9 @@ impl Conn {
                 Err(e) => last = e.into(),
             }
         }
-        let sock = sock
-            .ok_or(last)
-            .with_ctx(|| format!("connect to D-Bus at {address}"))?;
+        let sock = sock.ok_or(last).with_ctx(|| format!("connect to D-Bus at {address}"))?;
         let mut c = Conn::from_stream(sock, hello);
-        c.auth()
-            .with_ctx(|| format!("authenticate to D-Bus at {address}"))?;
+        c.auth().with_ctx(|| format!("authenticate to D-Bus at {address}"))?;
         if hello {
             let r = c.call(BUS, BUS_PATH, BUS, "Hello", &[], DEFAULT_TIMEOUT)??;
             let name = r.first().and_then(Value::as_str);
@@ -733,14 +710,7 @@ impl Conn {
 
     fn from_stream(sock: UnixStream, bus: bool) -> Conn {
         let (rbuf, queue) = (Vec::new(), VecDeque::new());
-        Conn {
-            sock,
-            rbuf,
-            serial: 0,
-            queue,
-            unique_name: None,
-            bus,
-        }
+        Conn { sock, rbuf, serial: 0, queue, unique_name: None, bus }
     }
 
     /// The unique name the bus gave us (after Hello).
@@ -774,9 +744,7 @@ impl Conn {
                 crate::bail!("{}: no reply within {timeout:?}", what());
             };
             match m.kind {
-                MessageType::MethodReturn if m.reply_serial == Some(serial) => {
-                    return Ok(Ok(m.body))
-                }
+                MessageType::MethodReturn if m.reply_serial == Some(serial) => return Ok(Ok(m.body)),
                 MessageType::Error if m.reply_serial == Some(serial) => {
                     let message = m.body.first().and_then(Value::as_str).unwrap_or("").into();
                     let name = m.error_name.unwrap_or_default();
@@ -804,11 +772,7 @@ impl Conn {
     /// The next signal (queued first, then from the socket) for which `pred` is true, or
     /// None on timeout. Signals `pred` rejects stay queued, in order, for a later wait (up to
     /// MAX_QUEUED, then the oldest are dropped).
-    pub fn wait_signal(
-        &mut self,
-        timeout: Duration,
-        mut pred: impl FnMut(&Message) -> bool,
-    ) -> Result<Option<Message>> {
+    pub fn wait_signal(&mut self, timeout: Duration, mut pred: impl FnMut(&Message) -> bool) -> Result<Option<Message>> {
         if let Some(i) = self.queue.iter().position(&mut pred) {
             return Ok(self.queue.remove(i));
         }
@@ -825,22 +789,14 @@ impl Conn {
     }
 
     /// Emits a signal (used by the tests to play systemd's part).
-    pub fn emit_signal(
-        &mut self,
-        path: &str,
-        iface: &str,
-        member: &str,
-        args: &[Value],
-    ) -> Result<()> {
+    pub fn emit_signal(&mut self, path: &str, iface: &str, member: &str, args: &[Value]) -> Result<()> {
         let mut m = Message::new(MessageType::Signal);
         m.flags = NO_REPLY_EXPECTED;
         m.path = Some(path.into());
         m.interface = Some(iface.into());
         m.member = Some(member.into());
         m.body = args.to_vec();
-        self.send(m, Instant::now() + DEFAULT_TIMEOUT)
-            .map(drop)
-            .with_ctx(|| format!("emit D-Bus signal {iface}.{member}"))
+        self.send(m, Instant::now() + DEFAULT_TIMEOUT).map(drop).with_ctx(|| format!("emit D-Bus signal {iface}.{member}"))
     }
 
     fn enqueue(&mut self, m: Message) {
@@ -883,10 +839,7 @@ impl Conn {
             // Rounded up, so that less than a millisecond left does not spin.
             let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
             let mut fds = [PollFd::new(self.sock.as_fd(), events)];
-            match poll(
-                &mut fds,
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-            ) {
+            match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
                 Ok(0) => return Ok(false),
                 Ok(_) => return Ok(true),
                 Err(Errno::EINTR) => {}
@@ -994,8 +947,7 @@ mod tests {
     fn signal_msg(member: &str, body: Vec<Value>) -> Message {
         let mut m = Message::new(MessageType::Signal);
         (m.serial, m.flags, m.body) = (3, NO_REPLY_EXPECTED, body);
-        (m.path, m.interface, m.member) =
-            (Some(OBJ.into()), Some(IFACE.into()), Some(member.into()));
+        (m.path, m.interface, m.member) = (Some(OBJ.into()), Some(IFACE.into()), Some(member.into()));
         m
     }
 
@@ -1033,9 +985,7 @@ mod tests {
     fn start_transient_unit_arguments_round_trip() {
         let back = roundtrip(&call_msg(transient_unit_args()));
         assert_eq!(back.signature, "ssa(sv)a(sa(sv))");
-        let Value::Struct(f) = &back.body[2].as_array().unwrap()[3] else {
-            panic!()
-        };
+        let Value::Struct(f) = &back.body[2].as_array().unwrap()[3] else { panic!() };
         assert_eq!(f[1].as_array().unwrap(), [Value::U32(1), Value::U32(4242)]);
         assert_eq!(var(var(Value::U32(7))).as_u64(), Some(7));
         assert_eq!(var(Value::ObjectPath("/a".into())).as_str(), Some("/a"));
@@ -1068,10 +1018,7 @@ mod tests {
             arr("{ut}", vec![]),
         ];
         roundtrip(&call_msg(body));
-        roundtrip(&signal_msg(
-            "JobRemoved",
-            vec![Value::U32(7), Value::ObjectPath("/j/7".into())],
-        ));
+        roundtrip(&signal_msg("JobRemoved", vec![Value::U32(7), Value::ObjectPath("/j/7".into())]));
         let mut err = Message::new(MessageType::Error);
         (err.serial, err.reply_serial, err.sender) = (2, Some(9), Some(":1.5".into()));
         (err.error_name, err.body) = (Some("org.x.Error.Failed".into()), vec![s("why")]);
@@ -1082,20 +1029,11 @@ mod tests {
     fn alignment_of_u64_after_a_byte_and_of_empty_arrays() {
         let le = 0x0102_0304_0506_0708u64.to_le_bytes();
         let want: Vec<u8> = [7, 0, 0, 0, 0, 0, 0, 0].into_iter().chain(le).collect();
-        assert_eq!(
-            marshal(&[Value::Byte(7), Value::U64(0x0102_0304_0506_0708)]),
-            want
-        );
+        assert_eq!(marshal(&[Value::Byte(7), Value::U64(0x0102_0304_0506_0708)]), want);
         // An empty array of structs still pads to 8 after its length, uncounted.
         let empty = arr("(ii)", vec![]);
-        assert_eq!(
-            marshal(&[empty.clone(), Value::U32(5)]),
-            [0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0]
-        );
-        assert_eq!(
-            marshal(&[Value::Byte(1), empty.clone(), Value::Byte(2)]),
-            [1, 0, 0, 0, 0, 0, 0, 0, 2]
-        );
+        assert_eq!(marshal(&[empty.clone(), Value::U32(5)]), [0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0]);
+        assert_eq!(marshal(&[Value::Byte(1), empty.clone(), Value::Byte(2)]), [1, 0, 0, 0, 0, 0, 0, 0, 2]);
         // Both, inside whole messages whose header ends off an 8 boundary before padding.
         roundtrip(&call_msg(vec![Value::Byte(1), Value::U64(u64::MAX - 1)]));
         roundtrip(&call_msg(vec![empty, Value::U32(5), Value::Byte(3)]));
@@ -1114,10 +1052,7 @@ mod tests {
         b.extend(b"hello\0\0\0");
         b.extend(0x0102_0304u32.to_be_bytes());
         let m = Message::decode(&b).unwrap();
-        assert_eq!(
-            (m.kind, m.serial, m.reply_serial),
-            (MessageType::MethodReturn, 7, Some(42))
-        );
+        assert_eq!((m.kind, m.serial, m.reply_serial), (MessageType::MethodReturn, 7, Some(42)));
         assert_eq!(m.body, [s("hello"), Value::U32(0x0102_0304)]);
     }
 
@@ -1151,15 +1086,9 @@ mod tests {
             Message::decode(&b).map(drop)
         };
         assert!(corrupt(vec![Value::Bool(true)], 4, 2).is_err(), "boolean 2");
-        assert!(
-            corrupt(vec![Value::Byte(1), Value::U32(2)], 6, 1).is_err(),
-            "padding"
-        );
+        assert!(corrupt(vec![Value::Byte(1), Value::U32(2)], 6, 1).is_err(), "padding");
         assert!(corrupt(vec![s("ab")], 1, b'c').is_err(), "no NUL");
-        assert!(
-            corrupt(vec![arr("u", vec![Value::U32(1)])], 8, 8).is_err(),
-            "array overrun"
-        );
+        assert!(corrupt(vec![arr("u", vec![Value::U32(1)])], 8, 8).is_err(), "array overrun");
         let deep = (0..100).fold(Value::U32(1), |v, _| var(v));
         assert!(Message::decode(&call_msg(vec![deep]).encode().unwrap()).is_err());
         let bad_args = [
@@ -1180,10 +1109,7 @@ mod tests {
     #[test]
     fn addresses_parse_with_escapes_and_skip_unusable_entries() {
         let a = "tcp:host=x,port=1;unix:guid=1,path=/run/a%20b;unix:runtime=yes;unix:abstract=%2fx";
-        let want = [
-            Target::Path(b"/run/a b".to_vec()),
-            Target::Abstract(b"/x".to_vec()),
-        ];
+        let want = [Target::Path(b"/run/a b".to_vec()), Target::Abstract(b"/x".to_vec())];
         assert_eq!(parse_address(a), want);
         assert!(Conn::connect("tcp:host=localhost,port=1", true).is_err());
     }
@@ -1221,11 +1147,7 @@ mod tests {
             let n = N.fetch_add(1, Ordering::Relaxed);
             let dir = std::env::temp_dir().join(format!("berth-dbus-{}-{n}", std::process::id()));
             std::fs::create_dir(&dir).unwrap();
-            let mut d = Daemon {
-                child: None,
-                dir,
-                addr: String::new(),
-            };
+            let mut d = Daemon { child: None, dir, addr: String::new() };
             let conf = d.dir.join("bus.conf");
             let config = format!(
                 r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -1287,12 +1209,7 @@ mod tests {
         let Some(d) = Daemon::start() else { return };
         let mut c = d.conn();
         let r = bus_call(&mut c, "ListNames", &[]).unwrap();
-        let names: Vec<&str> = r[0]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+        let names: Vec<&str> = r[0].as_array().unwrap().iter().filter_map(Value::as_str).collect();
         assert!(names.contains(&BUS), "{names:?}");
         assert!(names.contains(&c.unique_name().unwrap()), "{names:?}");
     }
@@ -1305,10 +1222,7 @@ mod tests {
         assert_eq!(e.name, "org.freedesktop.DBus.Error.NameHasNoOwner", "{e}");
         assert!(!e.message.is_empty());
         let me = c.unique_name().unwrap().to_string();
-        assert_eq!(
-            bus_call(&mut c, "GetNameOwner", &[s(&me)]).unwrap(),
-            [s(&me)]
-        );
+        assert_eq!(bus_call(&mut c, "GetNameOwner", &[s(&me)]).unwrap(), [s(&me)]);
     }
 
     #[test]
@@ -1316,13 +1230,8 @@ mod tests {
         let Some(d) = Daemon::start() else { return };
         let mut c = d.conn();
         let t0 = Instant::now();
-        let r = c
-            .call("org.berth.Nobody", OBJ, IFACE, "Ping", &[], T)
-            .unwrap();
-        assert_eq!(
-            r.unwrap_err().name,
-            "org.freedesktop.DBus.Error.ServiceUnknown"
-        );
+        let r = c.call("org.berth.Nobody", OBJ, IFACE, "Ping", &[], T).unwrap();
+        assert_eq!(r.unwrap_err().name, "org.freedesktop.DBus.Error.ServiceUnknown");
         assert!(t0.elapsed() < T / 2);
     }
 
@@ -1331,30 +1240,19 @@ mod tests {
         let Some(d) = Daemon::start() else { return };
         let (mut a, mut b) = (d.conn(), d.conn());
         a.add_match(RULE).unwrap();
-        b.emit_signal(OBJ, IFACE, "Skipped", &[Value::U32(1)])
-            .unwrap();
-        b.emit_signal(OBJ, "org.berth.Other", "Unmatched", &[])
-            .unwrap();
-        b.emit_signal(OBJ, IFACE, "Wanted", &[s("hi"), Value::U32(2)])
-            .unwrap();
+        b.emit_signal(OBJ, IFACE, "Skipped", &[Value::U32(1)]).unwrap();
+        b.emit_signal(OBJ, "org.berth.Other", "Unmatched", &[]).unwrap();
+        b.emit_signal(OBJ, IFACE, "Wanted", &[s("hi"), Value::U32(2)]).unwrap();
         let m = a.wait_signal(T, |m| m.is_signal(IFACE, "Wanted")).unwrap();
         let m = m.expect("no signal");
-        assert_eq!(
-            (m.sender.as_deref(), m.path.as_deref()),
-            (b.unique_name(), Some(OBJ))
-        );
+        assert_eq!((m.sender.as_deref(), m.path.as_deref()), (b.unique_name(), Some(OBJ)));
         assert_eq!(m.body, [s("hi"), Value::U32(2)]);
         // The one the predicate passed over is still there for a later wait.
-        let skipped = a
-            .wait_signal(Duration::ZERO, |m| m.is_signal(IFACE, "Skipped"))
-            .unwrap();
+        let skipped = a.wait_signal(Duration::ZERO, |m| m.is_signal(IFACE, "Skipped")).unwrap();
         assert_eq!(skipped.expect("skipped signal lost").body, [Value::U32(1)]);
         // The one outside the match rule never reached us.
         let other = |m: &Message| m.interface.as_deref() == Some("org.berth.Other");
-        assert!(a
-            .wait_signal(Duration::from_millis(200), other)
-            .unwrap()
-            .is_none());
+        assert!(a.wait_signal(Duration::from_millis(200), other).unwrap().is_none());
     }
 
     #[test]
@@ -1372,24 +1270,16 @@ mod tests {
                     break m;
                 }
             };
-            b.emit_signal(OBJ, IFACE, "Progress", &[Value::U32(50)])
-                .unwrap();
+            b.emit_signal(OBJ, IFACE, "Progress", &[Value::U32(50)]).unwrap();
             let mut r = Message::new(MessageType::MethodReturn);
             (r.destination, r.reply_serial, r.body) = (call.sender, Some(call.serial), call.body);
             b.send(r, deadline).unwrap();
         });
-        let r = a
-            .call(&b_name, OBJ, IFACE, "Echo", &[s("ping")], T)
-            .unwrap();
+        let r = a.call(&b_name, OBJ, IFACE, "Echo", &[s("ping")], T).unwrap();
         service.join().unwrap();
         assert_eq!(r.unwrap(), [s("ping")]);
-        assert!(
-            a.queue.iter().any(|m| m.is_signal(IFACE, "Progress")),
-            "signal not queued"
-        );
-        let m = a
-            .wait_signal(Duration::ZERO, |m| m.is_signal(IFACE, "Progress"))
-            .unwrap();
+        assert!(a.queue.iter().any(|m| m.is_signal(IFACE, "Progress")), "signal not queued");
+        let m = a.wait_signal(Duration::ZERO, |m| m.is_signal(IFACE, "Progress")).unwrap();
         assert_eq!(m.unwrap().body, [Value::U32(50)]);
     }
 
@@ -1400,23 +1290,15 @@ mod tests {
         c.add_match(RULE).unwrap();
         let t0 = Instant::now();
         let never = |m: &Message| m.member.as_deref() == Some("Never");
-        assert!(c
-            .wait_signal(Duration::from_millis(300), never)
-            .unwrap()
-            .is_none());
+        assert!(c.wait_signal(Duration::from_millis(300), never).unwrap().is_none());
         let took = t0.elapsed();
         assert!(took >= Duration::from_millis(300) && took < T, "{took:?}");
     }
 
     #[test]
     fn peer_to_peer_big_and_batched_messages() {
-        let name = format!(
-            "berth-dbus-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let listener =
-            UnixListener::bind_addr(&SocketAddr::from_abstract_name(&name).unwrap()).unwrap();
+        let name = format!("berth-dbus-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let listener = UnixListener::bind_addr(&SocketAddr::from_abstract_name(&name).unwrap()).unwrap();
         let server = std::thread::spawn(move || {
             let (mut sock, _) = listener.accept().unwrap();
             // The server's side of the auth, a byte at a time so as not to read past BEGIN.
@@ -1427,17 +1309,13 @@ mod tests {
                 if line.ends_with(b"\r\n") {
                     lines.push(String::from_utf8(std::mem::take(&mut line)).unwrap());
                     if lines.len() == 1 {
-                        sock.write_all(b"OK 0123456789abcdef0123456789abcdef\r\n")
-                            .unwrap();
+                        sock.write_all(b"OK 0123456789abcdef0123456789abcdef\r\n").unwrap();
                     }
                 }
             }
             let uid = nix::unistd::getuid().to_string();
             let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
-            assert_eq!(
-                lines,
-                [format!("\0AUTH EXTERNAL {hex}\r\n"), "BEGIN\r\n".into()]
-            );
+            assert_eq!(lines, [format!("\0AUTH EXTERNAL {hex}\r\n"), "BEGIN\r\n".into()]);
             let mut c = Conn::from_stream(sock, false);
             let deadline = Instant::now() + T;
             let reply = |call: &Message, body: Vec<Value>| {
@@ -1447,13 +1325,9 @@ mod tests {
             };
             // A reply much bigger than one read.
             let call = c.recv(deadline).unwrap().unwrap();
-            assert_eq!(
-                (call.destination.as_deref(), call.member.as_deref()),
-                (None, Some("Big"))
-            );
+            assert_eq!((call.destination.as_deref(), call.member.as_deref()), (None, Some("Big")));
             let bytes = (0..300_000).map(|i| Value::Byte(i as u8)).collect();
-            c.send(reply(&call, vec![arr("y", bytes)]), deadline)
-                .unwrap();
+            c.send(reply(&call, vec![arr("y", bytes)]), deadline).unwrap();
             // Two signals and a reply in one write.
             let call = c.recv(deadline).unwrap().unwrap();
             let mut batch = signal_msg("One", vec![]).encode().unwrap();
@@ -1461,26 +1335,17 @@ mod tests {
             batch.extend(reply(&call, vec![Value::Bool(true)]).encode().unwrap());
             c.write_all(&batch, deadline).unwrap();
         });
-        let mut c = Conn::connect(
-            &format!("unix:path=/nonexistent;unix:abstract={name}"),
-            false,
-        )
-        .unwrap();
+        let mut c = Conn::connect(&format!("unix:path=/nonexistent;unix:abstract={name}"), false).unwrap();
         assert_eq!(c.unique_name(), None);
         c.add_match(RULE).unwrap(); // a no-op on a direct connection
         let r = c.call("", OBJ, IFACE, "Big", &[], T).unwrap().unwrap();
         let bytes = r[0].as_array().unwrap();
-        assert_eq!(
-            (bytes.len(), &bytes[299_999]),
-            (300_000, &Value::Byte(299_999u32 as u8))
-        );
+        assert_eq!((bytes.len(), &bytes[299_999]), (300_000, &Value::Byte(299_999u32 as u8)));
         let r = c.call("", OBJ, IFACE, "Batch", &[], T).unwrap().unwrap();
         assert_eq!(r, [Value::Bool(true)]);
         server.join().unwrap();
         for member in ["One", "Two"] {
-            let m = c
-                .wait_signal(Duration::ZERO, |m| m.is_signal(IFACE, member))
-                .unwrap();
+            let m = c.wait_signal(Duration::ZERO, |m| m.is_signal(IFACE, member)).unwrap();
             assert!(m.is_some(), "{member} not queued");
         }
     }

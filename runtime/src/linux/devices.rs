@@ -9,20 +9,14 @@ use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use std::path::Path;
 
 /// (path, major, minor): what runc and the spec call the default devices.
-const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
-    ("/dev/null", 1, 3),
-    ("/dev/zero", 1, 5),
-    ("/dev/full", 1, 7),
-    ("/dev/random", 1, 8),
-    ("/dev/urandom", 1, 9),
-    ("/dev/tty", 5, 0),
-];
+const DEFAULT_DEVICES: &[(&str, u64, u64)] =
+    &[("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)];
 
 /// Whether /dev comes from a bind mount of the host's: then nothing is created in it.
 fn dev_is_bound(spec: &Spec) -> bool {
-    spec.mounts.iter().any(|m| {
-        m.destination.trim_end_matches('/') == "/dev" && (m.typ.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind"))
-    })
+    spec.mounts
+        .iter()
+        .any(|m| m.destination.trim_end_matches('/') == "/dev" && (m.typ.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind")))
 }
 
 pub fn create_devices(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<()> {
@@ -60,8 +54,7 @@ fn create_device(rootfs: &Path, d: &Device, in_userns: bool) -> Result<()> {
             std::fs::File::create(&dest)?;
         }
         let target = PinnedPath::open(rootfs, &dest)?;
-        return nix::mount::mount(Some(d.path.as_str()), target.path(), None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
-            .map_err(Error::from);
+        return nix::mount::mount(Some(d.path.as_str()), target.path(), None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).map_err(Error::from);
     }
     let kind = match d.typ.as_str() {
         "c" | "u" => SFlag::S_IFCHR,
@@ -83,12 +76,8 @@ fn create_device(rootfs: &Path, d: &Device, in_userns: bool) -> Result<()> {
 }
 
 fn symlinks(spec: &Spec, rootfs: &Path) -> Result<()> {
-    let mut links = vec![
-        ("/proc/self/fd", "/dev/fd"),
-        ("/proc/self/fd/0", "/dev/stdin"),
-        ("/proc/self/fd/1", "/dev/stdout"),
-        ("/proc/self/fd/2", "/dev/stderr"),
-    ];
+    let mut links =
+        vec![("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr")];
     if Path::new("/proc/kcore").exists() {
         links.push(("/proc/kcore", "/dev/core"));
     }

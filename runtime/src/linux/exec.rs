@@ -32,9 +32,7 @@ fn check_executable(p: &str) -> std::result::Result<(), String> {
 }
 
 fn cstrings(v: &[String]) -> Result<Vec<CString>> {
-    v.iter()
-        .map(|s| CString::new(s.as_bytes()).map_err(|_| Error::new(format!("argument or env contains a NUL byte: {s:?}"))))
-        .collect()
+    v.iter().map(|s| CString::new(s.as_bytes()).map_err(|_| Error::new(format!("argument or env contains a NUL byte: {s:?}")))).collect()
 }
 
 /// Replaces this process with the container's process. Returns only on failure.

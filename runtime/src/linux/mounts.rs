@@ -24,13 +24,7 @@ impl MountOptions {
 }
 
 pub fn parse(options: &[String]) -> MountOptions {
-    let mut o = MountOptions {
-        flags: MsFlags::empty(),
-        cleared: MsFlags::empty(),
-        propagation: Vec::new(),
-        data: Vec::new(),
-        tmpcopyup: false,
-    };
+    let mut o = MountOptions { flags: MsFlags::empty(), cleared: MsFlags::empty(), propagation: Vec::new(), data: Vec::new(), tmpcopyup: false };
     for opt in options {
         let (set, clear): (MsFlags, MsFlags) = match opt.as_str() {
             "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),

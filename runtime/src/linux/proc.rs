@@ -25,7 +25,6 @@ pub fn alive_with_start_time(pid: i32, start: u64) -> bool {
     }
 }
 
-
 /// Waits until the process exits (a zombie counts), up to `timeout`. Uses a pidfd, so it
 /// works for processes that are not our children.
 pub fn wait_for_exit(pid: i32, start: u64, timeout: std::time::Duration) -> bool {

@@ -45,11 +45,7 @@ pub fn apply(rlimits: &[Rlimit]) -> Result<()> {
         // SAFETY: setrlimit reads one rlimit struct.
         if unsafe { libc::setrlimit(res, &lim) } != 0 {
             let e = std::io::Error::last_os_error();
-            return Err(Error::new(format!(
-                "error setting rlimit type {}: {}",
-                r.typ,
-                berth_spec::bundle::io_words(&e)
-            )));
+            return Err(Error::new(format!("error setting rlimit type {}: {}", r.typ, berth_spec::bundle::io_words(&e))));
         }
     }
     Ok(())

@@ -27,17 +27,14 @@ pub fn prepare_root(spec: &Spec, rootfs: &Path) -> Result<()> {
     let prop = root_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mount(NONE, "/", NONE, prop, NONE).ctx("make / propagation")?;
     make_parent_mount_private(rootfs)?;
-    mount(Some(rootfs), rootfs, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
-        .with_ctx(|| format!("bind mount rootfs {}", rootfs.display()))?;
+    mount(Some(rootfs), rootfs, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE).with_ctx(|| format!("bind mount rootfs {}", rootfs.display()))?;
     Ok(())
 }
 
 fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
     match spec.linux.as_ref().and_then(|l| l.rootfs_propagation.as_deref()) {
         None | Some("") => Ok(None),
-        Some(p) => mounts::propagation(p)
-            .map(Some)
-            .ok_or_else(|| Error::new(format!("linux.rootfsPropagation: unknown mode {p:?}"))),
+        Some(p) => mounts::propagation(p).map(Some).ok_or_else(|| Error::new(format!("linux.rootfsPropagation: unknown mode {p:?}"))),
     }
 }
 
@@ -57,8 +54,7 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
 impl RootfsSetup<'_> {
     pub fn mount_all(&self) -> Result<()> {
         for (i, m) in self.spec.mounts.iter().enumerate() {
-            self.mount_one(m)
-                .with_ctx(|| format!("mounts[{i}] ({} on {})", m.typ.as_deref().unwrap_or("bind"), m.destination))?;
+            self.mount_one(m).with_ctx(|| format!("mounts[{i}] ({} on {})", m.typ.as_deref().unwrap_or("bind"), m.destination))?;
         }
         Ok(())
     }
@@ -126,8 +122,7 @@ impl RootfsSetup<'_> {
         }
         let target = PinnedPath::open(&self.rootfs, dest)?;
         let bind = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
-        mount(Some(source), target.path(), NONE, bind | MsFlags::MS_BIND, NONE)
-            .with_ctx(|| format!("bind {source}"))?;
+        mount(Some(source), target.path(), NONE, bind | MsFlags::MS_BIND, NONE).with_ctx(|| format!("bind {source}"))?;
         let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if extra.is_empty() && opts.propagation.is_empty() {
             return Ok(());
@@ -273,12 +268,8 @@ pub struct PinnedPath {
 
 impl PinnedPath {
     pub fn open(rootfs: &Path, p: &Path) -> Result<PinnedPath> {
-        let fd = nix::fcntl::open(
-            p,
-            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .with_ctx(|| format!("open {}", p.display()))?;
+        let fd = nix::fcntl::open(p, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+            .with_ctx(|| format!("open {}", p.display()))?;
         let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
         let real = std::fs::read_link(&path).with_ctx(|| format!("readlink {}", path.display()))?;
         if !is_within(rootfs, &real) {
@@ -410,6 +401,5 @@ pub fn readonly_paths(paths: &[String]) -> Result<()> {
 
 pub fn readonly_root() -> Result<()> {
     let locked = statvfs_flags(Path::new("/"))?;
-    mount(NONE, "/", NONE, locked | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, NONE)
-        .ctx("remount / read-only")
+    mount(NONE, "/", NONE, locked | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, NONE).ctx("remount / read-only")
 }

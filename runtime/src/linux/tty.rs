@@ -14,12 +14,9 @@ pub fn connect_console_socket(path: &str) -> Result<UnixStream> {
 
 /// Opens a new pty in the current mount namespace: (master, slave).
 pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
-    let master = nix::fcntl::open(
-        "/dev/ptmx",
-        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .ctx("open /dev/ptmx")?;
+    let master =
+        nix::fcntl::open("/dev/ptmx", nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+            .ctx("open /dev/ptmx")?;
     let unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK reads one int; TIOCGPTPEER returns a new fd we take ownership of.
     unsafe {
@@ -42,9 +39,7 @@ pub fn set_winsize(fd: RawFd, size: &ConsoleSize) {
 
 /// The pty's path (/dev/pts/N), for the message and for /dev/console.
 pub fn pty_name(slave: &OwnedFd) -> String {
-    std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd()))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "/dev/ptmx".into())
+    std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "/dev/ptmx".into())
 }
 
 /// Sends `fd` with `name` as the data, in one message.

@@ -12,13 +12,10 @@ pub mod digest;
 pub mod runtime;
 pub mod types;
 
-pub use digest::{Digest, DigestError};
-pub use runtime::{
-    lexical_join, resolve_user, runtime_spec, ExecUser, ImageError, NetworkMode, RuntimeOptions, DEFAULT_PATH,
-    DOCKER_DEFAULT_CAPS,
-};
 pub use crate::rootfs_path::read_in_rootfs;
 pub use crate::time::{parse_rfc3339, rfc3339};
+pub use digest::{Digest, DigestError};
+pub use runtime::{lexical_join, resolve_user, runtime_spec, ExecUser, ImageError, NetworkMode, RuntimeOptions, DEFAULT_PATH, DOCKER_DEFAULT_CAPS};
 pub use types::*;
 
 pub const MEDIA_TYPE_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -58,20 +55,16 @@ pub enum LayerCompression {
 pub fn layer_compression(media_type: &str) -> Option<LayerCompression> {
     match media_type {
         MEDIA_TYPE_OCI_LAYER | MEDIA_TYPE_DOCKER_LAYER => Some(LayerCompression::None),
-        MEDIA_TYPE_OCI_LAYER_GZIP | MEDIA_TYPE_DOCKER_LAYER_GZIP | MEDIA_TYPE_DOCKER_FOREIGN_LAYER => {
-            Some(LayerCompression::Gzip)
-        }
+        MEDIA_TYPE_OCI_LAYER_GZIP | MEDIA_TYPE_DOCKER_LAYER_GZIP | MEDIA_TYPE_DOCKER_FOREIGN_LAYER => Some(LayerCompression::Gzip),
         MEDIA_TYPE_OCI_LAYER_ZSTD | MEDIA_TYPE_DOCKER_LAYER_ZSTD => Some(LayerCompression::Zstd),
         // The non-distributable OCI types (deprecated) carry the same suffixes.
-        m if m.starts_with("application/vnd.oci.image.layer.nondistributable.v1.tar") => {
-            Some(if m.ends_with("+gzip") {
-                LayerCompression::Gzip
-            } else if m.ends_with("+zstd") {
-                LayerCompression::Zstd
-            } else {
-                LayerCompression::None
-            })
-        }
+        m if m.starts_with("application/vnd.oci.image.layer.nondistributable.v1.tar") => Some(if m.ends_with("+gzip") {
+            LayerCompression::Gzip
+        } else if m.ends_with("+zstd") {
+            LayerCompression::Zstd
+        } else {
+            LayerCompression::None
+        }),
         _ => None,
     }
 }
@@ -102,15 +95,8 @@ pub fn host_platform() -> Platform {
         "loongarch64" => ("loong64", None),
         other => (other, None),
     };
-    Platform {
-        architecture: arch.to_string(),
-        os: "linux".to_string(),
-        os_version: None,
-        os_features: Vec::new(),
-        variant: variant.map(str::to_string),
-    }
+    Platform { architecture: arch.to_string(), os: "linux".to_string(), os_version: None, os_features: Vec::new(), variant: variant.map(str::to_string) }
 }
-
 
 #[cfg(test)]
 mod tests {

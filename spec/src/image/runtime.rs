@@ -131,12 +131,7 @@ fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
         if f.len() < 4 {
             return None;
         }
-        Some(PasswdEntry {
-            name: f[0],
-            uid: f[2].parse().ok()?,
-            gid: f[3].parse().ok()?,
-            home: f.get(5).copied().unwrap_or(""),
-        })
+        Some(PasswdEntry { name: f[0], uid: f[2].parse().ok()?, gid: f[3].parse().ok()?, home: f.get(5).copied().unwrap_or("") })
     })
 }
 
@@ -235,7 +230,6 @@ fn env_set(env: &mut Vec<String>, kv: &str) {
         env.push(kv.to_string());
     }
 }
-
 
 /// The runtime config for running `image` on the rootfs at `rootfs` (read for
 /// /etc/passwd and /etc/group when the user is a name). See the module doc.

@@ -26,15 +26,7 @@ pub struct Descriptor {
 
 impl Descriptor {
     pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
-        Descriptor {
-            media_type: media_type.to_string(),
-            digest,
-            size,
-            urls: Vec::new(),
-            annotations: BTreeMap::new(),
-            platform: None,
-            artifact_type: None,
-        }
+        Descriptor { media_type: media_type.to_string(), digest, size, urls: Vec::new(), annotations: BTreeMap::new(), platform: None, artifact_type: None }
     }
 
     /// The same descriptor with one annotation set.

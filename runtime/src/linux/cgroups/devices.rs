@@ -45,15 +45,15 @@ impl Rule {
 pub const DEFAULT_ALLOWED: &[Rule] = &[
     Rule::allow('c', WILDCARD, WILDCARD, ACC_MKNOD),
     Rule::allow('b', WILDCARD, WILDCARD, ACC_MKNOD),
-    Rule::allow('c', 1, 3, ACC_ALL),   // /dev/null
-    Rule::allow('c', 1, 8, ACC_ALL),   // /dev/random
-    Rule::allow('c', 1, 7, ACC_ALL),   // /dev/full
-    Rule::allow('c', 5, 0, ACC_ALL),   // /dev/tty
-    Rule::allow('c', 1, 5, ACC_ALL),   // /dev/zero
-    Rule::allow('c', 1, 9, ACC_ALL),   // /dev/urandom
+    Rule::allow('c', 1, 3, ACC_ALL),          // /dev/null
+    Rule::allow('c', 1, 8, ACC_ALL),          // /dev/random
+    Rule::allow('c', 1, 7, ACC_ALL),          // /dev/full
+    Rule::allow('c', 5, 0, ACC_ALL),          // /dev/tty
+    Rule::allow('c', 1, 5, ACC_ALL),          // /dev/zero
+    Rule::allow('c', 1, 9, ACC_ALL),          // /dev/urandom
     Rule::allow('c', 136, WILDCARD, ACC_ALL), // /dev/pts/*
-    Rule::allow('c', 5, 2, ACC_ALL),   // /dev/ptmx
-    Rule::allow('c', 10, 200, ACC_ALL), // /dev/net/tun
+    Rule::allow('c', 5, 2, ACC_ALL),          // /dev/ptmx
+    Rule::allow('c', 10, 200, ACC_ALL),       // /dev/net/tun
 ];
 
 pub fn parse_access(s: &str) -> Option<u8> {
@@ -422,7 +422,10 @@ mod tests {
     use super::*;
 
     fn default_config_rules() -> Vec<Rule> {
-        let linux = Linux { resources: Some(serde_json::from_value(serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]})).unwrap()), ..Default::default() };
+        let linux = Linux {
+            resources: Some(serde_json::from_value(serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]})).unwrap()),
+            ..Default::default()
+        };
         rules_for(&linux).unwrap()
     }
 
@@ -432,11 +435,16 @@ mod tests {
         assert!(!e.default_allow);
         let w = e.v1_writes();
         assert_eq!(w[0], ("devices.deny", "a".to_string()));
-        let lines: Vec<&str> = w[1..].iter().map(|(f, l)| {
-            assert_eq!(*f, "devices.allow");
-            l.as_str()
-        }).collect();
-        for want in ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"] {
+        let lines: Vec<&str> = w[1..]
+            .iter()
+            .map(|(f, l)| {
+                assert_eq!(*f, "devices.allow");
+                l.as_str()
+            })
+            .collect();
+        for want in
+            ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"]
+        {
             assert!(lines.contains(&want), "{want} missing from {lines:?}");
         }
         assert_eq!(lines.len(), 11);
@@ -485,7 +493,10 @@ mod tests {
 
     #[test]
     fn bad_rules_name_their_field() {
-        let mut linux = Linux { resources: Some(serde_json::from_value(serde_json::json!({"devices": [{"allow": true, "type": "x", "access": "r"}]})).unwrap()), ..Default::default() };
+        let mut linux = Linux {
+            resources: Some(serde_json::from_value(serde_json::json!({"devices": [{"allow": true, "type": "x", "access": "r"}]})).unwrap()),
+            ..Default::default()
+        };
         assert!(rules_for(&linux).unwrap_err().msg().starts_with("linux.resources.devices[0].type"));
         linux.resources = Some(serde_json::from_value(serde_json::json!({"devices": [{"allow": true}]})).unwrap());
         assert!(rules_for(&linux).unwrap_err().msg().contains("access"));

@@ -24,17 +24,9 @@ impl Hierarchy {
     /// The directory for a cgroup path: absolute paths start at the hierarchy's root,
     /// relative ones below this process's own cgroup.
     pub fn dir_for(&self, rel: &str) -> Result<PathBuf> {
-        let full = if rel.starts_with('/') {
-            rel.to_string()
-        } else {
-            format!("{}/{}", self.own.trim_end_matches('/'), rel)
-        };
+        let full = if rel.starts_with('/') { rel.to_string() } else { format!("{}/{}", self.own.trim_end_matches('/'), rel) };
         // The mountpoint shows `root`; the path must be inside it.
-        let inner = if self.root == "/" {
-            full.as_str()
-        } else {
-            full.strip_prefix(self.root.as_str()).unwrap_or(full.as_str())
-        };
+        let inner = if self.root == "/" { full.as_str() } else { full.strip_prefix(self.root.as_str()).unwrap_or(full.as_str()) };
         let mut out = self.mountpoint.clone();
         for c in inner.split('/').filter(|c| !c.is_empty()) {
             if c == ".." || c == "." {
@@ -69,11 +61,7 @@ impl Layout {
                     layout.unified = Some(Hierarchy { mountpoint, root, controllers: vec![], own });
                 }
                 "cgroup" => {
-                    let controllers: Vec<String> = r[2]
-                        .split(',')
-                        .filter(|o| is_controller(o))
-                        .map(String::from)
-                        .collect();
+                    let controllers: Vec<String> = r[2].split(',').filter(|o| is_controller(o)).map(String::from).collect();
                     if controllers.is_empty() || layout.v1.iter().any(|h| h.controllers == controllers) {
                         continue;
                     }
@@ -95,9 +83,22 @@ impl Layout {
 
 /// v1 mount options that name controllers (everything but the generic mount options).
 fn is_controller(o: &str) -> bool {
-    !matches!(o, "rw" | "ro" | "nosuid" | "nodev" | "noexec" | "relatime" | "noatime" | "strictatime" | "nodiratime"
-        | "xattr" | "clone_children" | "noprefix" | "cpuset_v2_mode" | "favordynmods")
-        && !o.starts_with("release_agent=")
+    !matches!(
+        o,
+        "rw" | "ro"
+            | "nosuid"
+            | "nodev"
+            | "noexec"
+            | "relatime"
+            | "noatime"
+            | "strictatime"
+            | "nodiratime"
+            | "xattr"
+            | "clone_children"
+            | "noprefix"
+            | "cpuset_v2_mode"
+            | "favordynmods"
+    ) && !o.starts_with("release_agent=")
 }
 
 fn own_path(own_cgroups: &str, matches: impl Fn(&str) -> bool) -> String {
@@ -132,9 +133,7 @@ fn unescape(s: &str) -> String {
 }
 
 pub fn is_mountpoint_of_cgroup2(p: &Path) -> bool {
-    nix::sys::statfs::statfs(p)
-        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
-        .unwrap_or(false)
+    nix::sys::statfs::statfs(p).map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC).unwrap_or(false)
 }
 
 #[cfg(test)]

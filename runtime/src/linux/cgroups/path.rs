@@ -47,7 +47,9 @@ pub fn systemd_unit(cgroups_path: Option<&str>, id: &str) -> Result<Unit> {
         return Err(Error::new(format!("linux.cgroupsPath: invalid unit name {name:?} in {p:?}")));
     }
     if name.ends_with(".slice") {
-        return Err(Error::new(format!("linux.cgroupsPath: a container in the slice unit {name:?} is not supported by berth: name a scope (slice:prefix:name)")));
+        return Err(Error::new(format!(
+            "linux.cgroupsPath: a container in the slice unit {name:?} is not supported by berth: name a scope (slice:prefix:name)"
+        )));
     }
     let name = if prefix.is_empty() { format!("{name}.scope") } else { format!("{prefix}-{name}.scope") };
     Ok(Unit { slice: slice.to_string(), name })
@@ -85,9 +87,7 @@ pub fn systemd_to_fs(p: &str) -> Result<String> {
 
 /// "a-b-c.slice" -> "/a.slice/a-b.slice/a-b-c.slice"; "-.slice" is the root.
 fn expand_slice(slice: &str) -> Result<String> {
-    let base = slice
-        .strip_suffix(".slice")
-        .ok_or_else(|| Error::new(format!("invalid systemd slice {slice:?}")))?;
+    let base = slice.strip_suffix(".slice").ok_or_else(|| Error::new(format!("invalid systemd slice {slice:?}")))?;
     if base == "-" {
         return Ok(String::new());
     }

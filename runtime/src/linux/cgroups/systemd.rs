@@ -108,11 +108,7 @@ impl Systemd {
             ("CPUAccounting".to_string(), Value::Bool(true)),
             ("TasksAccounting".to_string(), Value::Bool(true)),
         ];
-        props.push(if n.layout.v1.is_empty() {
-            ("IOAccounting".to_string(), Value::Bool(true))
-        } else {
-            ("BlockIOAccounting".to_string(), Value::Bool(true))
-        });
+        props.push(if n.layout.v1.is_empty() { ("IOAccounting".to_string(), Value::Bool(true)) } else { ("BlockIOAccounting".to_string(), Value::Bool(true)) });
         props.extend(n.properties.iter().cloned());
         let args = [
             Value::Str(self.unit.clone()),
@@ -131,7 +127,10 @@ impl Systemd {
                     Err(e) if e.name == "org.freedesktop.systemd1.UnitExists" && attempt == 0 => {
                         let state = active_state(c, &self.unit)?;
                         if !matches!(state.as_str(), "failed" | "inactive") {
-                            return Err(Error::new(format!("systemd unit {} already exists ({state}): is another container using cgroupsPath {:?}?", self.unit, n.unit.name)));
+                            return Err(Error::new(format!(
+                                "systemd unit {} already exists ({state}): is another container using cgroupsPath {:?}?",
+                                self.unit, n.unit.name
+                            )));
                         }
                         let _ = c.call(DEST, OBJ, MANAGER, "ResetFailedUnit", &[Value::Str(self.unit.clone())], TIMEOUT)?;
                     }
@@ -191,7 +190,8 @@ impl Manager for Systemd {
         self.owned = true;
         let n = self.new.as_ref().expect("a new container");
         // Where systemd put it: /proc/PID/cgroup, as the kernel reports it.
-        let own = std::fs::read_to_string(format!("/proc/{init_pid}/cgroup")).map_err(|e| Error::new(format!("read /proc/{init_pid}/cgroup: {}", Error::from(e))))?;
+        let own =
+            std::fs::read_to_string(format!("/proc/{init_pid}/cgroup")).map_err(|e| Error::new(format!("read /proc/{init_pid}/cgroup: {}", Error::from(e))))?;
         let v2 = n.layout.v1.is_empty();
         let key = if v2 { "" } else { "name=systemd" };
         let rel = own
@@ -234,7 +234,13 @@ impl Manager for Systemd {
     /// The properties first (so systemd keeps them), then the files.
     fn update(&self, r: &Resources) -> Result<()> {
         let v2 = self.paths.is_v2();
-        let period = self.paths.unified.as_deref().filter(|_| v2).and_then(|d| v2::read_cpu_max(d).1).or_else(|| self.paths.v1_dir("cpu").and_then(|d| fs::read_u64(&d.join("cpu.cfs_period_us"))));
+        let period = self
+            .paths
+            .unified
+            .as_deref()
+            .filter(|_| v2)
+            .and_then(|d| v2::read_cpu_max(d).1)
+            .or_else(|| self.paths.v1_dir("cpu").and_then(|d| fs::read_u64(&d.join("cpu.cfs_period_us"))));
         self.set_properties(resource_properties(r, v2, period)?)?;
         self.fs()?.update(r)
     }
@@ -470,7 +476,9 @@ pub fn annotation_properties(annotations: &BTreeMap<String, String>) -> Result<V
     let mut out = Vec::new();
     for (k, v) in annotations {
         let Some(name) = k.strip_prefix(PROPERTY_ANNOTATION) else { continue };
-        let value = parse_gvariant(v.trim()).ok_or_else(|| Error::new(format!("annotations[{k:?}]: cannot read {v:?} as a systemd property value (examples: \"uint64 10\", \"true\", \"'text'\")")))?;
+        let value = parse_gvariant(v.trim()).ok_or_else(|| {
+            Error::new(format!("annotations[{k:?}]: cannot read {v:?} as a systemd property value (examples: \"uint64 10\", \"true\", \"'text'\")"))
+        })?;
         // The properties berth sets itself are not to be replaced.
         if matches!(name, "PIDs" | "Delegate" | "Slice" | "Description" | "DefaultDependencies") {
             return Err(Error::new(format!("annotations[{k:?}]: {name} is set by the runtime")));

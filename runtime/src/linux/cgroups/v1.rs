@@ -160,9 +160,7 @@ fn need<'a>(cg: &'a CgroupPaths, controller: &str, field: &str) -> Result<&'a Pa
 /// update: unset and zero values change nothing, as in runc.
 pub fn set(cg: &CgroupPaths, r: &Resources, device_rules: Option<&[Rule]>) -> Result<()> {
     if r.unified.as_ref().is_some_and(|u| !u.is_empty()) {
-        return Err(Error::new(
-            "linux.resources.unified: cannot be used with cgroup v1 (this host's controllers are on cgroup v1 hierarchies)",
-        ));
+        return Err(Error::new("linux.resources.unified: cannot be used with cgroup v1 (this host's controllers are on cgroup v1 hierarchies)"));
     }
     if let Some(c) = &r.cpu {
         set_cpuset(cg, c)?;
@@ -250,9 +248,7 @@ fn set_memory(cg: &CgroupPaths, m: &Memory) -> Result<()> {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                 let usage = read_u64(&d.join("memory.usage_in_bytes")).unwrap_or(0);
                 let max = read_u64(&d.join("memory.max_usage_in_bytes")).unwrap_or(0);
-                Err(Error::new(format!(
-                    "linux.resources.memory.limit: unable to set memory limit to {v} (current usage: {usage}, peak usage: {max})"
-                )))
+                Err(Error::new(format!("linux.resources.memory.limit: unable to set memory limit to {v} (current usage: {usage}, peak usage: {max})")))
             }
             Err(_) => write(d, LIMIT, &v.to_string(), "memory.limit"),
             Ok(()) => Ok(()),
@@ -263,9 +259,7 @@ fn set_memory(cg: &CgroupPaths, m: &Memory) -> Result<()> {
             return Ok(());
         }
         if !d.join(SWAP).exists() {
-            return Err(Error::new(format!(
-                "linux.resources.memory.swap: swap accounting is not enabled on this host (no {SWAP})"
-            )));
+            return Err(Error::new(format!("linux.resources.memory.swap: swap accounting is not enabled on this host (no {SWAP})")));
         }
         write(d, SWAP, &v.to_string(), "memory.swap")
     };
@@ -306,9 +300,7 @@ fn set_memory(cg: &CgroupPaths, m: &Memory) -> Result<()> {
         } else if s <= 100 {
             write(d, "memory.swappiness", &s.to_string(), "memory.swappiness")?;
         } else {
-            return Err(Error::new(format!(
-                "linux.resources.memory.swappiness: invalid memory swappiness value: {s} (valid range is 0-100)"
-            )));
+            return Err(Error::new(format!("linux.resources.memory.swappiness: invalid memory swappiness value: {s} (valid range is 0-100)")));
         }
     }
     Ok(())
@@ -480,8 +472,7 @@ pub struct OomEvents {
 impl OomEvents {
     pub fn register(memory_dir: &Path) -> Result<OomEvents> {
         use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-        let oc = std::fs::File::open(memory_dir.join("memory.oom_control"))
-            .map_err(|e| Error::new(format!("open memory.oom_control: {}", Error::from(e))))?;
+        let oc = std::fs::File::open(memory_dir.join("memory.oom_control")).map_err(|e| Error::new(format!("open memory.oom_control: {}", Error::from(e))))?;
         // SAFETY: eventfd(2) with integers; the new fd is owned below.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if efd < 0 {

@@ -189,9 +189,7 @@ fn num_to_str(v: i64) -> String {
 
 /// The controllers a v2 cgroup offers its members (its `cgroup.controllers`).
 pub fn controllers(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("cgroup.controllers"))
-        .map(|s| s.split_whitespace().map(String::from).collect())
-        .unwrap_or_default()
+    std::fs::read_to_string(dir.join("cgroup.controllers")).map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default()
 }
 
 /// Writes `value` to `dir/file`; a missing file whose controller is not enabled for the
@@ -233,7 +231,8 @@ pub fn enable_controllers(mountpoint: &Path, dir: &Path) -> Option<PathBuf> {
                 for c in all.split(' ') {
                     // EBUSY for a domain controller, or EOPNOTSUPP once the threaded
                     // ones made this populated cgroup a thread root.
-                    if write_path(&file, c).is_err() && busy.is_none() && std::fs::read_to_string(cur.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty()) {
+                    if write_path(&file, c).is_err() && busy.is_none() && std::fs::read_to_string(cur.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())
+                    {
                         busy = Some(cur.clone());
                     }
                 }
@@ -248,7 +247,8 @@ pub fn enable_controllers(mountpoint: &Path, dir: &Path) -> Option<PathBuf> {
 
 /// The cgroup directory of the container's init, which must be `dir` or below it.
 fn init_cgroup_below(dir: &Path, init_pid: i32) -> Result<PathBuf> {
-    let own = std::fs::read_to_string(format!("/proc/{init_pid}/cgroup")).map_err(|e| Error::new(format!("read the cgroup of the container's init {init_pid}: {}", Error::from(e))))?;
+    let own = std::fs::read_to_string(format!("/proc/{init_pid}/cgroup"))
+        .map_err(|e| Error::new(format!("read the cgroup of the container's init {init_pid}: {}", Error::from(e))))?;
     let rel = own.lines().find_map(|l| l.strip_prefix("0::")).ok_or_else(|| Error::new(format!("/proc/{init_pid}/cgroup has no cgroup v2 entry")))?;
     let layout = super::layout::Layout::detect()?;
     let unified = layout.unified.ok_or_else(|| Error::new("no cgroup2 hierarchy is mounted"))?;
@@ -296,9 +296,7 @@ pub fn set(dir: &Path, r: &Resources, device_rules: Option<&[Rule]>) -> Result<(
     }
     if let Some(n) = &r.network {
         if n.class_id.is_some() || !n.priorities.is_empty() {
-            return Err(Error::new(
-                "linux.resources.network: net_cls and net_prio do not exist on cgroup v2 (this host's controllers are on cgroup v2)",
-            ));
+            return Err(Error::new("linux.resources.network: net_cls and net_prio do not exist on cgroup v2 (this host's controllers are on cgroup v2)"));
         }
     }
     if let Some(u) = &r.unified {
@@ -361,9 +359,7 @@ fn set_cpu(dir: &Path, c: &Cpu) -> Result<()> {
     let quota = c.quota.unwrap_or(0);
     let period = c.period.unwrap_or(0);
     if c.realtime_period.unwrap_or(0) != 0 || c.realtime_runtime.unwrap_or(0) != 0 {
-        return Err(Error::new(
-            "linux.resources.cpu.realtimePeriod/realtimeRuntime: realtime scheduling limits do not exist on cgroup v2",
-        ));
+        return Err(Error::new("linux.resources.cpu.realtimePeriod/realtimeRuntime: realtime scheduling limits do not exist on cgroup v2"));
     }
     if shares != 0 {
         write(dir, "cpu.weight", &shares_to_weight(shares).to_string(), "cpu.shares")?;
@@ -600,7 +596,10 @@ mod tests {
             // SAFETY: mknod(2) with a valid path.
             assert_eq!(unsafe { libc::mknod(p.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, minor)) }, 0);
         }
-        let linux = berth_spec::Linux { resources: Some(serde_json::from_value(serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]})).unwrap()), ..Default::default() };
+        let linux = berth_spec::Linux {
+            resources: Some(serde_json::from_value(serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]})).unwrap()),
+            ..Default::default()
+        };
         let rules = devices::rules_for(&linux).unwrap();
         let dir = cg.dir.clone();
         devices::set_v2(&dir, &rules).unwrap();
@@ -666,9 +665,18 @@ mod tests {
     #[test]
     fn limits_land_in_the_v2_files() {
         let d = fake_cgroup(&[
-            ("memory.max", "max"), ("memory.swap.max", "max"), ("memory.low", "0"), ("cpu.weight", "100"),
-            ("cpu.max", "max 100000"), ("pids.max", "max"), ("io.weight", "default 100"), ("io.max", ""),
-            ("cpuset.cpus", ""), ("cpuset.mems", ""), ("hugetlb.2MB.max", "max"), ("memory.high", "max"),
+            ("memory.max", "max"),
+            ("memory.swap.max", "max"),
+            ("memory.low", "0"),
+            ("cpu.weight", "100"),
+            ("cpu.max", "max 100000"),
+            ("pids.max", "max"),
+            ("io.weight", "default 100"),
+            ("io.max", ""),
+            ("cpuset.cpus", ""),
+            ("cpuset.mems", ""),
+            ("hugetlb.2MB.max", "max"),
+            ("memory.high", "max"),
         ]);
         let r: Resources = serde_json::from_value(serde_json::json!({
             "memory": {"limit": 104857600, "swap": 209715200, "reservation": 52428800},

@@ -54,9 +54,27 @@ fn run(prog: &[libc::sock_filter], d: &Data) -> (u32, usize) {
                 pc + 1
             }
             bpf::JA => pc + 1 + i.k as usize,
-            bpf::JEQ => if a == i.k { jt } else { jf },
-            bpf::JGT => if a > i.k { jt } else { jf },
-            bpf::JGE => if a >= i.k { jt } else { jf },
+            bpf::JEQ => {
+                if a == i.k {
+                    jt
+                } else {
+                    jf
+                }
+            }
+            bpf::JGT => {
+                if a > i.k {
+                    jt
+                } else {
+                    jf
+                }
+            }
+            bpf::JGE => {
+                if a >= i.k {
+                    jt
+                } else {
+                    jf
+                }
+            }
             bpf::RET_K => return (i.k, steps),
             c => panic!("unknown opcode {c:#x} at {pc}"),
         };
@@ -88,12 +106,8 @@ fn reference(s: &Seccomp, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
     if listed && !allows(default) && default != enosys && max.is_some_and(|m| nr > m) {
         return enosys;
     }
-    let rules: Vec<(&SyscallRule, u32)> = s
-        .syscalls
-        .iter()
-        .map(|r| (r, action(&r.action, r.errno_ret, "").unwrap()))
-        .filter(|(r, a)| *a != default && named(r))
-        .collect();
+    let rules: Vec<(&SyscallRule, u32)> =
+        s.syscalls.iter().map(|r| (r, action(&r.action, r.errno_ret, "").unwrap())).filter(|(r, a)| *a != default && named(r)).collect();
     if let Some((_, a)) = rules.iter().find(|(r, _)| r.args.is_empty()) {
         return *a;
     }
@@ -142,15 +156,54 @@ impl Rng {
 }
 
 const ACTIONS: &[&str] = &[
-    "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
-    "SCMP_ACT_TRAP", "SCMP_ACT_TRACE", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY",
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_TRAP",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
 ];
 const OPS: &[&str] = &["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"];
 /// Values around the edges of both 32-bit halves.
-const VALUES: &[u64] = &[0, 1, 2, 7, 0xff, 0x7fff_ffff, 0x8000_0000, 0xffff_fffe, 0xffff_ffff, 0x1_0000_0000, 0x1_0000_0001, 0x2_0000_0000, 0xffff_ffff_0000_0000, u64::MAX - 1, u64::MAX];
+const VALUES: &[u64] = &[
+    0,
+    1,
+    2,
+    7,
+    0xff,
+    0x7fff_ffff,
+    0x8000_0000,
+    0xffff_fffe,
+    0xffff_ffff,
+    0x1_0000_0000,
+    0x1_0000_0001,
+    0x2_0000_0000,
+    0xffff_ffff_0000_0000,
+    u64::MAX - 1,
+    u64::MAX,
+];
 /// Syscall names: common ones, one per ABI only (`_llseek` x86, `arch_prctl` not x86,
 /// `rt_sigaction` with its x32 number), and unknown ones.
-const NAMES: &[&str] = &["read", "write", "openat", "mkdir", "mkdirat", "socket", "personality", "lseek", "_llseek", "arch_prctl", "rt_sigaction", "clone3", "listns", "no_such_syscall", "close"];
+const NAMES: &[&str] = &[
+    "read",
+    "write",
+    "openat",
+    "mkdir",
+    "mkdirat",
+    "socket",
+    "personality",
+    "lseek",
+    "_llseek",
+    "arch_prctl",
+    "rt_sigaction",
+    "clone3",
+    "listns",
+    "no_such_syscall",
+    "close",
+];
 
 fn random_value(rng: &mut Rng) -> u64 {
     match rng.below(3) {
@@ -321,7 +374,8 @@ fn every_operator_compares_unsigned_64_bit_values() {
         let f = compile(&s).unwrap();
         for &a in VALUES.iter().chain(&[v - 1, v, v + 1, 5, 4, 6, 0x2_0000_0005, 0x5_0000_0000]) {
             let args = [0, a, 0, 0, 0, 0];
-            let want = |args64| if (Cond { index: 1, op: Op::from_name(op).unwrap(), value: v, value_two: 5 }).matches(a, args64) { RET_ERRNO | 1 } else { RET_ALLOW };
+            let want =
+                |args64| if (Cond { index: 1, op: Op::from_name(op).unwrap(), value: v, value_two: 5 }).matches(a, args64) { RET_ERRNO | 1 } else { RET_ALLOW };
             assert_eq!(eval(&f, AUDIT_ARCH_X86_64, nr64("lseek"), args), want(true), "{op} {a:#x} on x86_64");
             assert_eq!(eval(&f, AUDIT_ARCH_I386, 140, args), want(false), "{op} {a:#x} on x86");
         }
@@ -336,9 +390,11 @@ fn every_operator_compares_unsigned_64_bit_values() {
 
 #[test]
 fn architectures_select_tables_and_the_x32_bit() {
-    let s = profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"], "syscalls": [
-        {"names": ["getpid", "_llseek", "rt_sigaction"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5},
-    ]}));
+    let s = profile(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"], "syscalls": [
+            {"names": ["getpid", "_llseek", "rt_sigaction"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5},
+        ]}),
+    );
     let f = compile(&s).unwrap();
     assert_eq!(eval(&f, AUDIT_ARCH_X86_64, 39, NOARGS), RET_ERRNO | 5, "x86_64 getpid");
     assert_eq!(eval(&f, AUDIT_ARCH_I386, 20, NOARGS), RET_ERRNO | 5, "x86 getpid");
@@ -405,8 +461,10 @@ fn long_programs_use_trampolines_and_stay_right() {
     let rules: Vec<_> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| json!({"names": [n], "action": "SCMP_ACT_ERRNO", "errnoRet": i, "args": [
-            {"index": 0, "value": i, "op": "SCMP_CMP_GE"}, {"index": 1, "value": 0xff00, "valueTwo": (i as u64) << 8, "op": "SCMP_CMP_MASKED_EQ"}]}))
+        .map(|(i, n)| {
+            json!({"names": [n], "action": "SCMP_ACT_ERRNO", "errnoRet": i, "args": [
+            {"index": 0, "value": i, "op": "SCMP_CMP_GE"}, {"index": 1, "value": 0xff00, "valueTwo": (i as u64) << 8, "op": "SCMP_CMP_MASKED_EQ"}]})
+        })
         .chain(std::iter::once(json!({"names": names, "action": "SCMP_ACT_LOG", "args": [{"index": 2, "value": 0, "op": "SCMP_CMP_NE"}]})))
         .collect();
     let s = profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"], "syscalls": rules}));
@@ -431,8 +489,10 @@ fn long_programs_use_trampolines_and_stay_right() {
 fn too_large_profiles_are_refused_by_size() {
     let rules: Vec<_> = syscalls::X86_64
         .iter()
-        .map(|(n, _)| json!({"names": [n], "action": "SCMP_ACT_ERRNO", "args": [
-            {"index": 0, "value": 1, "op": "SCMP_CMP_GE"}, {"index": 1, "value": 1, "op": "SCMP_CMP_LE"}, {"index": 2, "value": 1, "op": "SCMP_CMP_NE"}]}))
+        .map(|(n, _)| {
+            json!({"names": [n], "action": "SCMP_ACT_ERRNO", "args": [
+            {"index": 0, "value": 1, "op": "SCMP_CMP_GE"}, {"index": 1, "value": 1, "op": "SCMP_CMP_LE"}, {"index": 2, "value": 1, "op": "SCMP_CMP_NE"}]})
+        })
         .collect();
     let s = profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules}));
     let e = compile(&s).unwrap_err().to_string();
@@ -450,7 +510,8 @@ pub(crate) fn podman_default_profile(caps: &[&str]) -> Option<Seccomp> {
         .filter(|m| m["architecture"] == "SCMP_ARCH_X86_64")
         .flat_map(|m| std::iter::once(m["architecture"].clone()).chain(m["subArchitectures"].as_array().cloned().unwrap_or_default()))
         .collect();
-    let strs = |v: &serde_json::Value| -> Vec<String> { v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default() };
+    let strs =
+        |v: &serde_json::Value| -> Vec<String> { v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default() };
     let mut rules = Vec::new();
     for r in d["syscalls"].as_array()? {
         let (inc_caps, inc_arches) = (strs(&r["includes"]["caps"]), strs(&r["includes"]["arches"]));
@@ -518,20 +579,36 @@ fn bad_names_are_refused_by_field() {
         assert!(e.contains(words), "{e:?} does not say {words:?}");
     };
     bad(json!({"defaultAction": "SCMP_ACT_NOPE"}), r#"linux.seccomp.defaultAction: unknown action "SCMP_ACT_NOPE""#);
-    bad(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_Z80"]}), r#"linux.seccomp.architectures[1]: unknown architecture "SCMP_ARCH_Z80""#);
-    bad(json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_NOPE"]}), r#"linux.seccomp.flags[0]: unknown flag "SECCOMP_FILTER_FLAG_NOPE""#);
+    bad(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_Z80"]}),
+        r#"linux.seccomp.architectures[1]: unknown architecture "SCMP_ARCH_Z80""#,
+    );
+    bad(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_NOPE"]}),
+        r#"linux.seccomp.flags[0]: unknown flag "SECCOMP_FILTER_FLAG_NOPE""#,
+    );
     bad(
         json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_LOG"}, {"names": ["read"], "action": "SCMP_ACT_ERRNO"}, {"names": ["read"], "action": "SCMP_ACT_LOG"}, {"names": ["read"], "action": "X"}]}),
         r#"linux.seccomp.syscalls[3].action: unknown action "X""#,
     );
-    bad(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 1, "op": "SCMP_CMP_SIMILAR"}]}]}),
-        r#"linux.seccomp.syscalls[0].args[1].op: unknown operator "SCMP_CMP_SIMILAR""#);
-    bad(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}),
-        "linux.seccomp.syscalls[0].args[0].index: 6 is out of range");
+    bad(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 1, "op": "SCMP_CMP_SIMILAR"}]}]}),
+        r#"linux.seccomp.syscalls[0].args[1].op: unknown operator "SCMP_CMP_SIMILAR""#,
+    );
+    bad(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}),
+        "linux.seccomp.syscalls[0].args[0].index: 6 is out of range",
+    );
     bad(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 70000}), "linux.seccomp.defaultAction: errnoRet 70000 is out of range");
-    bad(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [""], "action": "SCMP_ACT_ERRNO"}]}), "linux.seccomp.syscalls[0].names: an empty string");
+    bad(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [""], "action": "SCMP_ACT_ERRNO"}]}),
+        "linux.seccomp.syscalls[0].names: an empty string",
+    );
     bad(json!({"defaultAction": "SCMP_ACT_NOTIFY"}), "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action");
-    bad(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]}), "SCMP_ACT_NOTIFY cannot be used for the write syscall");
+    bad(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]}),
+        "SCMP_ACT_NOTIFY cannot be used for the write syscall",
+    );
     bad(
         json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_LOG"}, {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
         "linux.seccomp.syscalls[1].action: SCMP_ACT_NOTIFY is not supported by berth yet",
@@ -584,18 +661,27 @@ fn errno() -> i32 {
 #[test]
 fn loaded_errno_rule_denies_mkdir() {
     let f = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
-        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}))).unwrap();
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]})))
+    .unwrap();
     // A path where mkdir would fail otherwise with ENOENT, so nothing is made on the host.
     let r = in_child(&f, |_| {
         // SAFETY: a NUL-terminated path.
         let rc = unsafe { libc::mkdir(c"/nonexistent-berth-test/x".as_ptr(), 0o700) };
-        if rc == -1 { errno() } else { 0 }
+        if rc == -1 {
+            errno()
+        } else {
+            0
+        }
     });
     assert!(matches!(r, Exit::Code(libc::EPERM)), "mkdir was not denied with EPERM");
     let r = in_child(&f, |_| {
         // SAFETY: a NUL-terminated path.
         let rc = unsafe { libc::rmdir(c"/nonexistent-berth-test/x".as_ptr()) };
-        if rc == -1 { errno() } else { 0 }
+        if rc == -1 {
+            errno()
+        } else {
+            0
+        }
     });
     assert!(matches!(r, Exit::Code(libc::ENOENT)), "rmdir should reach the kernel");
 }
@@ -622,7 +708,11 @@ fn loaded_argument_checks_match_the_interpreter() {
             }
             bits
         });
-        let want = offsets.iter().enumerate().filter(|(_, o)| eval(&f, AUDIT_ARCH_X86_64, nr64("lseek"), [0, **o, 0, 0, 0, 0]) != RET_ALLOW).fold(0, |b, (i, _)| b | 1 << i);
+        let want = offsets
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| eval(&f, AUDIT_ARCH_X86_64, nr64("lseek"), [0, **o, 0, 0, 0, 0]) != RET_ALLOW)
+            .fold(0, |b, (i, _)| b | 1 << i);
         match r {
             Exit::Code(got) => assert_eq!(got, want, "{op}: kernel and interpreter disagree"),
             Exit::Signal(s) => panic!("{op}: child killed by {s}"),
@@ -633,25 +723,39 @@ fn loaded_argument_checks_match_the_interpreter() {
 #[test]
 fn loaded_socket_rule_by_family() {
     let f = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13, "args": [{"index": 0, "value": libc::AF_UNIX, "op": "SCMP_CMP_EQ"}]}]}))).unwrap();
+        {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13, "args": [{"index": 0, "value": libc::AF_UNIX, "op": "SCMP_CMP_EQ"}]}]})))
+    .unwrap();
     let r = in_child(&f, |_| {
         // SAFETY: socket with integer arguments; the fds are left to _exit.
         let unix = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
         let unix_err = errno();
         let inet = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
-        if unix == -1 && unix_err == libc::EACCES && inet >= 0 { 0 } else { 1 }
+        if unix == -1 && unix_err == libc::EACCES && inet >= 0 {
+            0
+        } else {
+            1
+        }
     });
     assert!(matches!(r, Exit::Code(0)), "AF_UNIX should be denied and AF_INET allowed");
 }
 
 #[test]
 fn loaded_kill_trap_log_and_trace_actions() {
-    let with = |act: &str| compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"],
-        "syscalls": [{"names": ["getppid"], "action": act}]}))).unwrap();
+    let with = |act: &str| {
+        compile(&profile(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"],
+        "syscalls": [{"names": ["getppid"], "action": act}]}),
+        ))
+        .unwrap()
+    };
     let call = |_: Option<OwnedFd>| {
         // SAFETY: getppid has no arguments.
         let r = unsafe { libc::syscall(libc::SYS_getppid) };
-        if r == -1 { errno() } else { 0 }
+        if r == -1 {
+            errno()
+        } else {
+            0
+        }
     };
     for act in ["SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP"] {
         let r = in_child(&with(act), call);
@@ -682,7 +786,11 @@ fn loaded_filter_handles_the_i386_entry() {
     let probe = in_child(&allow_all, |_| {
         // SAFETY: getpid.
         let pid = unsafe { libc::getpid() } as i64;
-        if getpid_i386() == pid { 0 } else { 1 }
+        if getpid_i386() == pid {
+            0
+        } else {
+            1
+        }
     });
     if !matches!(probe, Exit::Code(0)) {
         eprintln!("skipped: no i386 syscall entry on this kernel");
@@ -697,7 +805,8 @@ fn loaded_filter_handles_the_i386_entry() {
     assert!(matches!(r, Exit::Signal(libc::SIGSYS)), "an unlisted architecture should be killed");
     // Listed: its own numbers apply.
     let both = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
-        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 42}]}))).unwrap();
+        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 42}]})))
+    .unwrap();
     assert!(matches!(in_child(&both, |_| -getpid_i386() as i32), Exit::Code(42)));
 }
 
@@ -705,7 +814,8 @@ fn loaded_filter_handles_the_i386_entry() {
 fn loaded_notify_hands_the_listener_to_an_agent() {
     use std::os::fd::{AsFd, AsRawFd};
     let f = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
-        "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}]}))).unwrap();
+        "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}]})))
+    .unwrap();
     assert!(f.has_listener());
     let (agent, init) = UnixStream::pair().unwrap();
     let state = notify::process_state(1234, Some("meta"), json!({"ociVersion": "1.0.2", "id": "c1", "status": "creating", "pid": 1234, "bundle": "/b"}));
@@ -739,7 +849,11 @@ fn loaded_notify_hands_the_listener_to_an_agent() {
         drop(l);
         // SAFETY: getppid has no arguments; the agent answers 4242.
         let v = unsafe { libc::syscall(libc::SYS_getppid) };
-        if v == 4242 { 0 } else { 4 }
+        if v == 4242 {
+            0
+        } else {
+            4
+        }
     });
     let (got, nr) = agent_thread.join().unwrap();
     assert!(matches!(r, Exit::Code(0)), "the agent's answer did not come back");
