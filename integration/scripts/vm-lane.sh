@@ -9,8 +9,9 @@
 #
 # In the VM, BERTH_VM_LANE is set: a lane test that finds the wrong layout fails
 # instead of skipping; BERTH_E2E_LANE=v2-systemd makes the engine suites run their lane
-# scenarios, on systemd's cgroup driver (they fail if it is not in use). The runtime-level suites run twice, with berth and with runc (the
-# proof that a test is right); the engine suites run both runtimes themselves.
+# scenarios on systemd's cgroup driver (they fail if it is not in use). The runtime-level
+# suites run twice, with berth and with runc (the proof that a test is right); the engine
+# suites run both runtimes themselves.
 # Prints a summary; exits non-zero if any suite failed.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
