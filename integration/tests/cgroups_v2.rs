@@ -7,12 +7,8 @@
 //! These need a pure cgroup v2 host with every controller: they run in the VM lane, and
 //! skip (saying so) on a hybrid or v1 host unless `BERTH_VM_LANE` is set, when they fail.
 //!
-//!     flock /tmp/berth-heavy.lock cargo build --release --workspace --bins
-//!     flock /tmp/berth-heavy.lock cargo test --release -p berth-integration --test cgroups_v2 --no-run
-//!     flock /tmp/berth-heavy.lock bash integration/scripts/vm.sh --init direct -- \
-//!         env BERTH_VM_LANE=1 target/release/deps/cgroups_v2-HASH --test-threads=2
-//!
-//! and the same with `BERTH_RUNTIME=/usr/sbin/runc`, which validates the tests.
+//! `bash integration/scripts/vm-lane.sh cgroups_v2` runs them there with berth, then with
+//! runc (`BERTH_RUNTIME=/usr/sbin/runc`), which validates the tests.
 
 use berth_integration::cgroup_support::v2::{self, Hugepages, LoopDevice, OwnCgroup};
 use berth_integration::*;

@@ -3,10 +3,8 @@
 //! the tests make beside their containers (cgroups of their own with processes in them, a
 //! loop device, reserved hugepages), each undone when dropped.
 //!
-//! The suite runs in the VM lane, where `BERTH_VM_LANE` is set:
-//!
-//!     flock /tmp/berth-heavy.lock bash integration/scripts/vm.sh --init direct -- \
-//!         env BERTH_VM_LANE=1 target/release/deps/cgroups_v2-HASH --test-threads=2
+//! The suite runs in the VM lane (`bash integration/scripts/vm-lane.sh cgroups_v2`), where
+//! `BERTH_VM_LANE` is set.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
