@@ -170,6 +170,46 @@ fn permitted_and_effective_capabilities_are_applied_for_root() {
 }
 
 #[test]
+fn an_absent_bounding_set_keeps_no_capability_and_unknown_names_are_skipped_with_a_warning() {
+    let t = Test::new("caps_absent");
+    let mut b = t.bundle();
+    // As runc reads the spec: a set the config leaves out is empty; a name this kernel
+    // (or the runtime) does not know, such as one from a newer engine, is only warned about.
+    b.set("/process/capabilities", json!({"effective": ["CAP_KILL", "CAP_NOT_YET_INVENTED"], "permitted": ["CAP_KILL"]}));
+    b.args(&["cat", "/proc/self/status"]);
+    let o = t.rt.run(&t.id(""), &b);
+    o.ok().stderr_has("CAP_NOT_YET_INVENTED");
+    let st = status_fields(&o.stdout);
+    // Root's exec keeps at most the bounding set in permitted and effective.
+    for set in ["CapBnd", "CapPrm", "CapEff", "CapInh", "CapAmb"] {
+        assert_eq!(st[set], mask(&[]), "{set}");
+    }
+}
+
+#[test]
+fn go_nulls_in_a_config_read_as_absent() {
+    let t = Test::new("go_nulls");
+    let mut b = t.bundle();
+    // What an engine written in Go sends for empty slices and maps.
+    for p in ["/mounts/0/options", "/process/rlimits", "/annotations", "/linux/maskedPaths", "/linux/sysctl", "/linux/uidMappings"] {
+        b.set(p, Value::Null);
+    }
+    b.set("/process/user/additionalGids", Value::Null);
+    b.set("/hooks", json!({"prestart": null, "poststop": [{"path": "/bin/true", "args": null, "env": null}]}));
+    b.set("/linux/resources/hugepageLimits", Value::Null);
+    b.set(
+        "/linux/seccomp",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": null, "flags": null,
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": null}]}),
+    );
+    b.writable();
+    b.sh("mkdir /made 2>&1; echo mkdir=$?; cat /proc/self/status");
+    let out = run_ok(&t, &b);
+    assert!(out.contains("mkdir=1"), "the seccomp rule with null args did not apply: {out}");
+    assert_eq!(status_fields(&out)["CapBnd"], mask(&["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]));
+}
+
+#[test]
 fn rlimits_are_set() {
     let t = Test::new("rlimits");
     let mut b = t.bundle();

@@ -110,12 +110,8 @@ fn podman_default_profile(caps: &[&str]) -> Option<Value> {
         if !included || excluded {
             continue;
         }
-        let mut o = json!({"names": r["names"], "action": r["action"]});
-        for k in ["errnoRet", "args"] {
-            if !r[k].is_null() {
-                o[k] = r[k].clone();
-            }
-        }
+        // As podman hands them on: the file's `"args": null` (Go's empty slice) included.
+        let o = json!({"names": r["names"], "action": r["action"], "errnoRet": r["errnoRet"], "args": r["args"]});
         rules.push(o);
     }
     let mut p = json!({"defaultAction": d["defaultAction"], "architectures": arches, "syscalls": rules});

@@ -159,7 +159,7 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     if let Some(p) = process.apparmor_profile.as_deref().filter(|p| !p.is_empty()) {
         apparmor::change_on_exec(p)?;
     }
-    let caps = process.capabilities.as_ref().map(capabilities::Sets::from_spec).transpose()?;
+    let caps = process.capabilities.as_ref().map(capabilities::Sets::from_spec);
     // Compiled now, loaded as late as possible: without no_new_privs, loading needs
     // CAP_SYS_ADMIN, so then it happens before the capabilities are dropped (as runc does).
     let filter = spec.linux.as_ref().and_then(|l| l.seccomp.as_ref()).map(seccomp::compile).transpose()?;

@@ -184,7 +184,9 @@ fn check_before_start(spec: &Spec) -> Result<()> {
         crate::linux::seccomp::validate(s)?;
     }
     if let Some(c) = &process.capabilities {
-        crate::linux::capabilities::Sets::from_spec(c)?;
+        for n in crate::linux::capabilities::unknown(c) {
+            crate::logging::warn(&format!("ignoring unknown or unavailable capability {n}"));
+        }
     }
     if spec.namespace("mount").is_none() {
         return Err(Error::new("linux.namespaces: berth needs a mount namespace for the container"));

@@ -68,6 +68,23 @@ pub fn io_words(e: &std::io::Error) -> String {
     }
 }
 
+/// ociVersion is SemVer: MAJOR.MINOR.PATCH with an optional pre-release or build suffix
+/// ("1.0.2-dev", "1.2.0+dirty"). Every 1.x is read (1.0 through 1.3 today; minor versions
+/// only add fields, which berth ignores when it does not know them, as runc does); another
+/// major version, or something that is not a version, is refused.
+fn check_version(v: &str) -> Result<(), String> {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let nums: Vec<&str> = core.split('.').collect();
+    let numeric = |n: &&str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    if nums.len() != 3 || !nums.iter().all(numeric) || v.ends_with(['-', '+']) {
+        return Err(format!("ociVersion {v:?} is not a version (MAJOR.MINOR.PATCH, such as \"{}\")", crate::OCI_VERSION));
+    }
+    if nums[0] != "1" {
+        return Err(format!("ociVersion {v:?} is not supported: berth reads runtime-spec 1.x configs"));
+    }
+    Ok(())
+}
+
 const NAMESPACES: &[&str] = &["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"];
 
 /// Checks the fields whose absence or form the runtime cannot work around.
@@ -75,6 +92,7 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
     if spec.oci_version.is_empty() {
         return Err("ociVersion must be set".into());
     }
+    check_version(&spec.oci_version)?;
     let root = spec.root.as_ref().ok_or("root must be set")?;
     if root.path.is_empty() {
         return Err("root.path must be set".into());
@@ -165,6 +183,44 @@ mod tests {
     fn hostname_without_uts_namespace_is_refused() {
         let e = spec(r#"{"ociVersion":"1.0.2","root":{"path":"r"},"hostname":"x","process":{"args":["sh"],"cwd":"/"},"linux":{}}"#).unwrap_err();
         assert!(e.contains("uts"), "{e}");
+    }
+
+    fn with_version(v: &str) -> Result<(), String> {
+        spec(&format!(r#"{{"ociVersion":{v:?},"root":{{"path":"r"}},"process":{{"args":["sh"],"cwd":"/"}}}}"#))
+    }
+
+    #[test]
+    fn every_1_x_oci_version_is_read_and_others_are_refused() {
+        for v in ["1.0.0", "1.0.2", "1.0.2-dev", "1.1.0", "1.2.0", "1.2.1", "1.3.0", "1.3.0-rc.1", "1.2.0+dirty"] {
+            with_version(v).unwrap_or_else(|e| panic!("{v}: {e}"));
+        }
+        for v in ["1.0", "one", "1.0.x", "v1.0.2", "1..0", "1.0.2-", ""] {
+            let e = with_version(v).unwrap_err();
+            assert!(e.contains("ociVersion"), "{v}: {e}");
+        }
+        assert!(with_version("2.0.0").unwrap_err().contains("not supported"));
+        assert!(with_version("1.0").unwrap_err().contains("not a version"));
+    }
+
+    #[test]
+    fn go_nulls_read_as_absent_arrays_and_objects() {
+        let json = r#"{"ociVersion":"1.2.0","root":{"path":"r"},"mounts":null,"annotations":null,
+            "process":{"args":["sh"],"cwd":"/","env":null,"rlimits":null,"user":{"uid":0,"gid":0,"additionalGids":null},
+              "capabilities":{"bounding":null,"effective":["CAP_KILL"]}},
+            "hooks":{"prestart":null,"poststop":[{"path":"/bin/true","args":null,"env":null}]},
+            "linux":{"namespaces":null,"uidMappings":null,"devices":null,"sysctl":null,"maskedPaths":null,"readonlyPaths":null,
+              "resources":{"devices":null,"hugepageLimits":null,"blockIO":{"weightDevice":null,"throttleReadBpsDevice":null},
+                "network":{"priorities":null}},
+              "seccomp":{"defaultAction":"SCMP_ACT_ALLOW","architectures":null,"flags":null,
+                "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","args":null},{"names":null,"action":"SCMP_ACT_ALLOW"}]}}}"#;
+        let s = parse_config(json.as_bytes()).unwrap();
+        validate(&s).unwrap();
+        let linux = s.linux.as_ref().unwrap();
+        assert!(s.mounts.is_empty() && s.annotations.is_empty() && linux.namespaces.is_empty() && linux.masked_paths.is_empty());
+        let seccomp = linux.seccomp.as_ref().unwrap();
+        assert!(seccomp.syscalls[0].args.is_empty() && seccomp.syscalls[1].names.is_empty());
+        assert_eq!(s.hooks.as_ref().unwrap().poststop[0].args, Vec::<String>::new());
+        assert!(s.process.as_ref().unwrap().capabilities.as_ref().unwrap().bounding.is_none());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Capability names, and applying the five sets of `process.capabilities`.
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
 
 pub const NAMES: &[&str] = &[
     "CAP_CHOWN",
@@ -53,23 +53,34 @@ pub fn last_cap() -> u32 {
     *LAST.get_or_init(|| std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(NAMES.len() as u32 - 1))
 }
 
-/// A set as a bit mask. Names the kernel does not know are skipped (with a warning), as
-/// runc does; names that are no capability at all are an error.
-pub fn mask(field: &str, names: &[String], last: u32) -> Result<u64> {
-    let mut m = 0u64;
-    for n in names {
-        let up = n.to_ascii_uppercase();
-        let full = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
-        let Some(i) = NAMES.iter().position(|x| *x == full) else {
-            return Err(Error::new(format!("process.capabilities.{field}: unknown capability {n:?}")));
-        };
-        if i as u32 > last {
-            crate::logging::warn(&format!("ignoring capability {n}: not supported by this kernel"));
-            continue;
+/// A set as a bit mask. Names this kernel or berth does not know are skipped, as runc
+/// does: an engine may name capabilities newer than the host's kernel ([`unknown`] lists
+/// them for the warning create gives).
+pub fn mask(names: &[String], last: u32) -> u64 {
+    names.iter().filter_map(|n| index(n)).filter(|&i| i <= last).fold(0, |m, i| m | 1 << i)
+}
+
+/// The bit of a capability name ("CAP_KILL", "kill").
+fn index(name: &str) -> Option<u32> {
+    let up = name.to_ascii_uppercase();
+    let full = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+    NAMES.iter().position(|x| *x == full).map(|i| i as u32)
+}
+
+/// Every name of the config's sets that [`mask`] skips, as "FIELD: NAME" (unknown to berth,
+/// or to this kernel).
+pub fn unknown(c: &berth_spec::Capabilities) -> Vec<String> {
+    let last = last_cap();
+    let sets = [("bounding", &c.bounding), ("effective", &c.effective), ("permitted", &c.permitted), ("inheritable", &c.inheritable), ("ambient", &c.ambient)];
+    let mut out = Vec::new();
+    for (field, names) in sets {
+        for n in names.iter().flatten() {
+            if index(n).is_none_or(|i| i > last) {
+                out.push(format!("process.capabilities.{field}: {n}"));
+            }
         }
-        m |= 1 << i;
     }
-    Ok(m)
+    out
 }
 
 #[derive(Default, Clone, Copy, Debug)]
@@ -82,19 +93,18 @@ pub struct Sets {
 }
 
 impl Sets {
-    pub fn from_spec(c: &berth_spec::Capabilities) -> Result<Sets> {
+    pub fn from_spec(c: &berth_spec::Capabilities) -> Sets {
         let last = last_cap();
-        let m = |f: &str, v: &Option<Vec<String>>| mask(f, v.as_deref().unwrap_or(&[]), last);
-        Ok(Sets {
-            bounding: match &c.bounding {
-                Some(b) => Some(mask("bounding", b, last)?),
-                None => None,
-            },
-            effective: m("effective", &c.effective)?,
-            permitted: m("permitted", &c.permitted)?,
-            inheritable: m("inheritable", &c.inheritable)?,
-            ambient: m("ambient", &c.ambient)?,
-        })
+        let m = |v: &Option<Vec<String>>| mask(v.as_deref().unwrap_or(&[]), last);
+        Sets {
+            // An absent set is an empty one, the bounding set included (as runc reads
+            // the spec): a config that lists no bounding capabilities keeps none.
+            bounding: Some(m(&c.bounding)),
+            effective: m(&c.effective),
+            permitted: m(&c.permitted),
+            inheritable: m(&c.inheritable),
+            ambient: m(&c.ambient),
+        }
     }
 }
 
@@ -161,9 +171,20 @@ pub fn apply(s: &Sets) -> Result<()> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn names_map_to_bits_and_unknown_names_fail() {
-        assert_eq!(super::mask("x", &["CAP_CHOWN".into(), "kill".into()], 40).unwrap(), 1 | (1 << 5));
-        assert!(super::mask("x", &["CAP_NOPE".into()], 40).is_err());
+    fn names_map_to_bits_and_unknown_or_newer_names_are_skipped() {
+        assert_eq!(super::mask(&["CAP_CHOWN".into(), "kill".into()], 40), 1 | (1 << 5));
+        assert_eq!(super::mask(&["CAP_NOPE".into(), "CAP_KILL".into()], 40), 1 << 5);
+        assert_eq!(super::mask(&["CAP_CHECKPOINT_RESTORE".into(), "CAP_BPF".into(), "CAP_PERFMON".into()], 38), 1 << 38);
+        let c = berth_spec::Capabilities { bounding: Some(vec!["CAP_KILL".into(), "CAP_NOPE".into()]), ..Default::default() };
+        assert_eq!(super::unknown(&c), vec!["process.capabilities.bounding: CAP_NOPE"]);
         assert_eq!(super::NAMES[40], "CAP_CHECKPOINT_RESTORE");
+    }
+
+    #[test]
+    fn an_absent_set_is_empty_and_an_absent_bounding_set_keeps_nothing() {
+        let c = berth_spec::Capabilities { effective: Some(vec!["CAP_KILL".into()]), ..Default::default() };
+        let s = super::Sets::from_spec(&c);
+        assert_eq!(s.bounding, Some(0));
+        assert_eq!((s.effective, s.permitted, s.inheritable, s.ambient), (1 << 5, 0, 0, 0));
     }
 }
