@@ -121,8 +121,10 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
             if !matches!(d.typ.as_str(), "c" | "b" | "u" | "p") {
                 return Err(format!("linux.devices[{i}].type {:?} must be one of c, b, u, p", d.typ));
             }
-            if !d.path.starts_with("/dev/") {
-                return Err(format!("linux.devices[{i}].path {:?} must be under /dev", d.path));
+            // Read as the container will see it: `..` is resolved, not compared as text.
+            let clean = crate::rootfs_path::clean_abs(&d.path);
+            if !d.path.starts_with('/') || !clean.starts_with("/dev/") {
+                return Err(format!("linux.devices[{i}].path {:?} must be an absolute path under /dev (it is {clean:?})", d.path));
             }
         }
         if let Some(h) = &spec.hostname {
@@ -165,6 +167,22 @@ mod tests {
     fn hostname_without_uts_namespace_is_refused() {
         let e = spec(r#"{"ociVersion":"1.0.2","root":{"path":"r"},"hostname":"x","process":{"args":["sh"],"cwd":"/"},"linux":{}}"#).unwrap_err();
         assert!(e.contains("uts"), "{e}");
+    }
+
+    #[test]
+    fn device_paths_that_leave_dev_are_refused_naming_the_field() {
+        let with_device = |path: &str| {
+            spec(&format!(
+                r#"{{"ociVersion":"1.0.2","root":{{"path":"r"}},"process":{{"args":["sh"],"cwd":"/"}},"linux":{{"devices":[{{"type":"c","path":"/dev/null","major":1,"minor":3}},{{"type":"b","path":{path:?},"major":7,"minor":0}}]}}}}"#
+            ))
+        };
+        for bad in ["/dev/../etc/x", "/dev/..", "/dev", "/dev/", "/dev/./../root/x", "/etc/x", "dev/x", "/dev/a/../../x"] {
+            let e = with_device(bad).unwrap_err();
+            assert!(e.contains("linux.devices[1].path") && e.contains("under /dev"), "{bad}: {e}");
+        }
+        for good in ["/dev/loop0", "/dev/net/tun", "/dev/a/../b", "//dev//x"] {
+            with_device(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
     }
 
     #[test]
