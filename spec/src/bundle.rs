@@ -48,9 +48,22 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, BundleError> {
     Ok(Bundle { dir, rootfs, spec, raw })
 }
 
-/// Parses config JSON; serde's message names the field and the line.
+/// Parses config JSON. A value of the wrong type names its field, as a path from the
+/// top (`process.user.uid`, `mounts[2].options`), besides serde's line and column; a
+/// syntax error has only the position.
 pub fn parse_config(raw: &[u8]) -> Result<Spec, String> {
-    serde_json::from_slice::<Spec>(raw).map_err(|e| format!("invalid config: {e}"))
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || inner.is_syntax() || inner.is_eof() {
+            format!("invalid config: {inner}")
+        } else {
+            format!("invalid config: {path}: {inner}")
+        }
+    })?;
+    de.end().map_err(|e| format!("invalid config: {e}"))?;
+    Ok(spec)
 }
 
 /// The error text of an io::Error without Rust's "(os error N)" suffix: engines match
@@ -148,6 +161,22 @@ mod tests {
     fn malformed_json_names_the_line() {
         let e = parse_config(b"{\n \"ociVersion\": 1\n}").unwrap_err();
         assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_field() {
+        let e = parse_config(br#"{"ociVersion":"1.0.2","process":{"user":{"uid":"root"}}}"#).unwrap_err();
+        assert!(e.contains("process.user.uid:"), "{e}");
+        let e = parse_config(br#"{"mounts":[{"destination":"/a"},{"destination":"/b","options":"ro"}]}"#).unwrap_err();
+        assert!(e.contains("mounts[1].options:"), "{e}");
+        let e = parse_config(br#"{"linux":{"devices":[{"path":"/dev/x","type":"c","major":"one"}]}}"#).unwrap_err();
+        assert!(e.contains("linux.devices[0].major:"), "{e}");
+    }
+
+    #[test]
+    fn trailing_bytes_after_the_config_are_refused() {
+        let e = parse_config(br#"{"ociVersion":"1.0.2"} x"#).unwrap_err();
+        assert!(e.contains("trailing characters"), "{e}");
     }
 
     #[test]
