@@ -424,6 +424,9 @@ fn a_shim_killed_at_any_moment_of_its_launch_leaves_nothing_stale_after_delete_f
         for &p in &shims {
             if procs::cmdline(p).is_some_and(|c| c.contains("berth-shim")) {
                 procs::signal(p, libc::SIGKILL);
+                // Reaped (it is ours now): a zombie still holds its pid, and the next
+                // shim leaves the files of a shim whose pid is taken.
+                assert!(shim_support::wait_gone(p, 10 * SEC), "the shim {p} did not die");
             }
         }
         // The runtime the shim started goes on without it: let it finish first, as an
