@@ -126,6 +126,29 @@ pub fn cgroup_dirs(cgroups_path: &str) -> Vec<PathBuf> {
     out
 }
 
+/// Every cgroup directory, in every hierarchy mounted under /sys/fs/cgroup (v1
+/// controllers, named ones, the unified cgroup2), whose name contains `needle`.
+pub fn cgroup_dirs_named(needle: &str) -> Vec<PathBuf> {
+    fn walk(d: &Path, needle: &str, depth: usize, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        // DirEntry::file_type does not follow links: a "cpu" link to "cpu,cpuacct" is
+        // not walked twice.
+        for e in rd.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+            let p = e.path();
+            if e.file_name().to_string_lossy().contains(needle) {
+                out.push(p.clone());
+            }
+            if depth < 8 {
+                walk(&p, needle, depth + 1, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(Path::new("/sys/fs/cgroup"), needle, 0, &mut out);
+    out.sort();
+    out
+}
+
 /// (device, inode) of a file, following symlinks (and /proc magic links).
 pub fn identity(p: &Path) -> io::Result<(u64, u64)> {
     let m = std::fs::metadata(p)?;

@@ -193,6 +193,32 @@ impl Test {
         }
     }
 
+    /// What is left of the containers whose ids contain `name`, described: live
+    /// processes started since `before` (a zombie counts as gone: PID 1 here reaps late),
+    /// cgroup directories in any hierarchy, state directories under --root, mounts in
+    /// the host's namespace under the test dir. Empty when nothing is. Waits a little for
+    /// processes that are dying.
+    pub fn leftovers(&self, before: &Snapshot, name: &str) -> Vec<String> {
+        assert!(matches!(self._lock, Lock::Exclusive(_)), "process checks need Test::exclusive");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let procs = loop {
+            procs::reap_orphans();
+            let new: Vec<(i32, String)> = procs::descendants().into_iter().filter(|(p, _)| !before.pids.contains(p)).collect();
+            if new.is_empty() || Instant::now() > deadline {
+                break new;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut out: Vec<String> = procs.into_iter().map(|(p, cmd)| format!("process {p}: {cmd}")).collect();
+        out.extend(host::cgroup_dirs_named(name).into_iter().map(|d| format!("cgroup {}", d.display())));
+        let states = std::fs::read_dir(&self.rt.root)
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_else(|_| Vec::new());
+        out.extend(states.into_iter().filter(|e| e.contains(name)).map(|e| format!("state {}", self.rt.root.join(e).display())));
+        out.extend(host::mounts_under(&self.dir).into_iter().map(|m| format!("mount {m}")));
+        out
+    }
+
     /// Removes the ids registered so far from cleanup (the test deleted them itself and
     /// wants to check that a later `delete --force` is not needed).
     pub fn forget_ids(&self) {

@@ -87,3 +87,42 @@ fn a_fifo_device_can_be_created() {
     b.sh("stat -c '%F %a' /dev/myfifo");
     assert_eq!(run_ok(&t, &b), "fifo 600\n");
 }
+
+#[test]
+fn a_device_path_that_climbs_out_of_dev_is_refused_naming_the_field() {
+    let t = Test::new("device_dotdot");
+    let mut b = t.bundle();
+    b.push("/linux/devices", json!({"path": "/dev/../etc/x", "type": "b", "major": 7, "minor": 0, "fileMode": 0o600}));
+    let etc_x = b.rootfs().join("etc/x");
+    let o = t.rt.run(&t.id(""), &b);
+    if flavor().is_runc() {
+        // runc resolves the path inside the rootfs and makes the node where it lands.
+        o.ok();
+        assert!(std::fs::symlink_metadata(&etc_x).is_ok(), "runc made no node at /etc/x");
+        return;
+    }
+    o.failed().stderr_has("linux.devices[0].path");
+    assert!(std::fs::symlink_metadata(&etc_x).is_err(), "a node was made at {} all the same", etc_x.display());
+}
+
+#[test]
+fn a_device_path_led_out_of_dev_by_a_rootfs_symlink_is_refused() {
+    // With the image's own /dev (no tmpfs on it), a symlink there decides where a path
+    // lands: /dev/net -> /etc would put the node at /etc/tun.
+    let t = Test::new("device_symlink");
+    let mut b = t.bundle();
+    let mounts: Vec<Value> = b.config["mounts"].as_array().unwrap().iter().filter(|m| m["destination"] != "/dev").cloned().collect();
+    b.set("/mounts", Value::Array(mounts));
+    std::os::unix::fs::symlink("/etc", b.rootfs().join("dev/net")).unwrap();
+    b.push("/linux/devices", json!({"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200, "fileMode": 0o666}));
+    let tun = b.rootfs().join("etc/tun");
+    let o = t.rt.run(&t.id(""), &b);
+    if flavor().is_runc() {
+        // runc follows the rootfs's symlink (inside the rootfs) and makes the node there.
+        o.ok();
+        assert!(std::fs::symlink_metadata(&tun).is_ok(), "runc made no node at /etc/tun");
+        return;
+    }
+    o.failed().stderr_has("linux.devices[0].path").stderr_has("/dev/net/tun").stderr_has("resolves to /etc/tun");
+    assert!(std::fs::symlink_metadata(&tun).is_err(), "a node was made at {} all the same", tun.display());
+}

@@ -2,6 +2,12 @@
 //! holding `state.json` (what create learned), `config.json` (the config it ran, so
 //! later edits of the bundle do not change it) and `exec.fifo` while it is created but
 //! not started. The status is never stored: it is derived from the init process.
+//!
+//! Create writes `state.json` before it makes anything outside the directory, marked
+//! `creating`: first the cgroup directories (or systemd unit) it is about to make, then
+//! the init's pid as soon as it exists, and at the end the finished record. An engine may
+//! SIGKILL create at any moment; whatever it had made is then named in the record, and
+//! `delete --force` removes it.
 
 use crate::error::{Context, Error, Result};
 use crate::linux::cgroups::CgroupPaths;
@@ -30,6 +36,34 @@ pub struct Saved {
     /// Whether the init has its own pid namespace (`kill --all` and delete rely on it).
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// Create has not finished: `cgroup` is what it is about to make (or made), `pid`
+    /// the init once it exists (0 before).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub creating: bool,
+    /// Files a supervisor made for this container (berth-shim's sockets), named by
+    /// `BERTH_OWNED_FILES` at create; delete removes those left stale.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owned_files: Vec<String>,
+}
+
+impl Saved {
+    /// The record of a container whose directory exists without a `state.json`: create
+    /// made the directory and had written nothing else yet.
+    fn bare(id: &str) -> Saved {
+        Saved {
+            id: id.to_string(),
+            pid: 0,
+            start_time: 0,
+            bundle: String::new(),
+            rootfs: String::new(),
+            created: String::new(),
+            annotations: BTreeMap::new(),
+            cgroup: CgroupPaths::default(),
+            own_pid_ns: false,
+            creating: true,
+            owned_files: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +107,9 @@ pub struct Container {
     pub id: String,
     pub dir: PathBuf,
     pub saved: Saved,
+    /// Another command held the container's lock when this one looked without taking
+    /// it ([`Container::peek`]): for a record still `creating`, create is running.
+    busy: bool,
     /// The state directory, flock'ed while this command works on the container.
     _lock: Option<OwnedFd>,
 }
@@ -99,23 +136,36 @@ impl Container {
         self.dir.join("exec.fifo")
     }
 
-    /// Loads a container and takes its lock; `container does not exist` if it is not there.
+    /// Loads a container and takes its lock (waiting for a command that holds it);
+    /// `container does not exist` if it is not there. A container whose create was
+    /// interrupted loads too, its record marked `creating`.
     pub fn load(root: &Path, id: &str) -> Result<Container> {
         validate_id(id)?;
         let dir = state_dir(root, id);
-        let lock = match lock_dir(&dir) {
+        let lock = match lock_dir(&dir, libc::LOCK_EX) {
             Ok(l) => l,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(Error::new(format!("container {id} does not exist"))),
             Err(e) => return Err(Error::from(e)).with_ctx(|| format!("lock {}", dir.display())),
         };
-        let raw = match std::fs::read(dir.join("state.json")) {
-            Ok(r) => r,
-            // The directory exists but create has not finished (or failed half way).
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::new(format!("container {id} does not exist"))),
-            Err(e) => return Err(e).ctx("read state.json"),
+        let saved = read_saved(&dir, id)?;
+        Ok(Container { id: id.to_string(), dir, saved, busy: false, _lock: Some(lock) })
+    }
+
+    /// Reads a container without waiting for a command that works on it (`state`,
+    /// `list`): a create in progress is seen as `creating`, never as `created` before it
+    /// has finished.
+    pub fn peek(root: &Path, id: &str) -> Result<Container> {
+        validate_id(id)?;
+        let dir = state_dir(root, id);
+        // A shared lock is refused only while a command holds the exclusive one.
+        let busy = match lock_dir(&dir, libc::LOCK_SH | libc::LOCK_NB) {
+            Ok(_) => false,
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => true,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(Error::new(format!("container {id} does not exist"))),
+            Err(e) => return Err(Error::from(e)).with_ctx(|| format!("lock {}", dir.display())),
         };
-        let saved: Saved = serde_json::from_slice(&raw).map_err(|e| Error::new(format!("{}: {e}", dir.join("state.json").display())))?;
-        Ok(Container { id: id.to_string(), dir, saved, _lock: Some(lock) })
+        let saved = read_saved(&dir, id)?;
+        Ok(Container { id: id.to_string(), dir, saved, busy, _lock: None })
     }
 
     /// Makes the state directory of a new container, locked; fails if the id is taken.
@@ -128,12 +178,12 @@ impl Container {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::new(format!("container with id exists: {id}"))),
             Err(e) => return Err(e).with_ctx(|| format!("mkdir {}", dir.display())),
         }
-        let lock = lock_dir(&dir).with_ctx(|| format!("lock {}", dir.display()))?;
+        let lock = lock_dir(&dir, libc::LOCK_EX).with_ctx(|| format!("lock {}", dir.display()))?;
         Ok((dir, lock))
     }
 
     pub fn from_parts(id: &str, dir: PathBuf, saved: Saved, lock: OwnedFd) -> Container {
-        Container { id: id.to_string(), dir, saved, _lock: Some(lock) }
+        Container { id: id.to_string(), dir, saved, busy: false, _lock: Some(lock) }
     }
 
     pub fn save(&self) -> Result<()> {
@@ -156,6 +206,10 @@ impl Container {
     }
 
     pub fn status(&self) -> Status {
+        if self.saved.creating {
+            // Until create finishes; after it was killed, until its init is gone.
+            return if self.busy || (self.saved.pid > 0 && self.init_alive()) { Status::Creating } else { Status::Stopped };
+        }
         if self.saved.pid <= 0 || !self.init_alive() {
             return Status::Stopped;
         }
@@ -195,21 +249,36 @@ impl Container {
     }
 }
 
-/// Opens the state directory and takes an exclusive flock on it: concurrent commands on
-/// one container wait for each other.
-fn lock_dir(dir: &Path) -> std::io::Result<OwnedFd> {
+/// The saved record in `dir`; a directory without one is a create that had not written
+/// it yet.
+fn read_saved(dir: &Path, id: &str) -> Result<Saved> {
+    let f = dir.join("state.json");
+    match std::fs::read(&f) {
+        Ok(raw) => serde_json::from_slice(&raw).map_err(|e| Error::new(format!("{}: {e}", f.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Saved::bare(id)),
+        Err(e) => Err(e).ctx("read state.json"),
+    }
+}
+
+/// Opens the state directory and flocks it (`how`: LOCK_EX or LOCK_SH, maybe with
+/// LOCK_NB): concurrent commands on one container wait for each other.
+fn lock_dir(dir: &Path, how: i32) -> std::io::Result<OwnedFd> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(dir)?;
     let fd: OwnedFd = f.into();
-    flock_exclusive(fd.as_raw_fd())?;
+    flock(fd.as_raw_fd(), how)?;
+    // Removed while we waited for the lock (a delete held it): the container is gone.
+    if nix::sys::stat::fstat(&fd).map_err(std::io::Error::from)?.st_nlink == 0 {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOENT));
+    }
     Ok(fd)
 }
 
-/// flock(2) in blocking exclusive mode; the lock goes with the fd.
-fn flock_exclusive(fd: i32) -> std::io::Result<()> {
+/// flock(2), retried on EINTR; the lock goes with the fd.
+fn flock(fd: i32, how: i32) -> std::io::Result<()> {
     loop {
         // SAFETY: flock on an fd we own; no memory is passed.
-        let r = unsafe { libc::flock(fd, libc::LOCK_EX) };
+        let r = unsafe { libc::flock(fd, how) };
         if r == 0 {
             return Ok(());
         }
@@ -242,14 +311,6 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
 }
 
 impl Container {
-    /// Reads a container without taking its lock (for `list`, which must not wait).
-    pub fn load_unlocked(root: &Path, id: &str) -> Result<Container> {
-        let dir = state_dir(root, id);
-        let raw = std::fs::read(dir.join("state.json")).ctx("read state.json")?;
-        let saved: Saved = serde_json::from_slice(&raw).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
-        Ok(Container { id: id.to_string(), dir, saved, _lock: None })
-    }
-
     /// Lets other commands work on the container while this one waits.
     pub fn unlock(&mut self) {
         self._lock = None;
@@ -297,12 +358,16 @@ impl Container {
     }
 
     /// Deletes the container: kills what is left, removes its cgroup, runs the poststop
-    /// hooks and removes its state.
+    /// hooks and removes its state. For a create that was interrupted, what its record
+    /// names: the init, the cgroup directories or unit, the supervisor's files.
     pub fn destroy(self) -> Result<()> {
         crate::logging::debug(&format!("deleting container {}", self.id));
         self.kill_everything();
         self.cgroup().destroy()?;
-        if let Ok(spec) = self.config() {
+        remove_stale_files(&self.saved.owned_files);
+        // No hook runs for a create that never made an init: none of its hooks ran either.
+        let had_init = !self.saved.creating || self.saved.pid > 0;
+        if let Some(spec) = self.config().ok().filter(|_| had_init) {
             if let Some(h) = &spec.hooks {
                 let mut st = self.state_json();
                 st["status"] = "stopped".into();
@@ -310,6 +375,27 @@ impl Container {
             }
         }
         std::fs::remove_dir_all(&self.dir).with_ctx(|| format!("remove {}", self.dir.display()))
+    }
+}
+
+/// Removes the files a supervisor named at create that are left over: a socket no one
+/// listens on any more (its berth-shim was killed), or a regular file. A socket still
+/// served is left to the process serving it, which removes it when it exits.
+pub fn remove_stale_files(files: &[String]) {
+    use std::os::unix::fs::FileTypeExt;
+    for f in files {
+        let Ok(md) = std::fs::symlink_metadata(f) else { continue };
+        let stale = if md.file_type().is_socket() {
+            match std::os::unix::net::UnixStream::connect(f) {
+                Ok(_) => false,
+                Err(e) => e.raw_os_error() == Some(libc::ECONNREFUSED),
+            }
+        } else {
+            md.file_type().is_file()
+        };
+        if stale {
+            let _ = std::fs::remove_file(f);
+        }
     }
 }
 
@@ -323,7 +409,62 @@ fn signal(pid: i32, sig: i32) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::validate_id;
+    use super::*;
+
+    fn creating(pid: i32, start_time: u64, busy: bool) -> Container {
+        let saved = Saved { pid, start_time, ..Saved::bare("c1") };
+        Container { id: "c1".into(), dir: PathBuf::from("/nonexistent/c1"), saved, busy, _lock: None }
+    }
+
+    #[test]
+    fn a_record_still_creating_reads_creating_only_while_create_runs_or_its_init_lives() {
+        let me = std::process::id() as i32;
+        let started = proc::start_time(me).unwrap();
+        // create holds the lock: creating, with or without an init yet.
+        assert_eq!(creating(0, 0, true).status(), Status::Creating);
+        // create was killed: creating while its init lives, stopped once it is gone.
+        assert_eq!(creating(me, started, false).status(), Status::Creating);
+        assert_eq!(creating(me, started + 1, false).status(), Status::Stopped);
+        assert_eq!(creating(0, 0, false).status(), Status::Stopped);
+        let st = creating(me, started, false).state_json();
+        assert_eq!(st["status"], "creating");
+        assert_eq!(st["pid"], me);
+    }
+
+    #[test]
+    fn the_creating_mark_and_owned_files_stay_out_of_a_finished_record() {
+        let mut s = Saved::bare("c1");
+        s.creating = false;
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(!text.contains("creating") && !text.contains("owned_files"), "{text}");
+        let back: Saved = serde_json::from_str(&text).unwrap();
+        assert!(!back.creating);
+        s.creating = true;
+        s.owned_files = vec!["/run/x/attach".into()];
+        let back: Saved = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert!(back.creating && back.owned_files == ["/run/x/attach"]);
+    }
+
+    #[test]
+    fn stale_files_go_and_served_sockets_stay() {
+        let d = std::env::temp_dir().join(format!("berth-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let served = d.join("served.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&served).unwrap();
+        let stale = d.join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+        let file = d.join("pid");
+        std::fs::write(&file, "1").unwrap();
+        let sub = d.join("dir");
+        std::fs::create_dir(&sub).unwrap();
+        let names: Vec<String> = [&served, &stale, &file, &sub, &d.join("missing")].iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        remove_stale_files(&names);
+        assert!(served.exists(), "a socket someone listens on was removed");
+        assert!(!stale.exists() && !file.exists());
+        assert!(sub.is_dir(), "a directory was removed");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     #[test]
     fn ids_with_path_tricks_are_refused() {

@@ -7,16 +7,25 @@ use std::fmt;
 #[derive(Debug)]
 pub struct Error {
     msg: String,
+    /// The signal that interrupted the command (create, run): it exits 128+signal.
+    signal: Option<i32>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(msg: impl Into<String>) -> Self {
-        Error { msg: msg.into() }
+        Error { msg: msg.into(), signal: None }
+    }
+    /// The command was stopped by `sig` and undid what it had made.
+    pub fn interrupted(sig: i32, msg: impl Into<String>) -> Self {
+        Error { msg: msg.into(), signal: Some(sig) }
     }
     pub fn msg(&self) -> &str {
         &self.msg
+    }
+    pub fn interrupted_by(&self) -> Option<i32> {
+        self.signal
     }
 }
 
@@ -60,9 +69,15 @@ pub trait Context<T> {
 
 impl<T, E: Into<Error>> Context<T> for std::result::Result<T, E> {
     fn ctx(self, what: impl fmt::Display) -> Result<T> {
-        self.map_err(|e| Error::new(format!("{what}: {}", e.into().msg)))
+        self.map_err(|e| {
+            let e = e.into();
+            Error { msg: format!("{what}: {}", e.msg), signal: e.signal }
+        })
     }
     fn with_ctx<F: FnOnce() -> String>(self, f: F) -> Result<T> {
-        self.map_err(|e| Error::new(format!("{}: {}", f(), e.into().msg)))
+        self.map_err(|e| {
+            let e = e.into();
+            Error { msg: format!("{}: {}", f(), e.msg), signal: e.signal }
+        })
     }
 }

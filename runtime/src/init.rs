@@ -26,6 +26,10 @@ pub fn run_with_sock(fd: RawFd) -> i32 {
     // SAFETY: spawn handed us this fd, open and owned by nobody else in this process.
     let mut sock = unsafe { UnixStream::from_raw_fd(fd) };
     fds::set_cloexec(fd, true);
+    // The parent died before our parent-death signal was set: nobody will set us up.
+    if crate::spawn::parent_gone(fd) {
+        return 1;
+    }
     let cfg = match sync::recv(&mut sock) {
         Ok(Some(Msg::Config(c))) => c,
         _ => return 1,
@@ -65,6 +69,7 @@ fn run_create(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     }
     if userns {
         become_root_in_userns()?;
+        crate::spawn::die_with_parent();
     }
     if new_ns("network") {
         // A new network namespace starts with lo down; runc brings it up, and so do we.
@@ -186,6 +191,7 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     // SAFETY: spawn handed us this fd, open and owned by nobody else in this process.
     let fifo = cfg.fifo_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     fds::cloexec_from(3 + cfg.preserve_fds);
+    crate::spawn::outlive_parent();
     sync::send(sock, &Msg::Ready)?;
 
     // The fifo stays open (close-on-exec) until execve: `start` waits for it to close.

@@ -3,7 +3,7 @@
 //! linux/exe_seal.rs), write its id maps, put it in its cgroup, hand it its setup over the
 //! sync socket, run the runtime-namespace hooks when it asks, and wait until it is ready.
 
-use crate::container::Saved;
+use crate::container::{Container, Saved};
 use crate::error::{Context, Error, Result};
 use crate::linux::{cgroups, exe_seal, fds, namespaces, proc};
 use crate::sync::{self, InitConfig, InitMode, Msg};
@@ -26,6 +26,8 @@ pub struct SpawnRequest<'a> {
     pub console: Option<&'a UnixStream>,
     /// `run`: `start` follows at once.
     pub starts_now: bool,
+    /// Signals that abort the create (undoing it) while it waits for the init.
+    pub interrupts: Option<&'a crate::linux::signals::Interrupts>,
 }
 
 pub struct Spawned {
@@ -37,7 +39,10 @@ pub struct Spawned {
 /// Env var carrying the sync socket's fd number to the init.
 pub const INIT_SOCK_ENV: &str = "_BERTH_INIT_SOCK";
 
-pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
+/// Makes the container's cgroup and init. `record` is the container's state.json, marked
+/// creating: it is written before the cgroup is made (naming it) and as soon as the init
+/// exists (naming it), so that `delete --force` after a SIGKILL of create finds both.
+pub fn spawn_init(req: &SpawnRequest, record: &mut Container) -> Result<Spawned> {
     let spec = &req.bundle.spec;
     check_before_start(spec)?;
 
@@ -55,6 +60,8 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
     let linux = spec.linux.clone().unwrap_or_default();
     let mut guard = ChildGuard { pid: 0, cgroup: None };
     let cgroup = guard.cgroup.insert(cgroups::new(&linux, &spec.annotations, req.id, req.systemd_cgroup)?);
+    record.saved.cgroup = cgroup.plan();
+    record.save()?;
     cgroup.create()?;
     let join_files = cgroup.join_files()?;
     let join: Vec<i32> = join_files.iter().map(|f| f.as_raw_fd()).collect();
@@ -63,6 +70,10 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
     guard.pid = with_parent_side_namespaces(spec, || clone_init(flags, &child, image))?;
     let pid = guard.pid;
     drop(child_sock);
+    // Until here the init dies with us (PR_SET_PDEATHSIG); from here on delete finds it.
+    record.saved.pid = pid;
+    record.saved.start_time = proc::start_time(pid).unwrap_or(0);
+    record.save()?;
     drop(join_files);
     cgroup.enter(pid)?;
     cgroup.apply(&linux)?;
@@ -99,6 +110,9 @@ pub fn spawn_init(req: &SpawnRequest) -> Result<Spawned> {
     };
     sync::send(&mut sock, &Msg::Config(Box::new(cfg)))?;
     loop {
+        if let Some(ints) = req.interrupts {
+            wait_for_init_or_signal(&sock, ints)?;
+        }
         match sync::recv(&mut sock)? {
             Some(Msg::RunHooks) => {
                 // prestart sees "created", as crun does and the validation suite checks;
@@ -173,6 +187,28 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
     }
     guard.disarm();
     Ok(pid)
+}
+
+/// Waits until the init has something to say, or an interrupting signal arrives: then
+/// an error naming it (the caller's guard kills the init and removes the cgroup).
+fn wait_for_init_or_signal(sock: &UnixStream, ints: &crate::linux::signals::Interrupts) -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN), PollFd::new(ints.fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e).ctx("poll"),
+            Ok(_) => {}
+        }
+        if let Some(sig) = ints.take() {
+            let name = crate::linux::signals::name(sig);
+            return Err(Error::interrupted(sig, format!("interrupted by {name} while the container was being created; it was removed")));
+        }
+        if fds[0].any().unwrap_or(false) {
+            return Ok(());
+        }
+    }
 }
 
 /// Checks that need no process, so a bad config fails before anything exists.
@@ -323,6 +359,8 @@ fn clone_init(flags: CloneFlags, c: &ChildSetup, image: InitImage) -> Result<i32
     let pid = raw_clone(flags)?;
     if pid == 0 {
         // In the child: only async-signal-safe calls until execveat.
+        die_with_parent();
+        crate::linux::signals::unblock_interrupts_in_child();
         if !cgroups::join_self(c.join) {
             // SAFETY: _exit with an integer; the parent reports the status.
             unsafe { libc::_exit(JOIN_FAILED) };
@@ -333,6 +371,8 @@ fn clone_init(flags: CloneFlags, c: &ChildSetup, image: InitImage) -> Result<i32
         }
         if c.wait_for_maps {
             become_root_after_maps(sock);
+            // A change of uid clears the parent-death signal.
+            die_with_parent();
         }
         exec_fd(exe.as_raw_fd(), &argv_p, &envp_p);
     }
@@ -346,6 +386,8 @@ const JOIN_FAILED: i32 = 124;
 /// its copy of memory (allocator included) is consistent and ordinary code may run.
 /// The parent's objects in that copy are never dropped here: the child leaves by _exit.
 fn run_init_in_child(c: &ChildSetup) -> ! {
+    die_with_parent();
+    crate::linux::signals::unblock_interrupts_in_child();
     // First, before anything in the container could exist: no /proc/<pid>/exe for others.
     exe_seal::make_non_dumpable();
     if !cgroups::join_self(c.join) {
@@ -359,10 +401,38 @@ fn run_init_in_child(c: &ChildSetup) -> ! {
     unsafe { libc::prctl(libc::PR_SET_NAME, c"berth:init".as_ptr(), 0, 0, 0) };
     if c.wait_for_maps {
         become_root_after_maps(c.sock.as_raw_fd());
+        die_with_parent();
     }
     let code = crate::init::run_with_sock(c.sock.as_raw_fd());
     // SAFETY: _exit ends the child without running the parent's exit handlers.
     unsafe { libc::_exit(code) }
+}
+
+/// Until it is set up, the init (or exec'd process) is SIGKILLed when the berth that
+/// cloned it dies: an engine that kills create on a timeout leaves no half-built
+/// container running (the init checks, once it runs, that its parent had not died
+/// before this). Cleared again by [`outlive_parent`]; also cleared by the kernel
+/// whenever the uid changes, so it is set again after one. Only prctl(2): safe between
+/// clone and exec, and it survives the exec of the sealed berth.
+pub fn die_with_parent() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+}
+
+/// The init is ready: from now on it belongs to the container, not to the command that
+/// made it (`create` exits; state.json names the init for every later command).
+pub fn outlive_parent() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0 as libc::c_ulong, 0, 0, 0) };
+}
+
+/// Whether the other end of the sync socket is closed: the parent died, maybe before
+/// [`die_with_parent`] took effect.
+pub fn parent_gone(sock: i32) -> bool {
+    let mut p = libc::pollfd { fd: sock, events: libc::POLLRDHUP, revents: 0 };
+    // SAFETY: poll on one pollfd, without waiting.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLHUP | libc::POLLRDHUP) != 0
 }
 
 /// clone(2) like fork, with namespace flags. Returns 0 in the child.
@@ -461,7 +531,7 @@ impl Drop for ChildGuard {
 }
 
 /// The fields of `state.json` create writes once the init is ready.
-pub fn saved_state(req: &SpawnRequest, s: &Spawned) -> Saved {
+pub fn saved_state(req: &SpawnRequest, s: &Spawned, owned_files: Vec<String>) -> Saved {
     Saved {
         id: req.id.to_string(),
         pid: s.pid,
@@ -472,5 +542,7 @@ pub fn saved_state(req: &SpawnRequest, s: &Spawned) -> Saved {
         annotations: req.bundle.spec.annotations.clone(),
         cgroup: s.cgroup.clone(),
         own_pid_ns: req.bundle.spec.namespace("pid").is_some_and(|n| n.path.is_none()),
+        creating: false,
+        owned_files,
     }
 }

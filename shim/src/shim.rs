@@ -219,11 +219,41 @@ fn daemon(a: Args, sync: Fd) -> ! {
     s.run()
 }
 
+fn tmp_dir() -> &'static [u8] {
+    sys::getenv(c"TMPDIR").filter(|d| !d.is_empty()).unwrap_or(b"/tmp")
+}
+
 fn tmp_path(what: &str) -> CString {
-    let dir = sys::getenv(c"TMPDIR").filter(|d| !d.is_empty()).unwrap_or(b"/tmp");
-    let mut v = dir.to_vec();
+    let mut v = tmp_dir().to_vec();
     v.extend_from_slice(format!("/berth-shim.{}.{}", unsafe { libc::getpid() }, what).as_bytes());
     CString::new(v).unwrap()
+}
+
+/// Removes `berth-shim.PID.console` and `berth-shim.PID.pid` in the temporary directory
+/// whose shim is gone. The runtime's record covers them once it has started; a shim
+/// SIGKILLed in the moment between making its console socket and starting the runtime
+/// leaves one that only the next shim can find.
+fn sweep_stale_tmp_files() {
+    let dir = tmp_dir();
+    let Ok(d) = CString::new(dir) else { return };
+    let me = unsafe { libc::getpid() };
+    for name in sys::list_dir(&d) {
+        let Some(rest) = name.strip_prefix(b"berth-shim.") else { continue };
+        let Some(dot) = rest.iter().position(|&b| b == b'.') else { continue };
+        let (pid, kind) = (&rest[..dot], &rest[dot + 1..]);
+        if kind != b"console" && kind != b"pid" {
+            continue;
+        }
+        let Some(pid) = core::str::from_utf8(pid).ok().and_then(|p| p.parse::<pid_t>().ok()).filter(|&p| p > 0 && p != me) else { continue };
+        if unsafe { libc::kill(pid, 0) } != 0 && sys::errno() == libc::ESRCH {
+            let mut path = dir.to_vec();
+            path.push(b'/');
+            path.extend_from_slice(&name);
+            if let Ok(p) = CString::new(path) {
+                sys::unlink(&p);
+            }
+        }
+    }
 }
 
 fn lossy(c: &CStr) -> alloc::borrow::Cow<'_, str> {
@@ -254,6 +284,7 @@ impl Shim {
             self.sigfd = Some(Fd::new(fd));
             self.ep.add(fd, EPOLLIN, T_SIG).map_err(|e| format!("epoll: {e}"))?;
         }
+        sweep_stale_tmp_files();
         if let Some(p) = &self.a.shim_pid_file {
             let mut b = [0u8; 24];
             sys::write_file_atomic(p, sys::fmt_int(unsafe { libc::getpid() } as i64, &mut b))
@@ -262,11 +293,6 @@ impl Shim {
         if let Some(p) = &self.a.log_path {
             let log = Log::open(p.clone(), self.a.log_json, self.a.log_size_max).map_err(|e| format!("cannot open --log-path {}: {e}", lossy(p)))?;
             self.log = Some(log);
-        }
-        if let Some(p) = &self.a.attach_socket {
-            let fd = sys::unix_listen(p, libc::SOCK_SEQPACKET).map_err(|e| format!("cannot listen on --attach-socket {}: {e}", lossy(p)))?;
-            self.ep.add(fd.raw(), EPOLLIN, T_ATTACH).map_err(|e| format!("epoll: {e}"))?;
-            self.attach = Some(fd);
         }
         if self.a.stdin {
             self.pending = Vec::with_capacity(CHUNK);
@@ -279,12 +305,29 @@ impl Shim {
             }
         }
         let ep_err = |e: Errno| format!("epoll: {e}");
+        // The files this shim makes for the container, named to the runtime: berth
+        // records them at create, and its `delete` removes those a killed shim left.
+        let mut owned: Vec<u8> = b"BERTH_OWNED_FILES=".to_vec();
+        let mut own = |p: &CStr| {
+            owned.extend_from_slice(sys::absolute(p).to_bytes());
+            owned.push(b'\n');
+        };
+        if let Some(p) = &self.a.attach_socket {
+            own(p);
+        }
+        if self.own_pid_file {
+            own(&self.pid_file);
+        }
+        let console_path = self.a.terminal.then(|| tmp_path("console"));
+        if let Some(p) = &console_path {
+            own(p);
+        }
+        let owned = CString::new(owned).map_err(|_| "a path contains a NUL byte".to_owned())?;
         let mut argv = self.rt_argv(&[b"create", b"--bundle"]);
         argv.push(self.a.bundle.clone());
         argv.push(c"--pid-file".into());
         argv.push(self.pid_file.clone());
-        let pid = if self.a.terminal {
-            let path = tmp_path("console");
+        let pid = if let Some(path) = console_path {
             let l = sys::unix_listen(&path, libc::SOCK_STREAM).map_err(|e| format!("console socket {}: {e}", lossy(&path)))?;
             self.console_path = Some(path.clone());
             self.ep.add(l.raw(), EPOLLIN, T_CONSOLE).map_err(ep_err)?;
@@ -293,7 +336,7 @@ impl Shim {
             argv.push(path);
             argv.push(self.a.id.clone());
             let w = self.rt_pipe()?;
-            sys::spawn(&argv, [self.devnull.raw(), w.raw(), w.raw()])
+            sys::spawn_env(&argv, [self.devnull.raw(), w.raw(), w.raw()], Some(&owned))
         } else {
             argv.push(self.a.id.clone());
             let pipe_err = |e: Errno| format!("pipe: {e}");
@@ -315,7 +358,7 @@ impl Shim {
             };
             self.capture_stderr = true;
             let i = stdin_r.as_ref().map_or(self.devnull.raw(), |f| f.raw());
-            sys::spawn(&argv, [i, ow.raw(), ew.raw()])
+            sys::spawn_env(&argv, [i, ow.raw(), ew.raw()], Some(&owned))
             // the child's ends close here
         }
         .map_err(|e| format!("cannot run {}: {e}", self.rt_name))?;
@@ -480,6 +523,9 @@ impl Shim {
                 return self.fail_and_delete(format!("{} did not send the terminal over the console socket", self.rt_name));
             }
         }
+        if let Err(msg) = self.listen_attach() {
+            return self.fail_and_delete(msg);
+        }
         if self.a.start {
             if let Err(msg) = self.spawn_op(Op::Start) {
                 self.fail_and_delete(msg);
@@ -487,6 +533,17 @@ impl Shim {
         } else {
             self.report_ok();
         }
+    }
+
+    /// The attach socket, made once the container exists (and its record names the
+    /// socket): a shim killed before then leaves no socket behind. Clients connect only
+    /// after the caller gets control back, which is later still.
+    fn listen_attach(&mut self) -> Result<(), String> {
+        let Some(p) = &self.a.attach_socket else { return Ok(()) };
+        let fd = sys::unix_listen(p, libc::SOCK_SEQPACKET).map_err(|e| format!("cannot listen on --attach-socket {}: {e}", lossy(p)))?;
+        self.ep.add(fd.raw(), EPOLLIN, T_ATTACH).map_err(|e| format!("epoll: {e}"))?;
+        self.attach = Some(fd);
+        Ok(())
     }
 
     fn report_ok(&mut self) {

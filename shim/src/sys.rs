@@ -1,8 +1,10 @@
 //! Thin wrappers over the few syscalls the shim makes. Nothing here allocates except
 //! where it says so (building argv before a fork, long socket paths).
 
+use alloc::borrow::ToOwned;
 use alloc::ffi::CString;
 use alloc::format;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::ffi::CStr;
 use core::fmt;
@@ -198,6 +200,45 @@ pub fn write_file_atomic(path: &CStr, data: &[u8]) -> Result<()> {
     r
 }
 
+/// `path` made absolute against the working directory (start-up only): what another
+/// process, in another directory, can find later.
+pub fn absolute(path: &CStr) -> CString {
+    let b = path.to_bytes();
+    if b.first() == Some(&b'/') {
+        return path.to_owned();
+    }
+    let mut cwd = vec![0u8; libc::PATH_MAX as usize + 1];
+    if unsafe { libc::getcwd(cwd.as_mut_ptr().cast(), cwd.len()) }.is_null() {
+        return path.to_owned();
+    }
+    let n = cwd.iter().position(|&c| c == 0).unwrap_or(0);
+    cwd.truncate(n);
+    cwd.push(b'/');
+    cwd.extend_from_slice(b);
+    CString::new(cwd).unwrap_or_else(|_| path.to_owned())
+}
+
+/// The names in a directory (not `.` and `..`); empty if it cannot be read.
+pub fn list_dir(dir: &CStr) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let d = unsafe { libc::opendir(dir.as_ptr()) };
+    if d.is_null() {
+        return out;
+    }
+    loop {
+        let e = unsafe { libc::readdir(d) };
+        if e.is_null() {
+            break;
+        }
+        let name = unsafe { CStr::from_ptr((*e).d_name.as_ptr()) }.to_bytes();
+        if name != b"." && name != b".." {
+            out.push(name.to_vec());
+        }
+    }
+    unsafe { libc::closedir(d) };
+    out
+}
+
 pub fn unlink(path: &CStr) {
     unsafe { libc::unlink(path.as_ptr()) };
 }
@@ -311,11 +352,20 @@ unsafe fn reset_signals() {
 /// fork + exec `argv` (PATH is searched when argv[0] has no slash) with the given
 /// descriptors as stdin, stdout, stderr. The descriptors must not be 0, 1 or 2.
 pub fn spawn(argv: &[CString], stdio: [c_int; 3]) -> Result<pid_t> {
+    spawn_env(argv, stdio, None)
+}
+
+/// [`spawn`], with `env` ("NAME=VALUE") added to the child's environment.
+pub fn spawn_env(argv: &[CString], stdio: [c_int; 3], env: Option<&CStr>) -> Result<pid_t> {
     let mut ptrs: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(ptr::null());
     let pid = cvt(unsafe { libc::fork() })?;
     if pid == 0 {
         unsafe {
+            if let Some(e) = env {
+                // The string outlives the exec (it is ours, in the child's copy of memory).
+                libc::putenv(e.as_ptr() as *mut c_char);
+            }
             reset_signals();
             for (i, &fd) in stdio.iter().enumerate() {
                 libc::dup2(fd, i as c_int);

@@ -48,9 +48,22 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, BundleError> {
     Ok(Bundle { dir, rootfs, spec, raw })
 }
 
-/// Parses config JSON; serde's message names the field and the line.
+/// Parses config JSON. A value of the wrong type names its field, as a path from the
+/// top (`process.user.uid`, `mounts[2].options`), besides serde's line and column; a
+/// syntax error has only the position.
 pub fn parse_config(raw: &[u8]) -> Result<Spec, String> {
-    serde_json::from_slice::<Spec>(raw).map_err(|e| format!("invalid config: {e}"))
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || inner.is_syntax() || inner.is_eof() {
+            format!("invalid config: {inner}")
+        } else {
+            format!("invalid config: {path}: {inner}")
+        }
+    })?;
+    de.end().map_err(|e| format!("invalid config: {e}"))?;
+    Ok(spec)
 }
 
 /// The error text of an io::Error without Rust's "(os error N)" suffix: engines match
@@ -139,8 +152,10 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
             if !matches!(d.typ.as_str(), "c" | "b" | "u" | "p") {
                 return Err(format!("linux.devices[{i}].type {:?} must be one of c, b, u, p", d.typ));
             }
-            if !d.path.starts_with("/dev/") {
-                return Err(format!("linux.devices[{i}].path {:?} must be under /dev", d.path));
+            // Read as the container will see it: `..` is resolved, not compared as text.
+            let clean = crate::rootfs_path::clean_abs(&d.path);
+            if !d.path.starts_with('/') || !clean.starts_with("/dev/") {
+                return Err(format!("linux.devices[{i}].path {:?} must be an absolute path under /dev (it is {clean:?})", d.path));
             }
         }
         if let Some(h) = &spec.hostname {
@@ -164,6 +179,22 @@ mod tests {
     fn malformed_json_names_the_line() {
         let e = parse_config(b"{\n \"ociVersion\": 1\n}").unwrap_err();
         assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_field() {
+        let e = parse_config(br#"{"ociVersion":"1.0.2","process":{"user":{"uid":"root"}}}"#).unwrap_err();
+        assert!(e.contains("process.user.uid:"), "{e}");
+        let e = parse_config(br#"{"mounts":[{"destination":"/a"},{"destination":"/b","options":"ro"}]}"#).unwrap_err();
+        assert!(e.contains("mounts[1].options:"), "{e}");
+        let e = parse_config(br#"{"linux":{"devices":[{"path":"/dev/x","type":"c","major":"one"}]}}"#).unwrap_err();
+        assert!(e.contains("linux.devices[0].major:"), "{e}");
+    }
+
+    #[test]
+    fn trailing_bytes_after_the_config_are_refused() {
+        let e = parse_config(br#"{"ociVersion":"1.0.2"} x"#).unwrap_err();
+        assert!(e.contains("trailing characters"), "{e}");
     }
 
     #[test]
@@ -221,6 +252,22 @@ mod tests {
         assert!(seccomp.syscalls[0].args.is_empty() && seccomp.syscalls[1].names.is_empty());
         assert_eq!(s.hooks.as_ref().unwrap().poststop[0].args, Vec::<String>::new());
         assert!(s.process.as_ref().unwrap().capabilities.as_ref().unwrap().bounding.is_none());
+    }
+
+    #[test]
+    fn device_paths_that_leave_dev_are_refused_naming_the_field() {
+        let with_device = |path: &str| {
+            spec(&format!(
+                r#"{{"ociVersion":"1.0.2","root":{{"path":"r"}},"process":{{"args":["sh"],"cwd":"/"}},"linux":{{"devices":[{{"type":"c","path":"/dev/null","major":1,"minor":3}},{{"type":"b","path":{path:?},"major":7,"minor":0}}]}}}}"#
+            ))
+        };
+        for bad in ["/dev/../etc/x", "/dev/..", "/dev", "/dev/", "/dev/./../root/x", "/etc/x", "dev/x", "/dev/a/../../x"] {
+            let e = with_device(bad).unwrap_err();
+            assert!(e.contains("linux.devices[1].path") && e.contains("under /dev"), "{bad}: {e}");
+        }
+        for good in ["/dev/loop0", "/dev/net/tun", "/dev/a/../b", "//dev//x"] {
+            with_device(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
     }
 
     #[test]

@@ -3,10 +3,11 @@
 
 use super::args::{self, flag, opt, Flag};
 use super::Global;
-use crate::container::Container;
+use crate::container::{Container, Saved};
 use crate::error::{Context, Error, Result};
+use crate::linux::signals::Interrupts;
 use crate::linux::tty;
-use crate::spawn::{self, SpawnRequest};
+use crate::spawn::{self, SpawnRequest, Spawned};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -79,7 +80,14 @@ fn console_for(o: &CreateOpts, terminal: bool) -> Result<(Option<UnixStream>, Op
 
 /// Creates the container; on any failure nothing of it is left behind. Returns our end
 /// of the terminal socket when `run` must relay the terminal itself.
+///
+/// SIGINT, SIGTERM, SIGHUP and SIGQUIT stay blocked from here on: one that comes while
+/// the init is being set up aborts the create, which removes what it made (the error
+/// makes berth exit 128+signal); `run` passes later ones on to the container. A SIGKILL
+/// cannot be caught: for that, state.json records everything as it is made (see
+/// container.rs) and the init dies with us until it is ready.
 pub fn create(g: &Global, o: &CreateOpts) -> Result<(Container, Option<UnixStream>)> {
+    let interrupts = Interrupts::block()?;
     let mut bundle = berth_spec::load_bundle(Path::new(&o.bundle))?;
     let mut preserve_fds = o.preserve_fds;
     if let Some(n) = socket_activation_fds() {
@@ -90,10 +98,17 @@ pub fn create(g: &Global, o: &CreateOpts) -> Result<(Container, Option<UnixStrea
             p.env.push("LISTEN_PID=1".into());
         }
     }
+    let owned_files = owned_files()?;
     let terminal = bundle.spec.process.as_ref().is_some_and(|p| p.terminal);
     let (console, relay) = console_for(o, terminal)?;
     let (dir, lock) = Container::create_dir(&g.root, &o.id)?;
-    let result = (|| -> Result<(Container, Option<UnixStream>)> {
+    let mut record = Container::from_parts(&o.id, dir.clone(), first_record(&o.id, &bundle, owned_files.clone()), lock);
+    let result = (|| -> Result<Spawned> {
+        // The supervisor's files go on record before anything else (without them, the
+        // first record is spawn's, before it makes the cgroup).
+        if !record.saved.owned_files.is_empty() {
+            record.save()?;
+        }
         std::fs::write(dir.join("config.json"), &bundle.raw).ctx("save config.json")?;
         let req = SpawnRequest {
             id: &o.id,
@@ -105,28 +120,73 @@ pub fn create(g: &Global, o: &CreateOpts) -> Result<(Container, Option<UnixStrea
             systemd_cgroup: g.systemd_cgroup,
             console: console.as_ref(),
             starts_now: o.starts_now,
+            interrupts: Some(&interrupts),
         };
-        let spawned = spawn::spawn_init(&req)?;
+        let spawned = spawn::spawn_init(&req, &mut record)?;
         crate::logging::debug(&format!("container {} created: init pid {} from bundle {}", o.id, spawned.pid, bundle.dir.display()));
-        let c = Container::from_parts(&o.id, dir.clone(), spawn::saved_state(&req, &spawned), lock);
-        let saved = (|| -> Result<()> {
-            c.save()?;
-            if let Some(f) = &o.pid_file {
-                write_pid_file(f, spawned.pid)?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = saved {
-            c.kill_and_cleanup();
+        let created = std::mem::take(&mut record.saved.created);
+        record.saved = spawn::saved_state(&req, &spawned, owned_files);
+        record.saved.created = created;
+        Ok(spawned)
+    })();
+    let spawned = match result {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            // The record that named them is gone: a supervisor that died meanwhile (its
+            // console socket refused us) would leave them for good.
+            crate::container::remove_stale_files(&record.saved.owned_files);
             return Err(e);
         }
-        Ok((c, relay))
+    };
+    let saved = (|| -> Result<()> {
+        record.save()?;
+        if let Some(f) = &o.pid_file {
+            write_pid_file(f, spawned.pid)?;
+        }
+        Ok(())
     })();
-    if result.is_err() {
+    if let Err(e) = saved {
+        record.kill_and_cleanup();
         let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
     }
-    result
+    Ok((record, relay))
 }
+
+/// The record create writes first: the container as far as the bundle says, marked
+/// creating (spawn adds the cgroup, then the init).
+fn first_record(id: &str, bundle: &berth_spec::Bundle, owned_files: Vec<String>) -> Saved {
+    Saved {
+        id: id.to_string(),
+        pid: 0,
+        start_time: 0,
+        bundle: bundle.dir.to_string_lossy().into_owned(),
+        rootfs: bundle.rootfs().to_string_lossy().into_owned(),
+        created: crate::logging::rfc3339_now(),
+        annotations: bundle.spec.annotations.clone(),
+        cgroup: Default::default(),
+        own_pid_ns: bundle.spec.namespace("pid").is_some_and(|n| n.path.is_none()),
+        creating: true,
+        owned_files,
+    }
+}
+
+/// `BERTH_OWNED_FILES`: absolute paths, one per line, of files the caller (berth-shim)
+/// made for this container and may not live to remove (its attach and console sockets,
+/// its temporary pid file). Delete removes those still there and no longer served.
+fn owned_files() -> Result<Vec<String>> {
+    let Some(v) = std::env::var_os(OWNED_FILES_ENV) else { return Ok(Vec::new()) };
+    let v = v.into_string().map_err(|_| Error::new(format!("{OWNED_FILES_ENV}: not valid UTF-8")))?;
+    let files: Vec<String> = v.lines().filter(|l| !l.is_empty()).map(String::from).collect();
+    if let Some(bad) = files.iter().find(|f| !f.starts_with('/')) {
+        return Err(Error::new(format!("{OWNED_FILES_ENV}: {bad:?} is not an absolute path")));
+    }
+    Ok(files)
+}
+
+/// The environment variable that names a supervisor's files (see [`owned_files`]).
+pub const OWNED_FILES_ENV: &str = "BERTH_OWNED_FILES";
 
 /// LISTEN_FDS meant for this process (LISTEN_PID unset or ours).
 fn socket_activation_fds() -> Option<u32> {

@@ -1,5 +1,6 @@
 //! `berth delete [--force] ID`: remove a stopped (or, forced, a running) container and
-//! everything it holds. An unknown id with --force is not an error: engines call it
+//! everything it holds, also what a create that was killed half way had made (its
+//! state.json names it). An unknown id with --force is not an error: engines call it
 //! during cleanup.
 
 use super::args::{self, flag, Flag};
@@ -16,7 +17,8 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
     let c = match Container::load(&g.root, &id) {
         Ok(c) => c,
         Err(_) if force => {
-            // A create that died half way may have left a directory without state.
+            // Gone (or never there): nothing to do. The directory of an unreadable
+            // state.json is removed all the same.
             crate::container::validate_id(&id)?;
             let _ = std::fs::remove_dir_all(crate::container::state_dir(&g.root, &id));
             return Ok(());
@@ -25,9 +27,9 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
     };
     match c.status() {
         Status::Stopped | Status::Created => {}
-        s if force => {
-            let _ = s;
-        }
+        // A create that was killed leaves a container "creating" while its init lives:
+        // only --force ends it.
+        _ if force => {}
         s => return Err(Error::new(format!("cannot delete container {id} that is not stopped: {}", s.as_str()))),
     }
     c.destroy()

@@ -33,7 +33,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
     let mut c = Container::load(&g.root, &id)?;
     // Others may work on the container while this watches.
     c.unlock();
-    if c.status() == Status::Stopped {
+    if matches!(c.status(), Status::Stopped | Status::Creating) {
         return Err(Error::new(format!("container with id {id} is not running")));
     }
     let cg = c.cgroup();

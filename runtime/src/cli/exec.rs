@@ -36,6 +36,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<i32> {
     let mut c = Container::load(&g.root, &id)?;
     match c.status() {
         Status::Stopped => return Err(Error::new("cannot exec in a stopped container")),
+        Status::Creating => return Err(Error::new("cannot exec in a container that is being created")),
         Status::Paused if !p.has("ignore-paused") => return Err(Error::new("cannot exec in a paused container")),
         _ => {}
     }

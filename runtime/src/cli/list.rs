@@ -11,8 +11,8 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
     let p = args::parse(a, FLAGS, false)?;
     let mut containers = Vec::new();
     for id in list_ids(&g.root)? {
-        // A container being created or deleted right now is skipped.
-        if let Ok(c) = Container::load_unlocked(&g.root, &id) {
+        // Without waiting: one being created shows as `creating`; one deleted meanwhile is skipped.
+        if let Ok(c) = Container::peek(&g.root, &id) {
             containers.push(c);
         }
     }

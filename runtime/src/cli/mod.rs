@@ -120,7 +120,8 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             report(cmd, &e);
-            1
+            // As a process ended by the signal, which the shell and engines read so.
+            e.interrupted_by().map_or(1, |s| 128 + s)
         }
     }
 }

@@ -5,7 +5,8 @@
 use super::create;
 use super::Global;
 use crate::container::Container;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::linux::signals;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -13,6 +14,13 @@ use nix::unistd::Pid;
 pub fn main(g: &Global, a: &[String]) -> Result<i32> {
     let (o, p) = create::parse(a, "run")?;
     let (mut c, relay) = create::create(g, &o)?;
+    // Interrupted as the create finished: the container was never started, so it goes.
+    if let Some(sig) = signals::take_pending_interrupt() {
+        c.kill_and_cleanup();
+        let _ = std::fs::remove_dir_all(&c.dir);
+        let name = signals::name(sig);
+        return Err(Error::interrupted(sig, format!("interrupted by {name} while the container was being created; it was removed")));
+    }
     // With a terminal and no console socket, the init sent us the pty master.
     let master = match &relay {
         Some(sock) => match crate::linux::tty::recv_fd(sock) {
@@ -101,17 +109,24 @@ pub fn wait_with_terminal(pid: i32, master: &std::os::fd::OwnedFd) -> i32 {
     };
     let child = Pid::from_raw(pid);
     let mut status = None;
-    crate::linux::tty::relay(master, || match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-        Ok(WaitStatus::Exited(_, c)) => {
-            status = Some(c);
-            true
+    crate::linux::tty::relay(master, || {
+        // Blocked since create: passed on, as without a terminal.
+        if let Some(sig) = signals::take_pending_interrupt() {
+            // SAFETY: kill(2) with integers, to our own child.
+            unsafe { libc::kill(pid, sig) };
         }
-        Ok(WaitStatus::Signaled(_, s, _)) => {
-            status = Some(128 + s as i32);
-            true
+        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, c)) => {
+                status = Some(c);
+                true
+            }
+            Ok(WaitStatus::Signaled(_, s, _)) => {
+                status = Some(128 + s as i32);
+                true
+            }
+            Ok(_) => false,
+            Err(_) => true,
         }
-        Ok(_) => false,
-        Err(_) => true,
     });
     if let Some(t) = &saved {
         crate::linux::tty::restore(0, t);

@@ -38,7 +38,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
         None => from_flags(&p)?,
     };
     let c = Container::load(&g.root, &id)?;
-    if c.status() == Status::Stopped {
+    if matches!(c.status(), Status::Stopped | Status::Creating) {
         return Err(Error::new("container not running"));
     }
     c.cgroup().update(&r)

@@ -2,11 +2,12 @@
 //! config's `linux.devices`, and the usual symlinks (/dev/fd, /dev/stdin, /dev/ptmx ...).
 
 use super::rootfs::PinnedPath;
-use super::secure_join::secure_join;
+use super::secure_join::{is_within, secure_join};
 use crate::error::{Context, Error, Result};
+use berth_spec::rootfs_path::clean_abs;
 use berth_spec::{Device, Spec};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// (path, major, minor): what runc and the spec call the default devices.
 const DEFAULT_DEVICES: &[(&str, u64, u64)] =
@@ -16,7 +17,7 @@ const DEFAULT_DEVICES: &[(&str, u64, u64)] =
 fn dev_is_bound(spec: &Spec) -> bool {
     spec.mounts
         .iter()
-        .any(|m| m.destination.trim_end_matches('/') == "/dev" && (m.typ.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind")))
+        .any(|m| clean_abs(&m.destination) == "/dev" && (m.typ.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind")))
 }
 
 pub fn create_devices(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<()> {
@@ -27,14 +28,17 @@ pub fn create_devices(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<()>
     let res = (|| -> Result<()> {
         let config_devs = spec.linux.as_ref().map(|l| l.devices.as_slice()).unwrap_or(&[]);
         for &(path, major, minor) in DEFAULT_DEVICES {
-            if config_devs.iter().any(|d| d.path == path) {
+            if config_devs.iter().any(|d| clean_abs(&d.path) == path) {
                 continue;
             }
             let d = Device { typ: "c".into(), path: path.into(), major: major as i64, minor: minor as i64, file_mode: Some(0o666), uid: Some(0), gid: Some(0) };
-            create_device(rootfs, &d, in_userns).with_ctx(|| format!("create device {path}"))?;
+            let dest = resolve_in_dev(rootfs, path).with_ctx(|| format!("create device {path}"))?;
+            create_device(rootfs, &dest, &d, in_userns).with_ctx(|| format!("create device {path}"))?;
         }
         for (i, d) in config_devs.iter().enumerate() {
-            create_device(rootfs, d, in_userns).with_ctx(|| format!("linux.devices[{i}] {}", d.path))?;
+            let field = || format!("linux.devices[{i}].path {:?}", d.path);
+            let dest = resolve_in_dev(rootfs, &d.path).with_ctx(field)?;
+            create_device(rootfs, &dest, d, in_userns).with_ctx(field)?;
         }
         Ok(())
     })();
@@ -43,17 +47,30 @@ pub fn create_devices(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<()>
     symlinks(spec, rootfs)
 }
 
-fn create_device(rootfs: &Path, d: &Device, in_userns: bool) -> Result<()> {
-    let dest = secure_join(rootfs, &d.path)?;
+/// Where a device node goes: `path` resolved inside the rootfs (symlinks followed
+/// there, `..` stopping at its root), which must land below the container's /dev (itself
+/// resolved the same way). Config validation already refused paths that leave /dev as
+/// text; this catches a rootfs whose symlinks would lead a node elsewhere.
+fn resolve_in_dev(rootfs: &Path, path: &str) -> Result<PathBuf> {
+    let dev = secure_join(rootfs, "/dev")?;
+    let dest = secure_join(rootfs, &clean_abs(path))?;
+    if dest == dev || !is_within(&dev, &dest) {
+        let inside = dest.strip_prefix(rootfs).map(|p| format!("/{}", p.display())).unwrap_or_else(|_| dest.display().to_string());
+        return Err(Error::new(format!("resolves to {inside} in the rootfs, not below /dev")));
+    }
+    Ok(dest)
+}
+
+fn create_device(rootfs: &Path, dest: &Path, d: &Device, in_userns: bool) -> Result<()> {
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent)?;
     }
     if in_userns {
         // mknod is not allowed in a user namespace: bind the host's node instead.
-        if std::fs::symlink_metadata(&dest).is_err() {
-            std::fs::File::create(&dest)?;
+        if std::fs::symlink_metadata(dest).is_err() {
+            std::fs::File::create(dest)?;
         }
-        let target = PinnedPath::open(rootfs, &dest)?;
+        let target = PinnedPath::open(rootfs, dest)?;
         return nix::mount::mount(Some(d.path.as_str()), target.path(), None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).map_err(Error::from);
     }
     let kind = match d.typ.as_str() {
@@ -63,15 +80,15 @@ fn create_device(rootfs: &Path, d: &Device, in_userns: bool) -> Result<()> {
         t => return Err(Error::new(format!("unknown device type {t:?}"))),
     };
     let mode = Mode::from_bits_truncate(d.file_mode.unwrap_or(0o666) & 0o7777);
-    match std::fs::symlink_metadata(&dest) {
+    match std::fs::symlink_metadata(dest) {
         Ok(md) if md.file_type().is_symlink() || md.is_dir() => {
             return Err(Error::new(format!("{} exists and is not a device", d.path)));
         }
-        Ok(_) => std::fs::remove_file(&dest)?,
+        Ok(_) => std::fs::remove_file(dest)?,
         Err(_) => {}
     }
-    mknod(&dest, kind, mode, makedev(d.major as u64, d.minor as u64)).ctx("mknod")?;
-    nix::unistd::chown(&dest, Some(d.uid.unwrap_or(0).into()), Some(d.gid.unwrap_or(0).into())).ctx("chown")?;
+    mknod(dest, kind, mode, makedev(d.major as u64, d.minor as u64)).ctx("mknod")?;
+    nix::unistd::chown(dest, Some(d.uid.unwrap_or(0).into()), Some(d.gid.unwrap_or(0).into())).ctx("chown")?;
     Ok(())
 }
 

@@ -1,4 +1,9 @@
-//! Signal names as `kill` takes them: `KILL`, `SIGKILL`, `kill` or `9`.
+//! Signal names as `kill` takes them (`KILL`, `SIGKILL`, `kill` or `9`), and the
+//! signals that interrupt `create` and `run`.
+
+use crate::error::{Context, Result};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 const NAMES: &[(&str, i32)] = &[
     ("HUP", libc::SIGHUP),
@@ -62,6 +67,80 @@ pub fn parse(s: &str) -> Option<i32> {
         return (rtmax - n >= rtmin).then_some(rtmax - n);
     }
     None
+}
+
+/// What a user or an engine sends to stop a command: a create or run that gets one
+/// undoes what it made, where the default action would end it half way.
+const INTERRUPTS: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT];
+
+fn interrupt_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in INTERRUPTS {
+        set.add(s);
+    }
+    set
+}
+
+/// The interrupting signals, blocked for the rest of the process (so none is lost) and
+/// readable from a signalfd (so create can wait for one beside its init).
+pub struct Interrupts {
+    fd: SignalFd,
+}
+
+impl Interrupts {
+    pub fn block() -> Result<Interrupts> {
+        let set = interrupt_set();
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).ctx("block signals")?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ctx("signalfd")?;
+        Ok(Interrupts { fd })
+    }
+
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.fd.as_fd()
+    }
+
+    /// A signal that has arrived, taken; None if none has.
+    pub fn take(&self) -> Option<i32> {
+        match self.fd.read_signal() {
+            Ok(Some(info)) => Some(info.ssi_signo as i32),
+            _ => None,
+        }
+    }
+}
+
+/// In a child cloned by a create that blocked the interrupting signals: takes them back,
+/// so the init acts on them as before (a SIGTERM to a created container ends it). The
+/// mask would otherwise survive into the sealed berth's exec. Only sigset and sigprocmask
+/// calls: safe between clone and exec.
+pub fn unblock_interrupts_in_child() {
+    // SAFETY: a sigset on our stack, filled and passed to sigprocmask; no allocation.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Takes an interrupting signal that is pending for this process, without waiting (for
+/// a command that keeps them blocked, to pass one on).
+pub fn take_pending_interrupt() -> Option<i32> {
+    let set = interrupt_set();
+    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: sigtimedwait with a valid set, no siginfo out-pointer and a zero timeout.
+    let s = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &zero) };
+    (s > 0).then_some(s)
+}
+
+/// `SIGTERM` for 15: how an error names a signal.
+pub fn name(sig: i32) -> String {
+    match NAMES.iter().find(|(_, n)| *n == sig) {
+        Some((k, _)) => format!("SIG{k}"),
+        None => format!("signal {sig}"),
+    }
 }
 
 #[cfg(test)]

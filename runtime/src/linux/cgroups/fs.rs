@@ -37,6 +37,21 @@ pub fn make_dirs(mountpoint: &Path, dir: &Path, cpuset: bool, created: &mut Vec<
     make_dirs_once(mountpoint, dir, cpuset, created).with_ctx(|| format!("mkdir {}", dir.display()))
 }
 
+/// The directories from `mountpoint` down to `dir` that do not exist now, deepest last:
+/// what [`make_dirs`] would make.
+pub fn missing_dirs(mountpoint: &Path, dir: &Path) -> Vec<PathBuf> {
+    let rel = dir.strip_prefix(mountpoint).unwrap_or(Path::new(""));
+    let mut cur = mountpoint.to_path_buf();
+    let mut out = Vec::new();
+    for comp in rel.components() {
+        cur.push(comp);
+        if !out.is_empty() || !cur.exists() {
+            out.push(cur.clone());
+        }
+    }
+    out
+}
+
 fn make_dirs_once(mountpoint: &Path, dir: &Path, cpuset: bool, created: &mut Vec<PathBuf>) -> std::io::Result<()> {
     // The usual case first: the parent exists (and, for cpuset, has cpus and mems).
     if let Some(parent) = dir.parent().filter(|p| p.starts_with(mountpoint) && *p != mountpoint) {
@@ -176,4 +191,19 @@ pub fn rdma_line(dev: &str, lim: &serde_json::Value) -> String {
         s.push_str(&format!(" hca_object={o}"));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_dirs_are_those_below_the_deepest_existing_one() {
+        let m = std::env::temp_dir().join(format!("berth-missing-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&m);
+        std::fs::create_dir_all(m.join("a")).unwrap();
+        assert_eq!(missing_dirs(&m, &m.join("a/b/c")), vec![m.join("a/b"), m.join("a/b/c")]);
+        assert!(missing_dirs(&m, &m.join("a")).is_empty());
+        std::fs::remove_dir_all(&m).unwrap();
+    }
 }

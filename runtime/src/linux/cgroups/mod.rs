@@ -73,6 +73,10 @@ impl CgroupPaths {
 pub trait Manager {
     /// Where the cgroup is: saved in state.json once the init has entered it.
     fn paths(&self) -> &CgroupPaths;
+    /// What `create` and `enter` are about to make, for the record create writes first
+    /// (so that a delete after create was killed finds it): the directories, those
+    /// missing now listed as made, and the systemd unit.
+    fn plan(&self) -> CgroupPaths;
     /// Makes the cgroup before the init exists (cgroupfs); systemd makes its scope only
     /// around a process, at `enter`.
     fn create(&mut self) -> Result<()>;

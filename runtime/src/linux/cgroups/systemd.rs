@@ -174,6 +174,19 @@ impl Manager for Systemd {
         &self.paths
     }
 
+    /// The unit, so that delete can stop it; on v1 also the directories `enter` makes
+    /// in the hierarchies systemd does not manage, at the path systemd gives the unit.
+    fn plan(&self) -> CgroupPaths {
+        let mut p = self.paths.clone();
+        let Some(n) = &self.new else { return p };
+        if !n.layout.v1.is_empty() {
+            if let Ok(m) = path::unit_fs_path(&n.unit).and_then(|rel| V1::new(&n.layout, &rel, false)) {
+                p = CgroupPaths { systemd_unit: p.systemd_unit, ..m.plan() };
+            }
+        }
+        p
+    }
+
     /// Connects to systemd before the init exists, so that a host without it fails
     /// create before anything is made.
     fn create(&mut self) -> Result<()> {
@@ -527,6 +540,37 @@ fn unquote(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A new container's manager as `Systemd::new` makes it, without asking for systemd.
+    fn new_manager(layout: Layout) -> Systemd {
+        let unit = path::systemd_unit(Some("machine.slice:libpod:c1"), "c1").unwrap();
+        Systemd {
+            unit: unit.name.clone(),
+            paths: CgroupPaths { systemd_unit: Some(unit.name.clone()), ..Default::default() },
+            new: Some(New { unit, id: "c1".into(), layout, properties: Vec::new() }),
+            fs: None,
+            owned: false,
+            conn: RefCell::new(None),
+        }
+    }
+
+    #[test]
+    fn the_record_create_writes_first_names_the_unit_for_delete_to_stop() {
+        let hybrid = "31 30 0:27 / /nonexistent-cg/cpu rw - cgroup cgroup rw,cpu\n\
+                      33 30 0:29 / /nonexistent-cg/systemd rw - cgroup cgroup rw,name=systemd\n\
+                      34 30 0:30 / /nonexistent-cg/unified rw - cgroup2 cgroup2 rw";
+        let plan = new_manager(Layout::parse(hybrid, "1:cpu:/\n0::/")).plan();
+        assert_eq!(plan.systemd_unit.as_deref(), Some("libpod-c1.scope"));
+        // On v1, also the directories enter makes beside systemd's, all missing here.
+        let scope = Path::new("/nonexistent-cg/cpu/machine.slice/libpod-c1.scope");
+        assert_eq!(plan.v1_dir("cpu"), Some(scope));
+        assert!(plan.created.iter().any(|d| d == scope), "{:?}", plan.created);
+        // What delete rebuilds from that record is the systemd driver, owning the unit.
+        let m = super::super::load(&plan);
+        assert_eq!(m.paths().systemd_unit.as_deref(), Some("libpod-c1.scope"));
+        let v2 = new_manager(Layout::parse("35 1 0:30 / /nonexistent-cg rw - cgroup2 cgroup2 rw", "0::/")).plan();
+        assert_eq!(v2.systemd_unit.as_deref(), Some("libpod-c1.scope"));
+    }
 
     fn props(r: serde_json::Value, v2: bool) -> BTreeMap<String, Value> {
         let r: Resources = serde_json::from_value(r).unwrap();

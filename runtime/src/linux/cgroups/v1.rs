@@ -60,6 +60,14 @@ impl Manager for V1 {
         &self.paths
     }
 
+    fn plan(&self) -> CgroupPaths {
+        let mut p = self.paths.clone();
+        for (mountpoint, dir, _) in &self.plan {
+            p.created.extend(fs::missing_dirs(mountpoint, dir));
+        }
+        p
+    }
+
     fn create(&mut self) -> Result<()> {
         let mut created = std::mem::take(&mut self.paths.created);
         let r = self.plan.iter().try_for_each(|(mountpoint, dir, cpuset)| fs::make_dirs(mountpoint, dir, *cpuset, &mut created));

@@ -67,6 +67,14 @@ impl Manager for V2 {
         &self.paths
     }
 
+    fn plan(&self) -> CgroupPaths {
+        let mut p = self.paths.clone();
+        if let Some(m) = &self.mountpoint {
+            p.created.extend(fs::missing_dirs(m, self.dir()));
+        }
+        p
+    }
+
     fn create(&mut self) -> Result<()> {
         let Some(m) = &self.mountpoint else { return Ok(()) };
         let dir = self.dir().to_path_buf();
