@@ -11,7 +11,7 @@ use super::Builder;
 use crate::cache::{content_key, KeyBuilder};
 use crate::context::{self, AddSourceKind, Context, ResolveOptions, Source};
 use crate::copy::{self, CopyParams};
-use crate::dockerfile::{self, Dockerfile, Instr, Instruction};
+use crate::dockerfile::{self, Dockerfile, Env, Instr, Instruction};
 use crate::exec::Stubs;
 use crate::overlay;
 use crate::rootfs::resolve_chown;
@@ -24,8 +24,7 @@ enum AddSrc {
     Url { url: String, name: String, checksum: Option<context::Checksum>, fetched: Option<(PathBuf, copy::http::Download)> },
 }
 
-#[allow(clippy::ptr_arg)]
-pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &Instruction, env: &Vec<(String, String)>) -> Result<(), String> {
+pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &Instruction, env: &dyn Env) -> Result<(), String> {
     let lex = df.lexer();
     let (is_add, x, from, link, parents, excludes, checksum, unpack) = match &ins.kind {
         Instr::Copy(c) => (false, c.expand(&lex, env).map_err(|e| e.to_string())?, c.from.clone(), c.link, c.parents, c.excludes.clone(), None, None),

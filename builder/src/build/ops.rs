@@ -10,18 +10,10 @@ use super::stage::{image_layers, StageState};
 use super::step::{self, Mode, StepEnv};
 use super::Builder;
 use crate::cache::{content_key, KeyBuilder};
-use crate::dockerfile::{Dockerfile, Instr, Instruction, StageArgs};
+use crate::dockerfile::{Dockerfile, Env, Instr, Instruction, StageArgs};
 use crate::exec::Stubs;
 
-#[allow(clippy::ptr_arg)] // a Vec of pairs is an `Env`; a slice of them cannot become `&dyn Env`
-pub fn fs_instruction(
-    b: &mut Builder,
-    df: &Dockerfile,
-    st: &mut StageState,
-    args: &StageArgs,
-    ins: &Instruction,
-    env: &Vec<(String, String)>,
-) -> Result<(), String> {
+pub fn fs_instruction(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageArgs, ins: &Instruction, env: &dyn Env) -> Result<(), String> {
     let at = |msg: &dyn std::fmt::Display| format!("{}:{}: {msg}", df.file, ins.line);
     let r = match &ins.kind {
         Instr::Run(_) => super::run_op::run(b, df, st, args, ins, env),
