@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::ops::{one_line, source_layers};
+use super::ops::{one_line, source_label, source_layers};
 use super::stage::StageState;
 use super::step::{self, Mode, StepEnv};
 use super::Builder;
@@ -69,6 +69,7 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
 
     // Sources: from another stage or image (resolved at run time, keyed by its content),
     // or from the context (resolved and hashed now, without copying).
+    let from_label = from.as_ref().map(|f| source_label(df, st.index, f));
     let from_src = match &from {
         Some(f) => {
             let (ids, dirs) = source_layers(b, df, st, f)?;
@@ -144,7 +145,7 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
             let d = e.dir.join("from");
             std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
             let m = overlay::mount(&mut b.links, dirs, None, &d).map_err(|e| e.to_string())?;
-            let sctx = Context::open_rootfs(&m.path).map_err(|e| e.to_string())?;
+            let sctx = Context::open_rootfs(&m.path, from_label.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
             let resolved = sctx.resolve(&sources_patterns, &ropts).map_err(|e| e.to_string())?;
             copy::copy(&params, &sctx, &resolved, &inline)?;
             return Ok(None);
