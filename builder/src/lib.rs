@@ -1,4 +1,6 @@
 //! berth-build: parse -> plan -> execute -> snapshot -> store/export.
+#[cfg(test)]
+pub(crate) mod alloc_count;
 pub mod build;
 pub mod cache;
 pub mod cleanup;

@@ -271,6 +271,8 @@ fn errors_name_the_line_and_leave_nothing_behind() {
         ("FROM nosuchimage\nRUN true\n", "nosuchimage"),
         ("FROM busybox\nRUN --mount=type=secret,id=nope,required cat /run/secrets/nope\n", "secret nope not found"),
         ("FROM busybox\nUSER ghost\nRUN true\n", "unable to find user ghost"),
+        ("FROM busybox\nCOPY --from=busybox /../x /y\n", "Dockerfile:2: forbidden path /../x: it leaves the image busybox"),
+        ("FROM busybox\nCOPY --from=busybox /nope /y\n", "Dockerfile:2: \"/nope\" not found in the image busybox"),
     ];
     b.write(&b.path("outside.txt"), "x");
     for (i, (df, want)) in cases.iter().enumerate() {

@@ -4,14 +4,14 @@
 
 use std::path::PathBuf;
 
-use super::ops::{one_line, source_layers};
+use super::ops::{one_line, source_label, source_layers};
 use super::stage::StageState;
 use super::step::{self, Mode, StepEnv};
 use super::Builder;
 use crate::cache::{content_key, KeyBuilder};
 use crate::context::{self, AddSourceKind, Context, ResolveOptions, Source};
 use crate::copy::{self, CopyParams};
-use crate::dockerfile::{self, Dockerfile, Instr, Instruction};
+use crate::dockerfile::{self, Dockerfile, Env, Instr, Instruction};
 use crate::exec::Stubs;
 use crate::overlay;
 use crate::rootfs::resolve_chown;
@@ -24,8 +24,7 @@ enum AddSrc {
     Url { url: String, name: String, checksum: Option<context::Checksum>, fetched: Option<(PathBuf, copy::http::Download)> },
 }
 
-#[allow(clippy::ptr_arg)]
-pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &Instruction, env: &Vec<(String, String)>) -> Result<(), String> {
+pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &Instruction, env: &dyn Env) -> Result<(), String> {
     let lex = df.lexer();
     let (is_add, x, from, link, parents, excludes, checksum, unpack) = match &ins.kind {
         Instr::Copy(c) => (false, c.expand(&lex, env).map_err(|e| e.to_string())?, c.from.clone(), c.link, c.parents, c.excludes.clone(), None, None),
@@ -70,6 +69,7 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
 
     // Sources: from another stage or image (resolved at run time, keyed by its content),
     // or from the context (resolved and hashed now, without copying).
+    let from_label = from.as_ref().map(|f| source_label(df, st.index, f));
     let from_src = match &from {
         Some(f) => {
             let (ids, dirs) = source_layers(b, df, st, f)?;
@@ -145,7 +145,7 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
             let d = e.dir.join("from");
             std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
             let m = overlay::mount(&mut b.links, dirs, None, &d).map_err(|e| e.to_string())?;
-            let sctx = Context::open_rootfs(&m.path).map_err(|e| e.to_string())?;
+            let sctx = Context::open_rootfs(&m.path, from_label.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
             let resolved = sctx.resolve(&sources_patterns, &ropts).map_err(|e| e.to_string())?;
             copy::copy(&params, &sctx, &resolved, &inline)?;
             return Ok(None);

@@ -10,18 +10,10 @@ use super::stage::{image_layers, StageState};
 use super::step::{self, Mode, StepEnv};
 use super::Builder;
 use crate::cache::{content_key, KeyBuilder};
-use crate::dockerfile::{Dockerfile, Instr, Instruction, StageArgs};
+use crate::dockerfile::{Dockerfile, Env, Instr, Instruction, StageArgs};
 use crate::exec::Stubs;
 
-#[allow(clippy::ptr_arg)] // a Vec of pairs is an `Env`; a slice of them cannot become `&dyn Env`
-pub fn fs_instruction(
-    b: &mut Builder,
-    df: &Dockerfile,
-    st: &mut StageState,
-    args: &StageArgs,
-    ins: &Instruction,
-    env: &Vec<(String, String)>,
-) -> Result<(), String> {
+pub fn fs_instruction(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageArgs, ins: &Instruction, env: &dyn Env) -> Result<(), String> {
     let at = |msg: &dyn std::fmt::Display| format!("{}:{}: {msg}", df.file, ins.line);
     let r = match &ins.kind {
         Instr::Run(_) => super::run_op::run(b, df, st, args, ins, env),
@@ -64,10 +56,22 @@ pub(super) fn source_layers(b: &Builder, df: &Dockerfile, st: &StageState, from:
     source_layers_b(b, df, st.index, from)
 }
 
-pub(super) fn source_layers_b(b: &Builder, df: &Dockerfile, index: usize, from: &str) -> Result<(Vec<Digest>, Vec<PathBuf>), String> {
+/// What a `--from` source is, for errors: `stage build` or `image busybox`.
+pub(super) fn source_label(df: &Dockerfile, index: usize, from: &str) -> String {
+    match source_stage(df, index, from) {
+        Some(i) => format!("stage {}", df.stages[i].name.as_deref().map_or_else(|| i.to_string(), str::to_string)),
+        None => format!("image {from}"),
+    }
+}
+
+/// The stage before `index` that a `--from` names (by name or number).
+fn source_stage(df: &Dockerfile, index: usize, from: &str) -> Option<usize> {
     let lower = from.to_ascii_lowercase();
-    let stage = df.stages[..index].iter().position(|s| s.name.as_deref() == Some(lower.as_str())).or_else(|| from.parse::<usize>().ok().filter(|&i| i < index));
-    if let Some(i) = stage {
+    df.stages[..index].iter().position(|s| s.name.as_deref() == Some(lower.as_str())).or_else(|| from.parse::<usize>().ok().filter(|&i| i < index))
+}
+
+pub(super) fn source_layers_b(b: &Builder, df: &Dockerfile, index: usize, from: &str) -> Result<(Vec<Digest>, Vec<PathBuf>), String> {
+    if let Some(i) = source_stage(df, index, from) {
         let r = b.results[i].as_ref().ok_or_else(|| format!("stage {from} was not built"))?;
         return Ok((r.diff_ids(), r.lowers()));
     }

@@ -10,11 +10,10 @@ use super::stage::StageState;
 use super::step::{self, Mode, StepEnv};
 use super::Builder;
 use crate::cache::{content_key, KeyBuilder};
-use crate::dockerfile::{self, Dockerfile, Instr, Instruction, MountType, StageArgs};
+use crate::dockerfile::{self, Dockerfile, Env, Instr, Instruction, MountType, StageArgs};
 use crate::exec::{self, mounts, RunRequest, Stubs};
 
-#[allow(clippy::ptr_arg)]
-pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageArgs, ins: &Instruction, env: &Vec<(String, String)>) -> Result<(), String> {
+pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageArgs, ins: &Instruction, env: &dyn Env) -> Result<(), String> {
     let Instr::Run(r) = &ins.kind else { unreachable!() };
     let plan = r.plan();
     let argv = plan.command.argv(&st.meta.shell());
@@ -32,7 +31,7 @@ pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageAr
 
     let mut key = KeyBuilder::new("RUN", &content_key(&st.diff_ids()));
     key.list("argv", &argv)
-        .list("env", &st.meta.config.env)
+        .list("env", st.meta.env.list())
         .list("args", &extra_env)
         .field("user", st.meta.config.user.as_deref().unwrap_or(""))
         .field("workdir", &workdir)

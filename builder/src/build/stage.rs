@@ -1,10 +1,12 @@
 //! One stage: its base, the base's ONBUILD triggers, its instructions.
 
+use std::sync::Arc;
+
 use berth_spec::image::{host_platform, History, ImageConfig};
 
 use super::meta::{self, MetaState};
 use super::{ops, Builder, LayerRef, StageResult};
-use crate::dockerfile::{self, ArgScope, BuildArgs, Dockerfile, Instr, Instruction, StageArgs};
+use crate::dockerfile::{self, ArgScope, BuildArgs, Dockerfile, Instr, Instruction, Layered, StageArgs};
 
 /// A stage being built.
 pub struct StageState {
@@ -32,7 +34,7 @@ impl StageState {
     /// The stage's config as an image config.
     pub fn to_config(&self) -> ImageConfig {
         let mut c = self.base.clone();
-        c.config = Some(self.meta.config.clone());
+        c.config = Some(self.meta.to_container_config());
         c.author = self.meta.author.clone();
         c.rootfs.diff_ids = self.diff_ids();
         c.history = self.history.clone();
@@ -48,16 +50,6 @@ impl StageState {
             format!("[{}/{}]", self.done, self.total)
         }
     }
-}
-
-/// The environment variables expand with: the stage's ARGs, then its Env (Env wins).
-pub fn expand_env(meta: &MetaState, args: &StageArgs) -> Vec<(String, String)> {
-    let mut v = args.values();
-    for kv in &meta.config.env {
-        let (k, val) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-        v.push((k.to_string(), val.to_string()));
-    }
-    v
 }
 
 fn is_fs_step(i: &Instr) -> bool {
@@ -84,8 +76,7 @@ pub fn build_stage(b: &mut Builder, df: &Dockerfile, build_args: &BuildArgs, glo
     let id = b.progress.start(&format!("{label} FROM {base_name}"));
     match resolve_base(b, df, &base_name, index) {
         Ok((layers, config)) => {
-            st.meta.config = config.container_config();
-            st.meta.author = config.author.clone();
+            st.meta = MetaState::new(config.container_config(), config.author.clone());
             st.history = config.history.clone();
             st.layers = layers;
             st.base = config;
@@ -117,20 +108,37 @@ pub fn build_stage(b: &mut Builder, df: &Dockerfile, build_args: &BuildArgs, glo
 }
 
 fn instruction(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &mut StageArgs, ins: &Instruction) -> Result<(), String> {
-    let lex = df.lexer();
+    match &ins.kind {
+        Instr::Run(_) | Instr::Copy(_) | Instr::Add(_) | Instr::Workdir(_) => {
+            // Variables expand with the stage's Env over its ARGs (Env wins). The Arc is
+            // shared, not copied: a filesystem step does not change the Env.
+            let vars = Arc::clone(&st.meta.env);
+            ops::fs_instruction(b, df, st, args, ins, &Layered(&*vars, &*args))
+        }
+        _ => config_instruction(df, &mut st.meta, &mut st.history, args, ins),
+    }
+}
+
+/// ARG and the instructions that only change the config (ENV, LABEL, CMD, ...), each
+/// in O(1) of the variables already set (see [`meta::EnvVars`]).
+pub(crate) fn config_instruction(
+    df: &Dockerfile,
+    meta: &mut MetaState,
+    history: &mut Vec<History>,
+    args: &mut StageArgs,
+    ins: &Instruction,
+) -> Result<(), String> {
     let at = |msg: &dyn std::fmt::Display| format!("{}:{}: {msg}", df.file, ins.line);
-    let env = expand_env(&st.meta, args);
     match &ins.kind {
         Instr::Arg(a) => {
-            args.declare(a, &env).map_err(|e| e.to_string())?;
+            args.declare(a, &*meta.env).map_err(|e| e.to_string())?;
             Ok(())
         }
-        Instr::Run(_) | Instr::Copy(_) | Instr::Add(_) | Instr::Workdir(_) => ops::fs_instruction(b, df, st, args, ins, &env),
         Instr::From(_) => Err(at(&"FROM inside a stage")),
         kind => {
-            let created_by = meta::apply(&mut st.meta, kind, &lex, &env).map_err(|e| at(&e))?;
+            let created_by = meta::apply(meta, kind, &df.lexer(), &*args).map_err(|e| at(&e))?;
             if let Some(c) = created_by {
-                st.history.push(History {
+                history.push(History {
                     created: Some(crate::store::now_rfc3339()),
                     created_by: Some(c),
                     author: None,
@@ -181,4 +189,52 @@ pub fn image_layers(b: &Builder, name: &str) -> Result<(Vec<LayerRef>, ImageConf
         .map(|((blob, id), dir)| LayerRef { diff_id: id.clone(), blob: blob.clone(), dir })
         .collect();
     Ok((layers, img.config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alloc_count::allocations;
+
+    /// Allocations per line of parsing `n` lines made by `line(i)` and applying them to
+    /// a stage: a structural measure of the work per line (copying or rebuilding the
+    /// environment on every line shows as allocations growing with `n`).
+    fn allocations_per_line(n: usize, line: impl Fn(usize) -> String) -> f64 {
+        let mut text = String::from("FROM scratch\n");
+        for i in 0..n {
+            text.push_str(&line(i));
+            text.push('\n');
+        }
+        let before = allocations();
+        let df = dockerfile::parse(&text, "Dockerfile").unwrap();
+        let ba = BuildArgs::default();
+        let globals = ba.global_scope(&df).unwrap();
+        let mut args = ba.stage_args(&df, &globals);
+        let mut meta = MetaState::default();
+        let mut history = Vec::new();
+        for ins in &df.stages[0].instructions {
+            config_instruction(&df, &mut meta, &mut history, &mut args, ins).unwrap();
+        }
+        let per_line = (allocations() - before) as f64 / n as f64;
+        assert_eq!(history.len() + args.values().len(), n, "every line was applied");
+        per_line
+    }
+
+    #[test]
+    fn env_arg_and_label_lines_cost_the_same_at_any_count() {
+        // Each line refers to an earlier variable, so lookups are exercised too.
+        let env = |i: usize| format!("ENV K{i}=${{K{}}}x", i / 2);
+        let arg = |i: usize| format!("ARG A{i}=${{A{}}}x", i / 2);
+        let label = |i: usize| format!("LABEL l{i}=v{i}");
+        let (small, large) = (2_000, 16_000);
+        let label_cost = allocations_per_line(large, label);
+        for (what, f) in [("ENV", &env as &dyn Fn(usize) -> String), ("ARG", &arg)] {
+            let a = allocations_per_line(small, f);
+            let b = allocations_per_line(large, f);
+            // Linear: the same per line at 8x the lines (hash map growth is amortized).
+            assert!(b < a * 1.5, "{what}: {a:.1} allocations per line at {small} lines, {b:.1} at {large}");
+            assert!(b < label_cost * 3.0, "{what}: {b:.1} allocations per line, LABEL {label_cost:.1}");
+        }
+        assert!(allocations_per_line(small, label) * 1.5 > label_cost);
+    }
 }

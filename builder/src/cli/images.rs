@@ -137,7 +137,7 @@ pub fn import(store: &Path, args: &[String]) -> Result<(), Fail> {
     opts.message = p.one("message");
     let s = open(store)?;
     let imported = if tarball == "-" {
-        crate::layer::import_reader(&s, std::io::stdin(), name, &opts, "berth-build import -")?
+        crate::layer::import_reader(&s, std::io::stdin(), name, &opts, "stdin", "berth-build import -")?
     } else {
         crate::layer::import_tarball(&s, Path::new(tarball), name, &opts)?
     };

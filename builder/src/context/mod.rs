@@ -101,6 +101,17 @@ pub enum Error {
         path: String,
         detail: String,
     },
+    /// `/../x` in `COPY --from`: the path leaves the stage's or image's rootfs (`what`:
+    /// `image busybox`, `stage build`).
+    OutsideRootfs {
+        path: String,
+        what: String,
+    },
+    /// Missing in the stage's or image's rootfs of `COPY --from`.
+    NotFoundIn {
+        path: String,
+        what: String,
+    },
     /// A bad ignore or `--exclude` pattern.
     Pattern(PatternError),
     Io {
@@ -122,6 +133,8 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::OutsideRootfs { path, what } => write!(f, "forbidden path {path}: it leaves the {what}"),
+            Error::NotFoundIn { path, what } => write!(f, "{path:?} not found in the {what}"),
             Error::Pattern(e) => write!(f, "{e}"),
             Error::Io { path, err } => write!(f, "{path}: {err}"),
             Error::Other(s) => f.write_str(s),
@@ -155,6 +168,9 @@ pub struct Context {
     /// Resolve absolute symlinks and `..` as if `root` were `/` (for a stage's
     /// root filesystem, `COPY --from`) instead of refusing them.
     chroot: bool,
+    /// What a rootfs context is, for its errors (`image busybox`); None for the build
+    /// context.
+    what: Option<String>,
 }
 
 impl Context {
@@ -165,17 +181,29 @@ impl Context {
         if !root.is_dir() {
             return Err(Error::Other(format!("build context {} is not a directory", d.display())));
         }
-        Ok(Context { root, ignore, chroot: false })
+        Ok(Context { root, ignore, chroot: false, what: None })
     }
 
     /// Open a stage's (or image's) root filesystem as a source for
     /// `COPY --from`: nothing is ignored, and symlinks resolve as inside a chroot
     /// (an absolute target is taken from `dir`, `..` stops at `dir`), so nothing
-    /// outside `dir` is ever reached.
-    pub fn open_rootfs(dir: impl AsRef<Path>) -> Result<Context> {
+    /// outside `dir` is ever reached. `what` names it in errors (`image busybox`).
+    pub fn open_rootfs(dir: impl AsRef<Path>, what: &str) -> Result<Context> {
         let mut c = Context::open(dir, PatternMatcher::default())?;
         c.chroot = true;
+        c.what = Some(what.to_string());
         Ok(c)
+    }
+
+    /// A resolution error said about what this context is: a path that leaves a
+    /// rootfs leaves the image, not the build context.
+    fn about_origin(&self, e: Error) -> Error {
+        let Some(what) = &self.what else { return e };
+        match e {
+            Error::Outside { path, .. } => Error::OutsideRootfs { path, what: what.clone() },
+            Error::NotFound { path } => Error::NotFoundIn { path, what: what.clone() },
+            e => e,
+        }
     }
 
     /// Open `dir` with the ignore file that applies (`<dockerfile>.dockerignore`

@@ -47,9 +47,9 @@ impl Context {
         let mut out = Vec::new();
         for p in patterns {
             if opts.parents {
-                out.push(self.resolve_parents(p, &excludes)?);
+                out.push(self.resolve_parents(p, &excludes).map_err(|e| self.about_origin(e))?);
             } else {
-                out.extend(self.resolve_one(p, &excludes)?);
+                out.extend(self.resolve_one(p, &excludes).map_err(|e| self.about_origin(e))?);
             }
         }
         Ok(out)

@@ -346,13 +346,18 @@ fn open_errors() {
 fn rootfs_symlinks_resolve_like_a_chroot() {
     let t = TempDir::new();
     t.file("usr/lib/libx.so.1", "elf").link("usr/lib/libx.so", "/usr/lib/libx.so.1").link("lib", "usr/lib").link("up", "../../..");
-    let c = Context::open_rootfs(t.path()).unwrap();
+    let c = Context::open_rootfs(t.path(), "image busybox").unwrap();
     let r = c.resolve_sources(&s(&["/usr/lib/libx.so"])).unwrap();
     assert_eq!(r[0].path, "usr/lib/libx.so.1");
     let r = c.resolve_sources(&s(&["/lib/libx.so"])).unwrap();
     assert_eq!(r[0].path, "usr/lib/libx.so.1");
     let r = c.resolve_sources(&s(&["up/usr/lib/libx.so.1"])).unwrap();
     assert_eq!(r[0].path, "usr/lib/libx.so.1");
-    // the source path itself still may not climb out
-    assert!(matches!(c.resolve_sources(&s(&["../etc"])), Err(Error::Outside { .. })));
+    // the source path itself still may not climb out, and the error says out of what
+    let e = c.resolve_sources(&s(&["/../etc"])).unwrap_err();
+    assert_eq!(e.to_string(), "forbidden path /../etc: it leaves the image busybox");
+    let e = c.resolve(&s(&["../x"]), &ResolveOptions { parents: true, ..Default::default() }).unwrap_err();
+    assert_eq!(e.to_string(), "forbidden path ../x: it leaves the image busybox");
+    let e = c.resolve_sources(&s(&["/nope"])).unwrap_err();
+    assert_eq!(e.to_string(), "\"/nope\" not found in the image busybox");
 }

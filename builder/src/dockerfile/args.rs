@@ -13,10 +13,10 @@
 //!   (docker warns).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-use super::expand::{Env, Lexer};
+use super::expand::{Env, Layered, Lexer};
 use super::{ArgInstr, Dockerfile, Error, Result};
 
 /// The predefined proxy args.
@@ -136,7 +136,10 @@ impl BuildArgs {
     /// The global scope: platform args, then the ARGs before the first FROM.
     pub fn global_scope(&self, df: &Dockerfile) -> Result<ArgScope> {
         let lex = df.lexer();
-        let mut scope = ArgScope { vars: self.platform_args() };
+        let mut scope = ArgScope::default();
+        for (k, v) in self.platform_args() {
+            scope.set(&k, v);
+        }
         for instr in &df.global_args {
             for decl in &instr.args {
                 self.consumed.borrow_mut().insert(decl.name.clone());
@@ -157,7 +160,7 @@ impl BuildArgs {
 
     /// A fresh ARG scope for one stage.
     pub fn stage_args<'a>(&'a self, df: &Dockerfile, globals: &'a ArgScope) -> StageArgs<'a> {
-        StageArgs { build_args: self, globals, file: df.file.clone(), escape: df.escape, vars: Vec::new() }
+        StageArgs { build_args: self, globals, file: df.file.clone(), escape: df.escape, vars: Vec::new(), index: HashMap::new() }
     }
 
     /// Build args no ARG has consumed so far (through [`BuildArgs::global_scope`]
@@ -185,20 +188,25 @@ fn is_predefined(k: &str) -> bool {
     PROXY_ARGS.contains(&k) || PLATFORM_ARGS.contains(&k)
 }
 
-/// Variables in scope, in declaration order (re-declaring replaces in place).
+/// Variables in scope, in declaration order (re-declaring replaces in place), indexed
+/// by name: an ARG costs O(1), not a scan of every ARG before it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ArgScope {
     vars: Vec<(String, String)>,
+    index: HashMap<String, usize>,
 }
 
 impl ArgScope {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.index.get(name).map(|&i| self.vars[i].1.as_str())
     }
     pub fn set(&mut self, name: &str, value: String) {
-        match self.vars.iter_mut().find(|(k, _)| k == name) {
-            Some(slot) => slot.1 = value,
-            None => self.vars.push((name.to_string(), value)),
+        match self.index.get(name) {
+            Some(&i) => self.vars[i].1 = value,
+            None => {
+                self.index.insert(name.to_string(), self.vars.len());
+                self.vars.push((name.to_string(), value));
+            }
         }
     }
     pub fn vars(&self) -> &[(String, String)] {
@@ -220,13 +228,15 @@ pub struct StageArgs<'a> {
     file: String,
     escape: char,
     vars: Vec<(String, Option<String>)>,
+    /// Name -> position in `vars`.
+    index: HashMap<String, usize>,
 }
 
 impl StageArgs<'_> {
-    /// Process one ARG instruction. `env` is the stage's environment at this point
-    /// (image ENV, ENV instructions and earlier ARGs), used to expand defaults.
-    /// Returns each declared name with its value (`None`: declared without value;
-    /// it expands to empty and is not set in RUN's environment).
+    /// Process one ARG instruction. `env` is the stage's image environment at this
+    /// point (image ENV and ENV instructions); defaults expand with it over the ARGs
+    /// declared so far. Returns each declared name with its value (`None`: declared
+    /// without value; it expands to empty and is not set in RUN's environment).
     pub fn declare(&mut self, arg: &ArgInstr, env: &dyn Env) -> Result<Vec<(String, Option<String>)>> {
         let lex = Lexer::new(self.escape);
         let mut out = Vec::new();
@@ -235,13 +245,16 @@ impl StageArgs<'_> {
             let value = if let Some(v) = self.build_args.values.get(&decl.name) {
                 Some(v.clone())
             } else if let Some(d) = &decl.default {
-                Some(lex.expand_word(d, env).map_err(|e| Error::new(&self.file, arg.line, e))?)
+                Some(lex.expand_word(d, &Layered(env, &*self)).map_err(|e| Error::new(&self.file, arg.line, e))?)
             } else {
                 self.globals.get(&decl.name).map(str::to_string)
             };
-            match self.vars.iter_mut().find(|(k, _)| *k == decl.name) {
-                Some(slot) => slot.1 = value.clone(),
-                None => self.vars.push((decl.name.clone(), value.clone())),
+            match self.index.get(&decl.name) {
+                Some(&i) => self.vars[i].1 = value.clone(),
+                None => {
+                    self.index.insert(decl.name.clone(), self.vars.len());
+                    self.vars.push((decl.name.clone(), value.clone()));
+                }
             }
             out.push((decl.name.clone(), value));
         }
@@ -256,12 +269,12 @@ impl StageArgs<'_> {
 
     /// Whether `name` was declared in this stage.
     pub fn is_declared(&self, name: &str) -> bool {
-        self.vars.iter().any(|(k, _)| k == name)
+        self.index.contains_key(name)
     }
 }
 
 impl Env for StageArgs<'_> {
     fn get_var(&self, name: &str) -> Option<String> {
-        self.vars.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| v.clone())
+        self.index.get(name).and_then(|&i| self.vars[i].1.clone())
     }
 }

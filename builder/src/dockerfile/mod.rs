@@ -23,7 +23,7 @@ use std::fmt;
 
 pub use args::{ArgScope, BuildArgs, Platform, StageArgs};
 pub use directives::{CheckDirective, Directive, Directives};
-pub use expand::{expand, Env, ExpandError, Expansion, Lexer, NoEnv};
+pub use expand::{expand, Env, ExpandError, Expansion, Layered, Lexer, NoEnv};
 pub use heredoc::Heredoc;
 pub use instructions::*;
 pub use mount::{MountSpec, MountType, Sharing};

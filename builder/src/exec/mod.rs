@@ -56,8 +56,8 @@ pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut d
     std::fs::create_dir_all(&bundle).map_err(|e| format!("create {}: {e}", bundle.display()))?;
 
     let mut image_env: Vec<String> = req.image.container_config().env;
-    let keys: Vec<String> = image_env.iter().map(|kv| kv.split('=').next().unwrap_or("").to_string()).collect();
-    let extra: Vec<String> = req.extra_env.iter().filter(|kv| !keys.contains(&kv.split('=').next().unwrap_or("").to_string())).cloned().collect();
+    let keys: std::collections::HashSet<&str> = image_env.iter().map(|kv| kv.split('=').next().unwrap_or("")).collect();
+    let extra: Vec<String> = req.extra_env.iter().filter(|kv| !keys.contains(kv.split('=').next().unwrap_or(""))).cloned().collect();
     image_env.extend(extra);
     let mut image = req.image.clone();
     let mut cc = image.container_config();

@@ -150,10 +150,23 @@ pub fn decompress<'a, R: Read + Send + 'a>(r: R) -> io::Result<Box<dyn Read + Se
         sniff(head)
     };
     Ok(match kind {
-        LayerCompression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(br)),
-        LayerCompression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(br)?),
+        LayerCompression::Gzip => Box::new(Named { what: "gzip", r: flate2::bufread::MultiGzDecoder::new(br) }),
+        LayerCompression::Zstd => Box::new(Named { what: "zstd", r: zstd::stream::read::Decoder::with_buffer(br)? }),
         LayerCompression::None => Box::new(br),
     })
+}
+
+/// A decoder whose errors say which compression broke: the decoders' own words
+/// ("incomplete deflate stream") do not.
+struct Named<R> {
+    what: &'static str,
+    r: R,
+}
+
+impl<R: Read> Read for Named<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.r.read(buf).map_err(|e| io::Error::new(e.kind(), format!("truncated or corrupt {} data: {e}", self.what)))
+    }
 }
 
 #[cfg(test)]

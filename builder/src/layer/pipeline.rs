@@ -162,6 +162,12 @@ impl LayerWriter {
 
     /// Ends the tar, waits for the compressor and commits the blob to the store.
     pub fn finish(self, store: &Store) -> io::Result<LayerBlob> {
+        self.finish_pending()?.commit(store)
+    }
+
+    /// Ends the tar and waits for the compressor; the blob stays a temp file until
+    /// [`PendingBlob::commit`] (so that it can be checked first).
+    pub fn finish_pending(self) -> io::Result<PendingBlob> {
         let (mut sink, tar_size) = self.tar.finish()?;
         let (digest, size) = match sink.stop() {
             Some(Ok(r)) => r?,
@@ -170,8 +176,27 @@ impl LayerWriter {
         };
         let (diff_id, n) = std::mem::take(&mut sink.diff).finish();
         debug_assert_eq!(n, tar_size);
-        store.commit_blob(self.tmp, &digest)?;
-        Ok(LayerBlob { diff_id, descriptor: Descriptor::new(self.compression.media_type(), digest, size), tar_size, entries: 0 })
+        let blob = LayerBlob { diff_id, descriptor: Descriptor::new(self.compression.media_type(), digest, size), tar_size, entries: 0 };
+        Ok(PendingBlob { tmp: self.tmp, blob })
+    }
+}
+
+/// A finished layer blob not yet in the store (removed on drop unless committed).
+pub struct PendingBlob {
+    tmp: TempFile,
+    pub blob: LayerBlob,
+}
+
+impl PendingBlob {
+    /// The temp file holding the blob.
+    pub fn path(&self) -> &std::path::Path {
+        self.tmp.path()
+    }
+
+    /// Moves the blob to its digest name in the store.
+    pub fn commit(self, store: &Store) -> io::Result<LayerBlob> {
+        store.commit_blob(self.tmp, &self.blob.descriptor.digest)?;
+        Ok(self.blob)
     }
 }
 

@@ -8,7 +8,10 @@
 //! compressing pipeline: see pipeline.rs), reading file content straight into the chunk.
 //!
 //! Reader: USTAR, POSIX PAX (`x`, `g` ignored), GNU long names (`L`, `K`), GNU and
-//! star base-256 numbers, old V7 headers; checksums verified; sparse files refused.
+//! star base-256 numbers, old V7 headers; checksums verified. Sparse files (old GNU `S`
+//! entries and the PAX formats 0.0, 0.1 and 1.0 that GNU tar writes) are read as the
+//! whole file, holes as zeros; their maps are checked (sorted, inside the file, covering
+//! exactly the data stored) and bounded.
 
 use std::io::{self, Read, Write};
 
@@ -338,20 +341,59 @@ fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
 /// Largest PAX or GNU long-name body we read (a hostile archive could claim gigabytes).
 const MAX_META: u64 = 8 << 20;
 
+/// Most segments in one sparse map (old GNU extension headers, PAX maps): keeps a
+/// hostile map from taking unbounded memory. GNU tar's maps of real files are far
+/// smaller.
+const MAX_SPARSE: usize = 1 << 20;
+
+/// Where a sparse file's data lies: (offset, length) segments, sorted; everything
+/// else is a hole.
+struct Sparse {
+    map: Vec<(u64, u64)>,
+    /// The first segment not yet passed.
+    next: usize,
+    /// Position in the whole file.
+    pos: u64,
+    size: u64,
+}
+
+/// The sparse-file records of a PAX header.
+#[derive(Default)]
+struct PaxSparse {
+    major: Option<Vec<u8>>,
+    minor: Option<Vec<u8>>,
+    name: Option<Vec<u8>>,
+    size: Option<u64>,
+    /// 0.1: `offset,length,...`.
+    map: Option<Vec<u8>>,
+    /// 0.0: repeated `GNU.sparse.offset` / `GNU.sparse.numbytes` records.
+    offsets: Vec<u64>,
+    lengths: Vec<u64>,
+}
+
+impl PaxSparse {
+    fn any(&self) -> bool {
+        self.major.is_some() || self.size.is_some() || self.map.is_some() || !self.offsets.is_empty() || self.name.is_some()
+    }
+}
+
 /// Reads a tar stream entry by entry. After [`TarReader::next`] returns a header, the
 /// reader itself reads that entry's content; unread content is skipped by the next call.
 pub struct TarReader<R: Read> {
     r: R,
+    /// Stored content bytes of the current entry not yet read.
     left: u64,
     pad: u64,
     done: bool,
+    /// Set while the current entry is a sparse file.
+    sparse: Option<Sparse>,
     /// Bytes consumed from `r`.
     pub offset: u64,
 }
 
 impl<R: Read> TarReader<R> {
     pub fn new(r: R) -> TarReader<R> {
-        TarReader { r, left: 0, pad: 0, done: false, offset: 0 }
+        TarReader { r, left: 0, pad: 0, done: false, sparse: None, offset: 0 }
     }
 
     pub fn into_inner(self) -> R {
@@ -406,10 +448,12 @@ impl<R: Read> TarReader<R> {
         let rest = self.left + self.pad;
         self.left = 0;
         self.pad = 0;
+        self.sparse = None;
         self.skip(rest)?;
         let mut long_name: Option<Vec<u8>> = None;
         let mut long_link: Option<Vec<u8>> = None;
         let mut pax: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut pax_sparse = PaxSparse::default();
         loop {
             let Some(b) = self.block()? else {
                 self.done = true;
@@ -441,7 +485,6 @@ impl<R: Read> TarReader<R> {
                     long_link = Some(trim_nul(&self.read_meta(size)?).to_vec());
                     continue;
                 }
-                b'S' => return Err(unsupported("tar: GNU sparse files are not supported")),
                 _ => {}
             }
             let posix = &b[257..263] == b"ustar\0";
@@ -469,6 +512,12 @@ impl<R: Read> TarReader<R> {
                 h.devmajor = parse_num(&b[329..337])?;
                 h.devminor = parse_num(&b[337..345])?;
             }
+            // Old GNU sparse: up to 4 segments in the header, more in extension blocks.
+            let mut gnu_sparse = None;
+            if flag == b'S' {
+                gnu_sparse = Some(self.old_gnu_sparse_map(&b, &h.path)?);
+                h.size = parse_num(&b[483..495])?;
+            }
             if let Some(n) = long_name.take() {
                 h.path = n;
             }
@@ -488,12 +537,24 @@ impl<R: Read> TarReader<R> {
                         h.mtime = secs.parse().map_err(|_| invalid(format!("tar: bad PAX mtime {s:?}")))?;
                     }
                     k if k.starts_with(b"SCHILY.xattr.") => h.xattrs.push((k[13..].to_vec(), v)),
-                    k if k.starts_with(b"GNU.sparse.") => return Err(unsupported("tar: sparse files are not supported")),
+                    b"GNU.sparse.major" => pax_sparse.major = Some(v),
+                    b"GNU.sparse.minor" => pax_sparse.minor = Some(v),
+                    b"GNU.sparse.name" => pax_sparse.name = Some(v),
+                    b"GNU.sparse.size" | b"GNU.sparse.realsize" => pax_sparse.size = Some(parse_dec(&v)?),
+                    b"GNU.sparse.map" => pax_sparse.map = Some(v),
+                    b"GNU.sparse.offset" => pax_sparse.offsets.push(parse_dec(&v)?),
+                    b"GNU.sparse.numbytes" => pax_sparse.lengths.push(parse_dec(&v)?),
                     _ => {}
                 }
+                if pax_sparse.offsets.len() > MAX_SPARSE {
+                    return Err(invalid(format!("tar: entry {:?}: sparse map too large", String::from_utf8_lossy(&h.path))));
+                }
             }
-            let data_size = h.size;
+            // For an old GNU sparse entry the header's size is the data stored; for a
+            // PAX one (read below) the data stored is the size minus a 1.0 map.
+            let data_size = if flag == b'S' { size } else { h.size };
             h.kind = match flag {
+                b'S' => Kind::File,
                 b'0' | 0 | b'7' => {
                     if h.path.ends_with(b"/") && flag == 0 {
                         Kind::Dir
@@ -530,14 +591,162 @@ impl<R: Read> TarReader<R> {
                 // Not exposed as content, but skipped by the next call.
                 self.pad += self.left;
                 self.left = 0;
+            } else if let Some(map) = gnu_sparse {
+                self.start_sparse(&h.path, map, h.size)?;
+            } else if pax_sparse.any() {
+                self.pax_sparse(&mut h, pax_sparse)?;
             }
             return Ok(Some(h));
         }
+    }
+
+    /// The segments of an old GNU sparse entry: the header's four, then 21 in each
+    /// extension block while the "is extended" byte is set.
+    fn old_gnu_sparse_map(&mut self, b: &[u8; BLOCK], path: &[u8]) -> io::Result<Vec<(u64, u64)>> {
+        let mut map = Vec::new();
+        let add = |map: &mut Vec<(u64, u64)>, field: &[u8]| -> io::Result<()> {
+            // An unused slot is zero-filled.
+            if field[0] != 0 {
+                map.push((parse_num(&field[..12])?, parse_num(&field[12..24])?));
+            }
+            Ok(())
+        };
+        for i in 0..4 {
+            add(&mut map, &b[386 + 24 * i..386 + 24 * (i + 1)])?;
+        }
+        let mut extended = b[482] != 0;
+        while extended {
+            let ext = self.block()?.ok_or_else(|| truncated(io::ErrorKind::UnexpectedEof.into()))?;
+            for i in 0..21 {
+                add(&mut map, &ext[24 * i..24 * (i + 1)])?;
+            }
+            if map.len() > MAX_SPARSE {
+                return Err(invalid(format!("tar: entry {:?}: sparse map too large", String::from_utf8_lossy(path))));
+            }
+            extended = ext[504] != 0;
+        }
+        Ok(map)
+    }
+
+    /// A PAX sparse entry (GNU formats 0.0, 0.1, 1.0): the real name and size, the map
+    /// (for 1.0 read from the start of the content).
+    fn pax_sparse(&mut self, h: &mut Header, p: PaxSparse) -> io::Result<()> {
+        let bad = |what: &str| invalid(format!("tar: entry {:?}: bad sparse map: {what}", String::from_utf8_lossy(&h.path)));
+        let size = p.size.ok_or_else(|| bad("no GNU.sparse.size or GNU.sparse.realsize"))?;
+        let map = match (p.major.as_deref(), p.minor.as_deref()) {
+            (Some(b"1"), Some(b"0")) => self.sparse_map_1_0().map_err(|e| bad(&e))?,
+            (Some(b"0") | None, _) => match &p.map {
+                Some(text) => {
+                    let nums = if text.is_empty() { Vec::new() } else { text.split(|c| *c == b',').map(parse_dec).collect::<io::Result<Vec<u64>>>()? };
+                    if nums.len() % 2 != 0 || nums.len() / 2 > MAX_SPARSE {
+                        return Err(bad("GNU.sparse.map is not offset,length pairs"));
+                    }
+                    nums.chunks(2).map(|c| (c[0], c[1])).collect()
+                }
+                None if p.offsets.len() == p.lengths.len() => p.offsets.iter().copied().zip(p.lengths.iter().copied()).collect(),
+                None => return Err(bad("GNU.sparse.offset and GNU.sparse.numbytes do not pair up")),
+            },
+            (Some(major), _) => {
+                return Err(unsupported(&format!(
+                    "tar: entry {:?}: sparse format {} is not supported",
+                    String::from_utf8_lossy(&h.path),
+                    String::from_utf8_lossy(major)
+                )))
+            }
+        };
+        if let Some(n) = p.name {
+            h.path = n;
+        }
+        h.size = size;
+        self.start_sparse(&h.path, map, size)
+    }
+
+    /// Reads the 1.0 map at the start of the content: decimal numbers one a line (the
+    /// count, then offset and length pairs), padded to a block.
+    fn sparse_map_1_0(&mut self) -> Result<Vec<(u64, u64)>, String> {
+        let mut text: Vec<u8> = Vec::new();
+        let mut nums: Vec<u64> = Vec::new();
+        let mut want: Option<usize> = None;
+        let complete = |nums: &Vec<u64>, want: Option<usize>| want.is_some_and(|w| nums.len() == 1 + 2 * w);
+        while !complete(&nums, want) {
+            if self.left < BLOCK as u64 {
+                return Err("the map runs past the entry's data".into());
+            }
+            let mut blk = [0u8; BLOCK];
+            self.r.read_exact(&mut blk).map_err(|e| truncated(e).to_string())?;
+            self.offset += BLOCK as u64;
+            self.left -= BLOCK as u64;
+            text.extend_from_slice(&blk);
+            // Complete lines only; a number may continue in the next block.
+            while let Some(nl) = text.iter().position(|c| *c == b'\n') {
+                if complete(&nums, want) {
+                    break;
+                }
+                let n = std::str::from_utf8(&text[..nl]).ok().and_then(|t| t.parse::<u64>().ok()).ok_or("a line is not a number")?;
+                text.drain(..=nl);
+                nums.push(n);
+                if nums.len() == 1 {
+                    if n as usize > MAX_SPARSE {
+                        return Err("too many segments".into());
+                    }
+                    want = Some(n as usize);
+                }
+            }
+            if !complete(&nums, want) && text.len() > 64 {
+                return Err("a number is too long".into());
+            }
+        }
+        Ok(nums[1..].chunks(2).map(|c| (c[0], c[1])).collect())
+    }
+
+    /// Checks a map against the file size and the data stored, and starts reading it.
+    fn start_sparse(&mut self, path: &[u8], map: Vec<(u64, u64)>, size: u64) -> io::Result<()> {
+        let bad = |what: String| invalid(format!("tar: entry {:?}: bad sparse map: {what}", String::from_utf8_lossy(path)));
+        let mut end = 0u64;
+        let mut stored = 0u64;
+        for &(off, len) in &map {
+            let seg_end = off.checked_add(len).ok_or_else(|| bad("a segment overflows".into()))?;
+            if off < end || seg_end > size {
+                return Err(bad(format!("segment {off}+{len} overlaps another or lies outside the file's {size} bytes")));
+            }
+            end = seg_end;
+            stored += len;
+        }
+        if stored != self.left {
+            return Err(bad(format!("the segments hold {stored} bytes, the entry stores {}", self.left)));
+        }
+        self.sparse = Some(Sparse { map, next: 0, pos: 0, size });
+        Ok(())
     }
 }
 
 impl<R: Read> Read for TarReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(sp) = &mut self.sparse {
+            if sp.pos >= sp.size || buf.is_empty() {
+                return Ok(0);
+            }
+            while sp.map.get(sp.next).is_some_and(|&(off, len)| off + len <= sp.pos) {
+                sp.next += 1;
+            }
+            let (off, len) = sp.map.get(sp.next).copied().unwrap_or((sp.size, 0));
+            if sp.pos < off {
+                // A hole.
+                let n = (buf.len() as u64).min(off - sp.pos) as usize;
+                buf[..n].fill(0);
+                sp.pos += n as u64;
+                return Ok(n);
+            }
+            let want = (buf.len() as u64).min(off + len - sp.pos) as usize;
+            let n = self.r.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(truncated(io::ErrorKind::UnexpectedEof.into()));
+            }
+            sp.pos += n as u64;
+            self.left -= n as u64;
+            self.offset += n as u64;
+            return Ok(n);
+        }
         if self.left == 0 || buf.is_empty() {
             return Ok(0);
         }
@@ -552,8 +761,10 @@ impl<R: Read> Read for TarReader<R> {
     }
 }
 
+/// read_exact's own "failed to fill whole buffer" said as what it means here; an
+/// error with words of its own (a truncated gzip stream below us) is kept.
 fn truncated(e: io::Error) -> io::Error {
-    if e.kind() == io::ErrorKind::UnexpectedEof {
+    if e.kind() == io::ErrorKind::UnexpectedEof && e.get_ref().is_none() {
         io::Error::new(io::ErrorKind::UnexpectedEof, "tar: unexpected end of archive")
     } else {
         e
@@ -611,7 +822,8 @@ fn parse_dec(v: &[u8]) -> io::Result<u64> {
 }
 
 fn verify_checksum(b: &[u8; BLOCK]) -> io::Result<()> {
-    let want = parse_num(&b[148..156])?;
+    let not_tar = || invalid("tar: header checksum mismatch (not a tar archive, or a corrupt one)".into());
+    let want = parse_num(&b[148..156]).map_err(|_| not_tar())?;
     let mut unsigned: u64 = 0;
     let mut signed: i64 = 0;
     for (i, x) in b.iter().enumerate() {
@@ -622,7 +834,7 @@ fn verify_checksum(b: &[u8; BLOCK]) -> io::Result<()> {
     if want == unsigned || want as i64 == signed {
         Ok(())
     } else {
-        Err(invalid("tar: header checksum mismatch (not a tar archive, or a corrupt one)".into()))
+        Err(not_tar())
     }
 }
 
@@ -792,6 +1004,94 @@ mod tests {
         r.next_entry().unwrap().unwrap();
         let mut d = Vec::new();
         assert!(r.read_to_end(&mut d).is_err(), "truncated content must fail");
+    }
+
+    /// A 3 MiB file of 12 data segments (more than an old GNU header holds, so
+    /// extension blocks are used) between holes, ending in a hole.
+    fn sparse_file(path: &std::path::Path) -> Vec<u8> {
+        use std::io::{Seek, SeekFrom};
+        let mut want = vec![0u8; 3 << 20];
+        let mut f = std::fs::File::create(path).unwrap();
+        for i in 0..12u64 {
+            let at = i * 200_000 + 7;
+            let data: Vec<u8> = (0..5000u32).map(|j| (j % 251) as u8 ^ i as u8 | 1).collect();
+            f.seek(SeekFrom::Start(at)).unwrap();
+            f.write_all(&data).unwrap();
+            want[at as usize..at as usize + data.len()].copy_from_slice(&data);
+        }
+        f.set_len(want.len() as u64).unwrap();
+        want
+    }
+
+    #[test]
+    fn reads_gnu_sparse_files_in_every_format() {
+        let dir = std::env::temp_dir().join(format!("berth-tar-sparse-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        let want = sparse_file(&dir.join("src/holes"));
+        std::fs::write(dir.join("src/plain"), b"plain file\n").unwrap();
+        for fmt in [
+            &["--format=gnu"][..],
+            &["--format=posix", "--sparse-version=0.0"],
+            &["--format=posix", "--sparse-version=0.1"],
+            &["--format=posix", "--sparse-version=1.0"],
+        ] {
+            let tarfile = dir.join("s.tar");
+            let st =
+                std::process::Command::new("tar").arg("--sparse").args(fmt).arg("-cf").arg(&tarfile).arg("-C").arg(dir.join("src")).arg(".").status().unwrap();
+            assert!(st.success(), "{fmt:?}");
+            let data = std::fs::read(&tarfile).unwrap();
+            assert!(data.len() < want.len() / 4, "{fmt:?}: the archive holds the holes (does the temp dir's filesystem keep holes?)");
+            let entries = read(&data);
+            let holes = entries.iter().find(|(h, _)| h.path.ends_with(b"holes")).unwrap_or_else(|| {
+                panic!("{fmt:?}: no entry holes in {:?}", entries.iter().map(|e| String::from_utf8_lossy(&e.0.path).into_owned()).collect::<Vec<_>>())
+            });
+            assert_eq!(clean_path(&holes.0.path).unwrap(), b"holes", "{fmt:?}: the real name");
+            assert_eq!(holes.0.size, want.len() as u64, "{fmt:?}");
+            assert!(holes.1 == want, "{fmt:?}: content differs");
+            let plain = entries.iter().find(|(h, _)| h.path.ends_with(b"plain")).unwrap();
+            assert_eq!(plain.1, b"plain file\n", "{fmt:?}: the entry after the sparse one");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_sparse_maps_are_refused_naming_the_entry() {
+        // An old GNU sparse header by hand: one 10-byte segment at 100 of a 50-byte
+        // file (outside it), then one whose segments do not add up to the data.
+        let header = |segments: &[(u64, u64)], realsize: u64, stored: u64| {
+            let mut b = [0u8; BLOCK];
+            put_bytes(&mut b[0..100], b"dir/file");
+            put_octal(&mut b[100..108], 0o644);
+            put_octal(&mut b[124..136], stored);
+            b[156] = b'S';
+            b[257..265].copy_from_slice(b"ustar  \0");
+            for (i, (off, len)) in segments.iter().enumerate() {
+                put_octal(&mut b[386 + 24 * i..398 + 24 * i], *off);
+                put_octal(&mut b[398 + 24 * i..410 + 24 * i], *len);
+            }
+            put_octal(&mut b[483..495], realsize);
+            set_checksum(&mut b);
+            let mut v = b.to_vec();
+            v.extend(std::iter::repeat_n(b'x', stored as usize));
+            v.resize(v.len().div_ceil(BLOCK) * BLOCK + 2 * BLOCK, 0);
+            v
+        };
+        for (data, why) in [
+            (header(&[(100, 10)], 50, 10), "lies outside the file"),
+            (header(&[(0, 10)], 50, 20), "the segments hold 10 bytes, the entry stores 20"),
+            (header(&[(20, 10), (0, 10)], 50, 20), "overlaps"),
+        ] {
+            let e = TarReader::new(&data[..]).next_entry().unwrap_err().to_string();
+            assert!(e.contains("entry \"dir/file\"") && e.contains(why), "{e}");
+        }
+        // A good one: holes read as zeros.
+        let data = header(&[(5, 3), (40, 2)], 50, 5);
+        let back = read(&data);
+        let mut want = vec![0u8; 50];
+        want[5..8].copy_from_slice(b"xxx");
+        want[40..42].copy_from_slice(b"xx");
+        assert_eq!(back[0].1, want);
     }
 
     #[test]

@@ -267,11 +267,11 @@ fn opaque_marker_keeps_what_the_same_layer_added_when_flattening() {
     assert_eq!(left, ["new"]);
 }
 
-fn hdr(kind: Kind, path: &str, link: &str) -> Header {
+pub(crate) fn hdr(kind: Kind, path: &str, link: &str) -> Header {
     Header { kind, path: path.as_bytes().to_vec(), link: link.as_bytes().to_vec(), mode: 0o644, ..Default::default() }
 }
 
-fn tar_of(entries: &[(Header, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn tar_of(entries: &[(Header, Vec<u8>)]) -> Vec<u8> {
     let mut w = TarWriter::new(WriteSink(Vec::new()), 4096);
     for (h, d) in entries {
         let mut h = h.clone();
@@ -451,6 +451,78 @@ fn import_makes_a_one_layer_image() {
     fs::write(&bad, tar_of(&[(hdr(Kind::File, "../x", ""), b"x".to_vec())])).unwrap();
     assert!(import_tarball(&store, &bad, "bad", &ImportOptions::default()).is_err());
     assert!(store.resolve("bad").is_err());
+}
+
+/// Names in a store directory (blobs/sha256, layers, tmp).
+fn listing(store: &Store, dir: &str) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(store.root().join(dir)).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn import_checks_the_tarball_as_load_does_naming_it_and_the_entry() {
+    let t = Tmp::new("import-hostile");
+    let store = Store::open(t.p("store")).unwrap();
+    let gz = |data: &[u8]| {
+        let mut e = compress::Encoder::new(Vec::new(), Compression::Gzip(1)).unwrap();
+        std::io::Write::write_all(&mut e, data).unwrap();
+        e.finish().unwrap()
+    };
+    let big = tar_of(&[
+        (hdr(Kind::Dir, "bin", ""), vec![]),
+        (hdr(Kind::File, "bin/big", ""), (0..400_000u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect()),
+    ]);
+    let whole = gz(&big);
+    let truncated = whole[..whole.len() / 2].to_vec();
+    type Case<'a> = (&'a str, Vec<u8>, &'a str);
+    let cases: Vec<Case> = vec![
+        ("hardlink-outside.tar", tar_of(&[(hdr(Kind::Hardlink, "h", "../etc/shadow"), vec![])]), "entry \"h\": hardlink to \"../etc/shadow\" points outside"),
+        (
+            "hardlink-missing.tar",
+            tar_of(&[(hdr(Kind::Dir, "etc", ""), vec![]), (hdr(Kind::Hardlink, "etc/x", "/etc/shadow"), vec![])]),
+            "entry \"etc/x\": hardlink to \"etc/shadow\"",
+        ),
+        (
+            "through-symlink.tar",
+            tar_of(&[(hdr(Kind::Symlink, "lnk", "/etc"), vec![]), (hdr(Kind::File, "lnk/passwd", ""), b"x".to_vec())]),
+            "entry \"lnk/passwd\": goes through a symlink",
+        ),
+        (
+            "hardlink-through-symlink.tar",
+            tar_of(&[(hdr(Kind::Symlink, "lnk", "/etc"), vec![]), (hdr(Kind::Hardlink, "h", "lnk/passwd"), vec![])]),
+            "entry \"lnk/passwd\": goes through a symlink",
+        ),
+        (
+            "whiteout-empty.tar",
+            tar_of(&[(hdr(Kind::Dir, "a", ""), vec![]), (hdr(Kind::File, "a/.wh.", ""), vec![])]),
+            "entry \"a/.wh.\": invalid whiteout name",
+        ),
+        ("whiteout-dotdot.tar", tar_of(&[(hdr(Kind::File, "a/.wh...", ""), vec![])]), "entry \"a/.wh...\": invalid whiteout name"),
+        ("whiteout-as-dir.tar", tar_of(&[(hdr(Kind::File, "a/.wh.b/c", ""), b"x".to_vec())]), "entry \"a/.wh.b/c\": a whiteout used as a directory"),
+        ("dotdot.tar", tar_of(&[(hdr(Kind::File, "a/../../x", ""), b"x".to_vec())]), "entry \"a/../../x\": has a '..' component"),
+        ("empty.tar", Vec::new(), "empty file, not a tar archive"),
+        ("truncated.tar.gz", truncated, "entry \"bin/big\": truncated or corrupt gzip data"),
+        ("not-a-tar.tar", b"this is not a tar archive, just text that is long enough to fill a header block".repeat(8), "header checksum mismatch"),
+    ];
+    for (name, data, want) in cases {
+        let path = t.p(name);
+        fs::write(&path, data).unwrap();
+        let e = import_tarball(&store, &path, "hostile", &ImportOptions::default()).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}: ", path.display())), "{name}: the tarball is named: {e}");
+        assert!(e.contains(want), "{name}: {e}");
+        // Nothing stored, nothing tagged, no temp file left.
+        assert!(store.resolve("hostile").is_err(), "{name}: tagged");
+        assert_eq!(listing(&store, "blobs/sha256"), Vec::<String>::new(), "{name}");
+        assert_eq!(listing(&store, "layers"), Vec::<String>::new(), "{name}");
+        assert_eq!(listing(&store, "tmp"), Vec::<String>::new(), "{name}");
+    }
+    // A good tarball is checked the same way and leaves its layer unpacked, ready for FROM.
+    let path = t.p("good.tar");
+    fs::write(&path, &big).unwrap();
+    let imp = import_tarball(&store, &path, "good", &ImportOptions::default()).unwrap();
+    assert_eq!(listing(&store, "layers"), [imp.layer.diff_id.hex().to_string()]);
+    assert_eq!(fs::read(store.layer_dir(&imp.layer.diff_id).join("bin/big")).unwrap().len(), 400_000);
 }
 
 #[test]

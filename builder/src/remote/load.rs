@@ -5,7 +5,7 @@
 //! unrelated lands in the store. Layers are unpacked (checked against the diff_ids)
 //! before any name is tagged: a bad archive leaves no name behind.
 
-use crate::layer::compress::sniff;
+use crate::layer::compress::{decompress, sniff};
 use crate::layer::tar::{clean_path, Kind, TarReader};
 use crate::registry::{self, media, Platform};
 use crate::store::blobstore::to_store_digest;
@@ -16,23 +16,28 @@ use berth_spec::image::{
 };
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 /// What was loaded: (name or None, manifest digest) per image.
 pub type Loaded = Vec<(Option<String>, Digest)>;
 
-fn open(path: &Path) -> Result<TarReader<BufReader<File>>, String> {
-    let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(TarReader::new(BufReader::with_capacity(1 << 20, f)))
+/// The archive's tar stream (a `docker save | gzip` archive is decompressed).
+fn open(path: &Path) -> Result<TarReader<Box<dyn Read + Send>>, String> {
+    let f = File::open(path).map_err(|e| e.to_string())?;
+    let plain = decompress(BufReader::with_capacity(1 << 20, f)).map_err(|e| e.to_string())?;
+    Ok(TarReader::new(plain))
 }
 
-/// Reads the archive, calling `f(path, kind, link, reader)` for each entry.
+/// Reads the archive, calling `f(path, kind, link, reader)` for each entry. An entry
+/// with a `..` component is refused: nothing in an image archive has one. (Errors do
+/// not name the archive: [`load`] puts it in front of every one.)
 fn each(path: &Path, mut f: impl FnMut(&str, Kind, &str, &mut dyn Read) -> Result<(), String>) -> Result<(), String> {
     let mut tr = open(path)?;
-    let at = |e: io::Error| format!("{}: {e}", path.display());
-    while let Some(h) = tr.next_entry().map_err(at)? {
-        let Some(p) = clean_path(&h.path) else { continue };
+    while let Some(h) = tr.next_entry().map_err(|e| e.to_string())? {
+        let Some(p) = clean_path(&h.path) else {
+            return Err(format!("entry {:?} has a '..' component", String::from_utf8_lossy(&h.path)));
+        };
         let p = String::from_utf8_lossy(&p).into_owned();
         let link = String::from_utf8_lossy(&h.link).into_owned();
         f(&p, h.kind, &link, &mut tr)?;
@@ -40,26 +45,33 @@ fn each(path: &Path, mut f: impl FnMut(&str, Kind, &str, &mut dyn Read) -> Resul
     Ok(())
 }
 
+/// A symlink entry of a docker-archive: where it points, or why it may not be followed.
+type Links = HashMap<String, Result<String, String>>;
+
 /// Loads `archive`; `name` (if given) names the (single) image instead of the
 /// names the archive carries.
 pub fn load(store: &Store, archive: &Path, name: Option<&str>, platform: &Platform) -> Result<Loaded, String> {
     let _lease = store.lease().map_err(|e| e.to_string())?;
+    let ctx = |e: String| format!("load {}: {e}", archive.display());
     let (mut index, mut docker, mut links) = (None, None, HashMap::new());
     each(archive, |p, kind, link, r| {
         match (p, kind) {
             ("index.json", Kind::File) => index = Some(read_small(r, p)?),
             ("manifest.json", Kind::File) => docker = Some(read_small(r, p)?),
             (_, Kind::Symlink) => {
-                let dir = Path::new(p).parent().unwrap_or(Path::new(""));
-                if let Some(t) = clean_path(dir.join(link).to_string_lossy().as_bytes()) {
-                    links.insert(p.to_string(), String::from_utf8_lossy(&t).into_owned());
-                }
+                // Docker writes `<id>/layer.tar -> ../<other id>/layer.tar` for shared layers.
+                let dir = p.rsplit_once('/').map_or("", |(d, _)| d);
+                let target = match link_target(dir, link) {
+                    Some(t) => Ok(t),
+                    None => Err(format!("is a symlink to {link:?}, which leaves the archive")),
+                };
+                links.insert(p.to_string(), target);
             }
             _ => {}
         }
         Ok(())
-    })?;
-    let ctx = |e: String| format!("load {}: {e}", archive.display());
+    })
+    .map_err(ctx)?;
     let images = match (index, docker) {
         (_, Some(m)) => load_docker(store, archive, &m, &links).map_err(ctx)?,
         (Some(i), None) => load_oci(store, archive, &i, platform).map_err(ctx)?,
@@ -87,6 +99,25 @@ pub fn load(store: &Store, archive: &Path, name: Option<&str>, platform: &Platfo
         out.push((first, id));
     }
     Ok(out)
+}
+
+/// The archive path a relative symlink in `dir` points to (`..` resolved, not above
+/// the archive's root); None when it leaves the archive or is absolute.
+fn link_target(dir: &str, link: &str) -> Option<String> {
+    if link.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = dir.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    for c in link.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
 }
 
 fn read_small(r: &mut dyn Read, what: &str) -> Result<Vec<u8>, String> {
@@ -117,7 +148,7 @@ fn store_entries(store: &Store, archive: &Path, want: &HashMap<String, Option<Di
         Ok(())
     })?;
     if let Some(missing) = want.keys().find(|k| !got.contains_key(*k)) {
-        return Err(format!("{missing} is not in the archive"));
+        return Err(format!("blob {missing:?} is not in the archive"));
     }
     Ok(got)
 }
@@ -154,7 +185,7 @@ fn load_oci(store: &Store, archive: &Path, index: &[u8], platform: &Platform) ->
         docs.push((names, m.clone()));
     }
     let take = |p: String, needed: &mut HashMap<String, Option<Digest>>| -> Result<(), String> {
-        let v = want.get(&p).cloned().ok_or_else(|| format!("{p} is not in the archive"))?;
+        let v = want.get(&p).cloned().ok_or_else(|| format!("blob {p:?} is not in the archive"))?;
         needed.insert(p, v);
         Ok(())
     };
@@ -200,28 +231,33 @@ struct DockerEntry {
     layers: Vec<String>,
 }
 
-fn load_docker(store: &Store, archive: &Path, manifest: &[u8], links: &HashMap<String, String>) -> Result<Vec<(Vec<String>, Digest)>, String> {
+fn load_docker(store: &Store, archive: &Path, manifest: &[u8], links: &Links) -> Result<Vec<(Vec<String>, Digest)>, String> {
     let entries: Vec<DockerEntry> = serde_json::from_slice(manifest).map_err(|e| format!("manifest.json: {e}"))?;
-    let resolve = |p: &str| -> String {
-        let mut p = clean_path(p.as_bytes()).map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
+    // A path manifest.json names, with the archive's symlinks followed (a few hops).
+    let resolve = |name: &str| -> Result<String, String> {
+        let mut p = match clean_path(name.as_bytes()) {
+            Some(v) if !v.is_empty() && !name.starts_with('/') => String::from_utf8_lossy(&v).into_owned(),
+            _ => return Err(format!("blob {name:?} in manifest.json is not a path inside the archive")),
+        };
         for _ in 0..8 {
             match links.get(&p) {
-                Some(t) => p = t.clone(),
-                None => break,
+                Some(Ok(t)) => p = t.clone(),
+                Some(Err(why)) => return Err(format!("blob {name:?}: {p:?} {why}")),
+                None => return Ok(p),
             }
         }
-        p
+        Err(format!("blob {name:?}: too many levels of symbolic links"))
     };
     let mut want = HashMap::new();
     for e in &entries {
         for p in std::iter::once(&e.config).chain(e.layers.iter()) {
-            want.insert(resolve(p), None);
+            want.insert(resolve(p)?, None);
         }
     }
     let got = store_entries(store, archive, &want)?;
     let mut out = Vec::new();
     for e in entries {
-        let c = &got[&resolve(&e.config)];
+        let c = &got[&resolve(&e.config)?];
         let config: ImageConfig =
             serde_json::from_slice(&store.read_blob(&c.digest).map_err(|e| e.to_string())?).map_err(|err| format!("{}: {err}", e.config))?;
         if config.rootfs.diff_ids.len() != e.layers.len() {
@@ -229,7 +265,7 @@ fn load_docker(store: &Store, archive: &Path, manifest: &[u8], links: &HashMap<S
         }
         let mut layers = Vec::new();
         for l in &e.layers {
-            let d = &got[&resolve(l)];
+            let d = &got[&resolve(l)?];
             let mut head = [0u8; 4];
             let n = store.open_blob(&d.digest).and_then(|mut f| f.read(&mut head)).map_err(|e| e.to_string())?;
             let mt = match sniff(&head[..n]) {

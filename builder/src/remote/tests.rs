@@ -59,3 +59,87 @@ fn cache_and_creds_flags_parse_or_name_what_is_wrong() {
     assert!(parse_creds("nocolon").is_err());
     assert!(parse_creds(":p").is_err());
 }
+
+/// A docker-archive (`docker save`'s format) of one busybox-free image: a config, one
+/// layer, and `manifest.json` naming them by `config` and `layers`; `extra` entries
+/// are added after.
+fn docker_archive(config: &str, layers: &[&str], extra: Vec<(crate::layer::tar::Header, Vec<u8>)>) -> Vec<u8> {
+    use crate::layer::tar::Kind;
+    use crate::layer::tests::{hdr, tar_of};
+    let layer = tar_of(&[(hdr(Kind::File, "hello", ""), b"hi\n".to_vec())]);
+    let cfg = berth_spec::image::ImageConfig {
+        architecture: "amd64".into(),
+        os: "linux".into(),
+        rootfs: berth_spec::image::RootFs { typ: "layers".into(), diff_ids: vec![crate::store::hash::sha256(&layer)] },
+        ..Default::default()
+    };
+    let manifest = serde_json::json!([{ "Config": config, "RepoTags": ["loaded:1"], "Layers": layers }]);
+    let mut entries = vec![
+        (hdr(Kind::File, "manifest.json", ""), serde_json::to_vec(&manifest).unwrap()),
+        (hdr(Kind::File, "cfg.json", ""), serde_json::to_vec(&cfg).unwrap()),
+        (hdr(Kind::Dir, "l1", ""), vec![]),
+        (hdr(Kind::File, "l1/layer.tar", ""), layer),
+    ];
+    entries.extend(extra);
+    tar_of(&entries)
+}
+
+#[test]
+fn load_names_the_archive_and_the_blob_or_entry_that_is_wrong() {
+    use crate::layer::tar::Kind;
+    use crate::layer::tests::hdr;
+    let t = Tmp::new("remote-load");
+    let store = Store::open(t.p("s")).unwrap();
+    let host = crate::registry::Platform::host();
+    let gz = |data: &[u8]| {
+        let mut e = crate::layer::compress::Encoder::new(Vec::new(), crate::layer::Compression::Gzip(1)).unwrap();
+        std::io::Write::write_all(&mut e, data).unwrap();
+        e.finish().unwrap()
+    };
+    let good = docker_archive("cfg.json", &["l1/layer.tar"], vec![]);
+    let good_gz = gz(&good);
+    type Case<'a> = (&'a str, Vec<u8>, &'a str);
+    let cases: Vec<Case> = vec![
+        ("dotdot-blob.tar", docker_archive("cfg.json", &["../x"], vec![]), "blob \"../x\" in manifest.json is not a path inside the archive"),
+        (
+            "absolute-blob.tar",
+            docker_archive("/etc/passwd", &["l1/layer.tar"], vec![]),
+            "blob \"/etc/passwd\" in manifest.json is not a path inside the archive",
+        ),
+        (
+            "symlink-out.tar",
+            docker_archive("cfg.json", &["l2/layer.tar"], vec![(hdr(Kind::Symlink, "l2/layer.tar", "../../etc/passwd"), vec![])]),
+            "blob \"l2/layer.tar\": \"l2/layer.tar\" is a symlink to \"../../etc/passwd\", which leaves the archive",
+        ),
+        ("missing-blob.tar", docker_archive("cfg.json", &["nope/layer.tar"], vec![]), "blob \"nope/layer.tar\" is not in the archive"),
+        (
+            "dotdot-entry.tar",
+            docker_archive("cfg.json", &["l1/layer.tar"], vec![(hdr(Kind::File, "../evil", ""), b"x".to_vec())]),
+            "entry \"../evil\" has a '..' component",
+        ),
+        ("truncated.tar.gz", good_gz[..good_gz.len() / 2].to_vec(), "truncated or corrupt gzip data"),
+    ];
+    for (name, data, want) in cases {
+        let path = t.p(name);
+        std::fs::write(&path, data).unwrap();
+        let e = super::load::load(&store, &path, None, &host).unwrap_err();
+        assert!(e.starts_with(&format!("load {}: ", path.display())), "{name}: the archive is named: {e}");
+        assert!(e.contains(want), "{name}: {e}");
+        assert!(store.resolve("loaded:1").is_err(), "{name}: tagged");
+        assert!(std::fs::read_dir(t.p("s/tmp")).unwrap().next().is_none(), "{name}: temp files left");
+    }
+    // `docker save | gzip` loads like the plain archive, and symlinked layers (docker
+    // writes them for shared layers) are followed inside the archive.
+    let path = t.p("good.tar.gz");
+    std::fs::write(&path, &good_gz).unwrap();
+    let loaded = super::load::load(&store, &path, None, &host).unwrap();
+    assert_eq!(loaded[0].0.as_deref(), Some("loaded:1"));
+    let linked = docker_archive(
+        "cfg.json",
+        &["l2/layer.tar"],
+        vec![(hdr(Kind::Dir, "l2", ""), vec![]), (hdr(Kind::Symlink, "l2/layer.tar", "../l1/layer.tar"), vec![])],
+    );
+    let path = t.p("linked.tar");
+    std::fs::write(&path, linked).unwrap();
+    assert_eq!(super::load::load(&store, &path, Some("linked:1"), &host).unwrap()[0].1, loaded[0].1);
+}
