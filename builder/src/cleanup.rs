@@ -28,6 +28,18 @@ pub fn interrupted() -> Option<i32> {
     }
 }
 
+/// Held while a RUN's container is being created (from the shim's start until the
+/// container is registered): an interrupt's cleanup waits for a create in flight, so the
+/// container it makes is registered and deleted, not created after the cleanup ran.
+static CREATING: Mutex<()> = Mutex::new(());
+
+/// Hold while creating a container and until it is registered with [`add_container`].
+/// None once the build was interrupted: no container may be made after the cleanup.
+pub fn begin_create() -> Option<std::sync::MutexGuard<'static, ()>> {
+    let g = CREATING.lock().unwrap_or_else(|e| e.into_inner());
+    interrupted().is_none().then_some(g)
+}
+
 static REG: Mutex<Registry> = Mutex::new(Registry { containers: Vec::new(), mounts: Vec::new(), dirs: Vec::new() });
 
 fn reg() -> std::sync::MutexGuard<'static, Registry> {
@@ -74,6 +86,7 @@ pub fn run_all() {
     // thread cleans up) waits until everything is down.
     static RUNNING: Mutex<()> = Mutex::new(());
     let _g = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+    let _c = CREATING.lock().unwrap_or_else(|e| e.into_inner());
     let (containers, mounts, dirs) = {
         let mut r = reg();
         (std::mem::take(&mut r.containers), std::mem::take(&mut r.mounts), std::mem::take(&mut r.dirs))

@@ -541,6 +541,14 @@ fn many_layers_fit_in_one_overlay_mount() {
 
 #[test]
 fn interrupted_build_cleans_up() {
+    // Interrupted twice: as soon as the RUN step is announced (its container is usually
+    // still being created), and once its command runs.
+    for while_running in [false, true] {
+        interrupt_a_run(while_running);
+    }
+}
+
+fn interrupt_a_run(while_running: bool) {
     use std::time::{Duration, Instant};
     let b = Bt::new("bld-sigint");
     let ctx = b.context("ctx", &[("Dockerfile", "FROM busybox\nRUN echo started; sleep 60\n")]);
@@ -550,9 +558,22 @@ fn interrupted_build_cleans_up() {
     cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::fs::File::create(&err).unwrap());
     let mut child = berth_integration::procs::spawn(&mut cmd).expect("spawn berth-build");
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !std::fs::read_to_string(&err).unwrap_or_default().contains(" started") {
+    // Mid-create: the runtime has recorded the container (state.json, written first) but
+    // the command has not printed yet. Running: the command's own output line.
+    let creating = || {
+        let dirs = |p: &std::path::Path| std::fs::read_dir(p).into_iter().flatten().flatten().map(|e| e.path()).collect::<Vec<_>>();
+        dirs(&b.store.join("tmp")).iter().flat_map(|d| dirs(&d.join("state"))).any(|c| c.join("state.json").exists())
+    };
+    let reached = |text: &str| {
+        if while_running {
+            text.lines().any(|l| l.trim_end().ends_with(" started") && !l.contains("RUN"))
+        } else {
+            creating() || text.lines().any(|l| l.trim_end().ends_with(" started") && !l.contains("RUN"))
+        }
+    };
+    while !reached(&std::fs::read_to_string(&err).unwrap_or_default()) {
         assert!(Instant::now() < deadline, "the RUN did not start: {}", std::fs::read_to_string(&err).unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(1));
     }
     berth_integration::procs::signal(child.id() as i32, 2); // SIGINT
     let started = Instant::now();

@@ -61,6 +61,9 @@ pub fn run(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(
     if !tools.runtime.exists() {
         return Err(format!("the OCI runtime {} is missing (install berth beside berth-build, or use --runtime PATH)", tools.runtime.display()));
     }
+    let Some(creating) = cleanup::begin_create() else {
+        return Err("interrupted".to_string());
+    };
     let out = run_quiet(
         Command::new(&tools.shim)
             .arg("--id")
@@ -86,6 +89,7 @@ pub fn run(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(
         return Err(if msg.is_empty() { format!("berth-shim failed: {}", out.status) } else { format!("RUN failed: {}", runtime_message(&msg)) });
     }
     cleanup::add_container(&tools.runtime, &tools.state, id);
+    drop(creating);
     let shim_pid: i32 = std::fs::read_to_string(&files.shim_pid).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
     let result = attach_and_start(tools, id, files, on_output);
     if let Err(e) = &result {
