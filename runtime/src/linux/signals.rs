@@ -111,14 +111,19 @@ impl Interrupts {
 
 /// In a child cloned by a create that blocked the interrupting signals: takes them back,
 /// so the init acts on them as before (a SIGTERM to a created container ends it). The
-/// mask would otherwise survive into the sealed berth's exec. Only sigset and sigprocmask
+/// mask would otherwise survive into the sealed berth's exec. Their dispositions go back
+/// to the default too: a caller started in the background by a shell ignores SIGINT and
+/// SIGQUIT, and a created container must end on them as the started one does (its
+/// process gets default dispositions at execve). Only sigset, signal and sigprocmask
 /// calls: safe between clone and exec.
 pub fn unblock_interrupts_in_child() {
-    // SAFETY: a sigset on our stack, filled and passed to sigprocmask; no allocation.
+    // SAFETY: a sigset on our stack, filled and passed to sigprocmask; SIG_DFL installs
+    // no handler code; no allocation.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            libc::signal(s, libc::SIG_DFL);
             libc::sigaddset(&mut set, s);
         }
         libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
