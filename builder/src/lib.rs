@@ -10,6 +10,7 @@ pub mod copy;
 pub mod dockerfile;
 pub mod exec;
 pub mod export;
+pub mod isolation;
 pub mod layer;
 pub mod overlay;
 pub mod progress;

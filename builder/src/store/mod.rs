@@ -41,6 +41,7 @@ mod temp;
 
 pub use cache::{CacheEntry, CacheLayer};
 pub use names::normalize_name;
+pub(crate) use temp::unique as unique_name;
 pub use temp::{disk_usage, Reclaimed, TempDir, TempFile, RUNTIME_FILE, STATE_DIR};
 
 use crate::layer::sys;
