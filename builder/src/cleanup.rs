@@ -2,7 +2,7 @@
 //! `<runtime> delete --force`), mounts (unmounted, last first) and temporary directories.
 //!
 //! The normal path takes each down through its owner's `Drop`; this registry is for the
-//! abnormal ones: SIGINT/SIGTERM/SIGHUP (a thread waits for them with sigwait, runs
+//! abnormal ones: SIGINT/SIGTERM/SIGHUP/SIGQUIT (a thread waits for them with sigwait, runs
 //! [`run_all`] and exits 130) and a failed build ([`run_all`] before exiting non-zero).
 
 use std::path::{Path, PathBuf};
@@ -102,7 +102,7 @@ pub fn run_all() {
     }
 }
 
-/// Blocks SIGINT, SIGTERM and SIGHUP in this thread (and so in every thread started
+/// Blocks SIGINT, SIGTERM, SIGHUP and SIGQUIT in this thread (and so in every thread started
 /// after) and starts a thread that waits for them, cleans up and exits 128+signal. Child
 /// processes get the default mask back (std resets it on spawn).
 pub fn install_signal_thread() {
@@ -110,7 +110,9 @@ pub fn install_signal_thread() {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SIGQUIT too: as the init of its PID namespace (isolation.rs) the build would
+        // ignore it, not die of it.
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
             libc::sigaddset(&mut set, s);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());

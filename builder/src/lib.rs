@@ -10,6 +10,9 @@ pub mod copy;
 pub mod dockerfile;
 pub mod exec;
 pub mod export;
+#[cfg(test)]
+mod hostile_input;
+pub mod isolation;
 pub mod layer;
 pub mod overlay;
 pub mod progress;

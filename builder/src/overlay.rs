@@ -2,9 +2,11 @@
 //!
 //! The lower dirs are the store's unpacked layer directories. The mount data of
 //! mount(2) is limited to one page, and store paths are long (`<store>/layers/<64 hex>/fs`),
-//! so each lower dir is reached through a short symlink in a per-build directory
-//! (`/tmp/bbXXXXXX/7`): ~16 bytes a layer instead of ~90; the kernel follows the links
-//! when it parses the options.
+//! so each lower dir is reached through a short symlink in a per-build directory of the
+//! store's tmp/, itself reached through the build's open descriptor of it
+//! (`/proc/<pid>/fd/<n>/7`): ~20 bytes a layer instead of ~90 whatever the store's
+//! path; the kernel follows the links when it parses the options. The shims' attach
+//! sockets live there too (a socket path must fit in 108 bytes).
 //!
 //! Options: `metacopy=off` and `redirect_dir=off` so that an upper dir is a plain,
 //! self-contained layer (a chmod copies the whole file up, a renamed directory is copied,
@@ -17,7 +19,7 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::cleanup;
@@ -25,34 +27,44 @@ use crate::cleanup;
 /// Short names for lower dirs.
 #[derive(Debug)]
 pub struct LinkDir {
+    /// The directory (in the store's tmp/; removed with the build's work dir).
     dir: PathBuf,
+    /// `/proc/<pid>/fd/<n>`: the directory through `fd`, a short path to it.
+    short: PathBuf,
+    /// Open for as long as the links are used.
+    _fd: std::fs::File,
     names: HashMap<PathBuf, String>,
     empty: Option<PathBuf>,
 }
 
 impl LinkDir {
-    /// A fresh directory under /tmp for the links (removed by [`LinkDir::remove`] and at
-    /// cleanup).
-    pub fn new() -> io::Result<LinkDir> {
-        let dir = mkdtemp(Path::new("/tmp"), "bb")?;
-        cleanup::add_dir(&dir);
-        Ok(LinkDir { dir, names: HashMap::new(), empty: None })
+    /// Makes `dir` (which must not exist) for the links.
+    pub fn new(dir: &Path) -> io::Result<LinkDir> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::create_dir(dir).map_err(|e| io::Error::new(e.kind(), format!("create {}: {e}", dir.display())))?;
+        let fd = std::fs::File::open(dir)?;
+        let short = PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), std::os::fd::AsRawFd::as_raw_fd(&fd)));
+        // /proc of another pid namespace than ours would name another process: then the
+        // long path it is (fewer layers fit, and the socket path may be too long).
+        let same = |a: &Path| std::fs::metadata(a).ok().map(|m| (m.dev(), m.ino()));
+        let short = if same(&short).is_some() && same(&short) == same(dir) { short } else { dir.to_path_buf() };
+        Ok(LinkDir { dir: dir.to_path_buf(), short, _fd: fd, names: HashMap::new(), empty: None })
     }
 
-    /// The directory itself.
+    /// The directory, by its short path.
     pub fn path(&self) -> &Path {
-        &self.dir
+        &self.short
     }
 
     /// The short path of a lower dir (a symlink to it, made on first use).
     pub fn link(&mut self, target: &Path) -> io::Result<PathBuf> {
         if let Some(n) = self.names.get(target) {
-            return Ok(self.dir.join(n));
+            return Ok(self.short.join(n));
         }
         let name = format!("{:x}", self.names.len());
         std::os::unix::fs::symlink(target, self.dir.join(&name))?;
         self.names.insert(target.to_path_buf(), name.clone());
-        Ok(self.dir.join(name))
+        Ok(self.short.join(name))
     }
 
     /// An empty directory (the lower of a stage with no layers yet).
@@ -60,15 +72,10 @@ impl LinkDir {
         if let Some(e) = &self.empty {
             return Ok(e.clone());
         }
-        let e = self.dir.join("empty");
-        std::fs::create_dir(&e)?;
+        std::fs::create_dir(self.dir.join("empty"))?;
+        let e = self.short.join("empty");
         self.empty = Some(e.clone());
         Ok(e)
-    }
-
-    pub fn remove(&self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-        cleanup::remove_dir(&self.dir);
     }
 }
 
@@ -216,19 +223,6 @@ pub fn umount(target: &Path) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
-}
-
-/// mkdtemp(3): a new directory `<parent>/<prefix>XXXXXX`, mode 0700.
-pub fn mkdtemp(parent: &Path, prefix: &str) -> io::Result<PathBuf> {
-    let mut tmpl = parent.join(format!("{prefix}XXXXXX")).into_os_string().into_vec();
-    tmpl.push(0);
-    // SAFETY: mkdtemp(3) on a NUL-terminated, writable template.
-    let p = unsafe { libc::mkdtemp(tmpl.as_mut_ptr() as *mut libc::c_char) };
-    if p.is_null() {
-        return Err(io::Error::last_os_error());
-    }
-    tmpl.pop();
-    Ok(PathBuf::from(std::ffi::OsString::from_vec(tmpl)))
 }
 
 /// Puts this process in its own mount namespace whose mounts do not propagate back to the

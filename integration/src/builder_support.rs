@@ -78,7 +78,16 @@ pub struct Bt {
 impl Bt {
     /// A test with `busybox:latest` imported into its store.
     pub fn new(name: &str) -> Bt {
-        let t = Test::new(name);
+        Bt::with(Test::new(name))
+    }
+
+    /// The same, running alone in its test binary (see [`Test::exclusive`]): it may
+    /// check that no process is left below the test.
+    pub fn exclusive(name: &str) -> Bt {
+        Bt::with(Test::exclusive(name))
+    }
+
+    fn with(t: Test) -> Bt {
         let store = t.dir.join("store");
         let bt = Bt { t, store };
         let tar = bt.t.dir.join("busybox.tar");

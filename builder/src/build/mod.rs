@@ -152,7 +152,7 @@ pub struct Builder {
     pub cache_keys: Vec<Digest>,
 }
 
-fn beside_exe(name: &str) -> PathBuf {
+pub(crate) fn beside_exe(name: &str) -> PathBuf {
     std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join(name))).unwrap_or_else(|| PathBuf::from(name))
 }
 
@@ -184,6 +184,17 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
     }
     let store = Store::open(&opts.store).map_err(|e| e.to_string())?;
     let _lease = store.lease().map_err(|e| e.to_string())?;
+    // What killed builds left: their temp dirs, and their containers' cgroups.
+    match store.reclaim_temp(false) {
+        Ok(r) if r.entries > 0 => progress.message(&format!(
+            "[info] removed what interrupted builds left in the store: {} temp entries, {} containers, {}",
+            r.entries,
+            r.containers,
+            crate::progress::human_size(r.bytes)
+        )),
+        Ok(_) => {}
+        Err(e) => progress.message(&format!("[warning] cleaning the store's tmp/: {e}")),
+    }
     let context = Context::open_with_dockerignore(&opts.context, path.as_deref()).map_err(|e| e.to_string())?;
 
     let host = berth_spec::image::host_platform();
@@ -203,12 +214,13 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
 
     let work: TempDir = store.temp_dir("build").map_err(|e| e.to_string())?;
     crate::cleanup::add_dir(work.path());
-    let links = LinkDir::new().map_err(|e| format!("temp dir: {e}"))?;
-    let tools = Tools {
-        runtime: opts.runtime.clone().unwrap_or_else(|| beside_exe("berth")),
-        shim: opts.shim.clone().unwrap_or_else(|| beside_exe("berth-shim")),
-        state: work.path().join("state"),
-    };
+    let links = LinkDir::new(&work.path().join("l")).map_err(|e| format!("temp dir: {e}"))?;
+    let runtime = opts.runtime.clone().unwrap_or_else(|| beside_exe("berth"));
+    let runtime = std::path::absolute(&runtime).unwrap_or(runtime);
+    // For whoever cleans up after this build if it is killed (Store::reclaim_temp).
+    let runtime_file = work.path().join(crate::store::RUNTIME_FILE);
+    std::fs::write(&runtime_file, runtime.as_os_str().as_encoded_bytes()).map_err(|e| format!("write {}: {e}", runtime_file.display()))?;
+    let tools = Tools { runtime, shim: opts.shim.clone().unwrap_or_else(|| beside_exe("berth-shim")), state: work.path().join(crate::store::STATE_DIR) };
     let mut b = Builder {
         opts: opts.clone(),
         store,
@@ -233,7 +245,6 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
         let r = b.results[target].clone().expect("built");
         image::finish(&b, &r)
     })();
-    b.links.remove();
     drop(work);
     crate::cleanup::remove_dir(&b.work);
     result

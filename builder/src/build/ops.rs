@@ -84,4 +84,11 @@ impl Builder {
     pub fn links_dir(&self) -> &Path {
         self.links.path()
     }
+
+    /// What tells this build's containers from other builds': the random part of its
+    /// work dir's name (a pid would not do, the builder is PID 1 of its namespace, and
+    /// the cgroups are named after the container ids).
+    pub fn work_id(&self) -> &str {
+        self.work.file_name().and_then(|n| n.to_str()).and_then(|n| n.rsplit_once('.')).map(|(_, r)| r).unwrap_or("0")
+    }
 }

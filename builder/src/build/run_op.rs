@@ -112,7 +112,7 @@ pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageAr
         env_all.extend(prepared.env.clone());
         b.seq += 1;
         let req = RunRequest {
-            id: format!("bb-{}-{}", std::process::id(), b.seq),
+            id: format!("bb-{}-{}", b.work_id(), b.seq),
             rootfs: e.root,
             run_dir: &run_dir,
             socket_dir: b.links_dir(),

@@ -109,10 +109,11 @@ pub fn run(store: &Path, args: &[String]) -> Result<(), Fail> {
         remote: remote.clone(),
     };
 
-    // Before any thread exists: a mount namespace of our own (no overlay can outlive the
-    // build), subreaper for the detached shims, signal handling for cleanup.
-    crate::overlay::private_mount_namespace().map_err(|e| Fail::err(format!("cannot make a private mount namespace (berth-build needs root): {e}")))?;
-    crate::exec::shim::become_subreaper();
+    // Before any thread exists: the build as PID 1 of a PID namespace and in a mount
+    // namespace of its own, dying with this process (nothing of it outlives a kill: see
+    // isolation.rs; as the namespace's init it also reaps the detached shims), then
+    // signal handling for cleanup.
+    crate::isolation::enter(&opts.store).map_err(Fail::err)?;
     crate::cleanup::install_signal_thread();
 
     if !opts.no_cache {

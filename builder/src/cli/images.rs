@@ -117,11 +117,23 @@ pub fn prune(store: &Path, args: &[String]) -> Result<(), Fail> {
     let p = parse(args, &[switch("cache", None), switch("all", Some('a')), switch("force", Some('f'))]).map_err(Fail::usage)?;
     let s = open(store)?;
     let cache = p.has("cache") || p.has("all");
-    let r = s.prune(&PruneOptions { cache })?;
+    let mut r = s.prune(&PruneOptions { cache })?;
     if cache {
-        let _ = std::fs::remove_dir_all(s.root().join("cache-mounts"));
+        let mounts = s.root().join("cache-mounts");
+        let size = crate::store::disk_usage(&mounts);
+        if std::fs::remove_dir_all(&mounts).is_ok() {
+            r.bytes += size;
+        }
     }
-    println!("Removed {} blobs, {} layers, {} cache entries, {} temp files: {} reclaimed", r.blobs, r.layers, r.cache_entries, r.temp, human_size(r.bytes));
+    println!(
+        "Removed {} blobs, {} layers, {} cache entries, {} temp files, {} containers of interrupted builds: {} reclaimed",
+        r.blobs,
+        r.layers,
+        r.cache_entries,
+        r.temp,
+        r.containers,
+        human_size(r.bytes)
+    );
     Ok(())
 }
 

@@ -2,8 +2,8 @@
 //!
 //! 1. `berth-shim --id ID --bundle B --root STATE --runtime RT --exit-file F
 //!    --attach-socket S --log-path L --shim-pid-file P` (no `--start`): returns once the
-//!    container is created; the shim stays, reparented to us (the builder is a child
-//!    subreaper, so the shim is ours to reap);
+//!    container is created; the shim stays, reparented to us (the builder is the init of
+//!    its PID namespace: see isolation.rs), so it is ours to reap;
 //! 2. connect to the attach socket (SEQPACKET: `1`+stdout, `2`+stderr, `3`+exit status);
 //! 3. `<runtime> --root STATE start ID`;
 //! 4. forward the output until the exit packet; if the shim ever dropped us (a client
@@ -241,11 +241,4 @@ pub fn runtime_message(text: &str) -> String {
     let m = rest[..end].replace("\\\"", "\"");
     let m = m.split_once(" failed: ").map(|(a, b)| if a.split_whitespace().count() <= 2 { b.to_string() } else { m.clone() }).unwrap_or(m.clone());
     m.trim().to_string()
-}
-
-/// Makes this process a child subreaper, so that the detached shims are reparented to it
-/// (and reaped by it) rather than to PID 1, which may not reap.
-pub fn become_subreaper() {
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 }

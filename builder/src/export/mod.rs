@@ -89,10 +89,12 @@ pub fn export(store: &Store, name: &str, format: ExportFormat, dest: &Path, opts
     }
 }
 
-/// A temp path beside `dest` for an atomic replace.
+/// A temp path beside `dest` for an atomic replace (random: every build is PID 1 of its
+/// own namespace, so a pid would not tell two of them apart).
 fn temp_beside(dest: &Path) -> std::path::PathBuf {
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    let tag = crate::store::unique_name("tmp").unwrap_or_else(|_| format!("tmp-{}", std::process::id()));
+    dest.with_file_name(format!(".{name}.{tag}"))
 }
 
 /// mtime for archive entries: the image's creation time (reproducible), else 0.

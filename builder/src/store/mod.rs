@@ -9,7 +9,10 @@
 //!   images.lock               flock'ed (exclusive) around every images.json update
 //!   cache/<key hex>           build-cache entries (JSON: layer diff_id + blob, config)
 //!   gc.lock                   flock: shared by writers (a [`Lease`]), exclusive by prune
-//!   tmp/                      temp files and dirs, renamed into place when complete
+//!   tmp/                      temp files and dirs, renamed into place when complete; each
+//!                             flock'ed by the process that made it (see temp.rs)
+//!   tmp.lock                  flock: shared while a tmp/ entry is made, exclusive to
+//!                             reclaim half-made ones
 //! ```
 //!
 //! Crash and concurrency safety:
@@ -34,9 +37,12 @@ pub mod blobstore;
 pub mod cache;
 pub mod hash;
 pub mod names;
+mod temp;
 
 pub use cache::{CacheEntry, CacheLayer};
 pub use names::normalize_name;
+pub(crate) use temp::unique as unique_name;
+pub use temp::{disk_usage, Reclaimed, TempDir, TempFile, RUNTIME_FILE, STATE_DIR};
 
 use crate::layer::sys;
 use berth_spec::image::{Descriptor, Digest, ImageConfig, Manifest, MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST};
@@ -47,7 +53,6 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The store used when neither `--store` nor `$BERTH_STORE` names one.
 pub const DEFAULT_STORE: &str = "/var/lib/berth";
@@ -74,65 +79,6 @@ pub(crate) fn not_found(msg: String) -> io::Error {
 
 pub(crate) fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
-}
-
-static SEQ: AtomicU64 = AtomicU64::new(0);
-
-/// A name no other process or thread will pick: pid, sequence, time.
-fn unique(prefix: &str) -> String {
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{prefix}-{}-{n}-{t:x}", std::process::id())
-}
-
-/// A file in the store's tmp/ that is removed on drop unless committed.
-pub struct TempFile {
-    path: PathBuf,
-    file: Option<File>,
-    _lease: Lease,
-}
-
-impl TempFile {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-    pub fn file(&mut self) -> &mut File {
-        self.file.as_mut().expect("temp file is open")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        self.file.take();
-        let _ = fs::remove_file(&self.path);
-    }
-}
-
-/// A directory in the store's tmp/ (same filesystem as layers/), removed on drop unless
-/// [`TempDir::keep`] was called.
-pub struct TempDir {
-    path: PathBuf,
-    keep: bool,
-    _lease: Lease,
-}
-
-impl TempDir {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-    /// Leaves the directory in place (the caller renamed or will remove it).
-    pub fn keep(mut self) -> PathBuf {
-        self.keep = true;
-        self.path.clone()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = fs::remove_dir_all(&self.path);
-        }
-    }
 }
 
 /// A shared lock on the store's gc.lock: while one is held, prune waits.
@@ -191,6 +137,9 @@ pub struct PruneReport {
     pub layers: usize,
     pub cache_entries: usize,
     pub temp: usize,
+    /// Containers killed builds left (deleted with their cgroups).
+    pub containers: usize,
+    /// Disk space freed (allocated blocks, as `du` counts).
     pub bytes: u64,
 }
 
@@ -259,23 +208,6 @@ impl Store {
         let mut v = Vec::new();
         self.open_blob(d)?.read_to_end(&mut v)?;
         Ok(v)
-    }
-
-    /// A new temp file in tmp/ (removed on drop unless committed).
-    pub fn temp_file(&self) -> io::Result<TempFile> {
-        let lease = self.lease()?;
-        let path = self.root.join("tmp").join(unique("blob"));
-        let file = fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(ctx(path.display()))?;
-        Ok(TempFile { path, file: Some(file), _lease: lease })
-    }
-
-    /// A new directory in tmp/ (removed on drop unless kept).
-    pub fn temp_dir(&self, prefix: &str) -> io::Result<TempDir> {
-        let lease = self.lease()?;
-        let path = self.root.join("tmp").join(unique(prefix));
-        fs::create_dir(&path).map_err(ctx(path.display()))?;
-        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-        Ok(TempDir { path, keep: false, _lease: lease })
     }
 
     /// Makes a finished temp file the blob `digest`: fsync, rename, fsync of the dir.
@@ -566,7 +498,9 @@ impl Store {
     // ---- prune ----
 
     /// Removes blobs and layer dirs that no tag (through its manifest and config) and no
-    /// cache entry references, and leftovers in tmp/. Waits for running leases.
+    /// cache entry references, and what dead processes left in tmp/ (the containers of a
+    /// killed build first). Waits for running leases, so what a running build uses is
+    /// never taken. Reports the disk space freed.
     pub fn prune(&self, opts: &PruneOptions) -> io::Result<PruneReport> {
         let _x = self.lock_file("gc.lock", true)?;
         let mut report = PruneReport::default();
@@ -588,8 +522,10 @@ impl Store {
         for e in fs::read_dir(self.root.join("cache"))?.flatten() {
             let p = e.path();
             if opts.cache {
+                let size = disk_usage(&p);
                 if fs::remove_file(&p).is_ok() {
                     report.cache_entries += 1;
+                    report.bytes += size;
                 }
                 continue;
             }
@@ -603,7 +539,7 @@ impl Store {
         for e in fs::read_dir(self.root.join("blobs/sha256"))?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if !blobs.contains(&name) {
-                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                let size = disk_usage(&e.path());
                 if fs::remove_file(e.path()).is_ok() {
                     report.blobs += 1;
                     report.bytes += size;
@@ -612,18 +548,20 @@ impl Store {
         }
         for e in fs::read_dir(self.root.join("layers"))?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if !layers.contains(&name) && fs::remove_dir_all(e.path()).is_ok() {
-                report.layers += 1;
+            if !layers.contains(&name) {
+                let size = disk_usage(&e.path());
+                if fs::remove_dir_all(e.path()).is_ok() {
+                    report.layers += 1;
+                    report.bytes += size;
+                }
             }
         }
-        // Nothing writes without a lease, and we hold the lock exclusively.
-        for e in fs::read_dir(self.root.join("tmp"))?.flatten() {
-            let p = e.path();
-            let r = if e.file_type().map(|t| t.is_dir()).unwrap_or(false) { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
-            if r.is_ok() {
-                report.temp += 1;
-            }
-        }
+        // Every writer holds a lease, and we hold the lock exclusively: what is in tmp/
+        // and unlocked is left over, whatever its name.
+        let r = self.reclaim_temp(true)?;
+        report.temp = r.entries;
+        report.containers = r.containers;
+        report.bytes += r.bytes;
         Ok(report)
     }
 }
