@@ -308,3 +308,59 @@ fn container_mounts_stay_out_of_the_hosts_mount_namespace() {
     assert_eq!(host::mounts_under(&b.dir), Vec::<String>::new());
     assert_eq!(host::mounts_under(Path::new(&b.rootfs())), Vec::<String>::new());
 }
+
+/// A rootfs whose `dir` is a symlink to `/elsewhere` (an empty directory).
+fn link_dir_elsewhere(b: &Bundle, dir: &str) {
+    let root = b.rootfs();
+    std::fs::create_dir(root.join("elsewhere")).unwrap();
+    let _ = std::fs::remove_dir(root.join(dir));
+    std::os::unix::fs::symlink("/elsewhere", root.join(dir)).unwrap();
+}
+
+#[test]
+fn proc_over_a_symlink_is_refused_naming_the_mount() {
+    let t = Test::new("proc_symlink");
+    let mut b = t.bundle();
+    link_dir_elsewhere(&b, "proc");
+    b.sh("ls /proc/self");
+    let o = t.rt.run(&t.id(""), &b);
+    // (runc: filesystem "proc" must be mounted on ordinary directory)
+    o.failed().stderr_has("must be mounted on ordinary directory").stderr_has("proc");
+    if *flavor() == Flavor::Berth {
+        o.stderr_has("(proc on /proc)").stderr_has("/proc is a symlink");
+    }
+    // Nothing was mounted through the link.
+    assert_eq!(host::mounts_under(&b.dir), Vec::<String>::new());
+    assert_eq!(std::fs::read_dir(b.rootfs().join("elsewhere")).unwrap().count(), 0);
+}
+
+#[test]
+fn sysfs_over_a_symlink_is_refused_naming_the_mount() {
+    let t = Test::new("sysfs_symlink");
+    let b = t.bundle();
+    link_dir_elsewhere(&b, "sys");
+    let o = t.rt.run(&t.id(""), &b);
+    o.failed().stderr_has("must be mounted on ordinary directory").stderr_has("sysfs");
+    if *flavor() == Flavor::Berth {
+        o.stderr_has("(sysfs on /sys)").stderr_has("/sys is a symlink");
+    }
+    assert_eq!(host::mounts_under(&b.dir), Vec::<String>::new());
+    assert_eq!(std::fs::read_dir(b.rootfs().join("elsewhere")).unwrap().count(), 0);
+}
+
+#[test]
+fn bind_over_a_symlink_mounts_on_its_target_inside_the_rootfs() {
+    let t = Test::new("bind_symlink");
+    let src = t.mkdir("src");
+    std::fs::write(src.join("f"), "through-link").unwrap();
+    let mut b = t.bundle();
+    // Absolute: resolved inside the rootfs, never the host's /target-of-link.
+    std::fs::create_dir(b.rootfs().join("target-of-link")).unwrap();
+    std::os::unix::fs::symlink("/target-of-link", b.rootfs().join("data")).unwrap();
+    b.bind(&src, "/data", &[]);
+    let (out, m) = mounts_inside(&t, &mut b, "cat /data/f; echo; cat /target-of-link/f; echo; readlink /data");
+    assert_eq!(out, "through-link\nthrough-link\n/target-of-link\n");
+    assert!(m.iter().any(|x| x.mount_point == "/target-of-link"), "{m:#?}");
+    assert!(!m.iter().any(|x| x.mount_point == "/data"), "{m:#?}");
+    assert!(!Path::new("/target-of-link").exists());
+}

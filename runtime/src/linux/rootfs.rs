@@ -62,21 +62,15 @@ impl RootfsSetup<'_> {
     fn mount_one(&self, m: &Mount) -> Result<()> {
         let opts = mounts::parse(&m.options);
         let typ = m.typ.as_deref().unwrap_or("");
-        let dest = secure_join(&self.rootfs, &m.destination)?;
         if opts.is_bind() || typ == "bind" {
-            return self.mount_bind(m, &opts, &dest);
+            return self.mount_bind(m, &opts, &secure_join(&self.rootfs, &m.destination)?);
         }
-        match typ {
-            "cgroup" | "cgroup2" => return self.mount_cgroup(&opts, &dest),
-            "proc" | "sysfs" => {
-                // A symlink here could redirect proc to a place the container controls.
-                if let Ok(md) = std::fs::symlink_metadata(&dest) {
-                    if !md.is_dir() {
-                        return Err(Error::new(format!("{} is not a directory", m.destination)));
-                    }
-                }
-            }
-            _ => {}
+        let dest = match typ {
+            "proc" | "sysfs" => self.ordinary_dir(m, typ)?,
+            _ => secure_join(&self.rootfs, &m.destination)?,
+        };
+        if matches!(typ, "cgroup" | "cgroup2") {
+            return self.mount_cgroup(&opts, &dest);
         }
         std::fs::create_dir_all(&dest).with_ctx(|| format!("mkdir {}", dest.display()))?;
         let target = PinnedPath::open(&self.rootfs, &dest)?;
@@ -96,6 +90,21 @@ impl RootfsSetup<'_> {
             r => r?,
         }
         self.propagate_new(&target, &opts)
+    }
+
+    /// Where proc or sysfs goes: exactly the destination (its parent resolved inside the
+    /// rootfs), which must be a directory or missing. Following a symlink there would put
+    /// the filesystem wherever the image's link points and leave the destination without
+    /// it (a container without /proc), so a link is refused, as runc does.
+    fn ordinary_dir(&self, m: &Mount, typ: &str) -> Result<PathBuf> {
+        let clean = berth_spec::rootfs_path::clean_abs(&m.destination);
+        let (parent, name) = clean.rsplit_once('/').unwrap_or(("", ""));
+        let dest = secure_join(&self.rootfs, parent)?.join(name);
+        match std::fs::symlink_metadata(&dest) {
+            Ok(md) if md.is_symlink() => crate::bail!("filesystem {typ:?} must be mounted on ordinary directory: {clean} is a symlink"),
+            Ok(md) if !md.is_dir() => crate::bail!("filesystem {typ:?} must be mounted on ordinary directory: {clean} is not a directory"),
+            _ => Ok(dest),
+        }
     }
 
     /// Propagation flags on the mount just made on `target` (found by opening the path
