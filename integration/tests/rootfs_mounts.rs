@@ -364,3 +364,53 @@ fn bind_over_a_symlink_mounts_on_its_target_inside_the_rootfs() {
     assert!(!m.iter().any(|x| x.mount_point == "/data"), "{m:#?}");
     assert!(!Path::new("/target-of-link").exists());
 }
+
+/// A host directory with a tmpfs mounted at `sub`, bound (rbind) on /data with `opts`.
+/// Returns what the container printed after trying to write to both, and its mountinfo.
+fn submount_case(t: &Test, opts: &[&str]) -> (String, Vec<host::MountInfo>, std::path::PathBuf) {
+    let src = t.mkdir("tree");
+    let sub = t.mkdir("tree/sub");
+    t.mount_tmpfs(&sub);
+    let mut b = t.bundle();
+    b.bind(&src, "/data", opts);
+    let (out, m) =
+        mounts_inside(t, &mut b, "touch /data/top 2>/dev/null && echo top-rw || echo top-ro; touch /data/sub/below 2>/dev/null && echo sub-rw || echo sub-ro");
+    (out, m, src)
+}
+
+#[test]
+fn rro_makes_the_bind_and_its_submounts_read_only() {
+    let t = Test::new("rro");
+    let (out, m, src) = submount_case(&t, &["rro", "rnosuid", "rnoexec"]);
+    assert_eq!(out, "top-ro\nsub-ro\n");
+    for at in ["/data", "/data/sub"] {
+        let x = find(&m, at);
+        for o in ["ro", "nosuid", "noexec"] {
+            assert!(has_opt(x, o), "{at} lacks {o}: {x:?}");
+        }
+    }
+    assert!(!src.join("top").exists() && !src.join("sub/below").exists());
+}
+
+#[test]
+fn ro_alone_leaves_submounts_writable_as_the_kernel_does() {
+    let t = Test::new("ro_not_rec");
+    let (out, m, src) = submount_case(&t, &["ro"]);
+    assert_eq!(out, "top-ro\nsub-rw\n");
+    assert!(has_opt(find(&m, "/data"), "ro"));
+    assert!(has_opt(find(&m, "/data/sub"), "rw"), "{:?}", find(&m, "/data/sub"));
+    assert!(src.join("sub/below").exists());
+}
+
+#[test]
+fn recursive_atime_and_rw_options_reach_submounts() {
+    let t = Test::new("ratime");
+    // "ro" then "rrw": the top is made read-only by the remount, then writable again with
+    // everything below it; rnoatime sets the atime mode on both.
+    let (out, m, _) = submount_case(&t, &["ro", "rrw", "rnoatime", "rnodev"]);
+    assert_eq!(out, "top-rw\nsub-rw\n");
+    for at in ["/data", "/data/sub"] {
+        let x = find(&m, at);
+        assert!(has_opt(x, "noatime") && has_opt(x, "nodev") && has_opt(x, "rw"), "{at}: {x:?}");
+    }
+}

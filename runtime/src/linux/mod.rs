@@ -9,6 +9,7 @@ pub mod exe_seal;
 pub mod exec;
 pub mod fds;
 pub mod memory;
+pub mod mount_api;
 pub mod mounts;
 pub mod namespaces;
 pub mod net;

@@ -3,12 +3,13 @@
 //! O_PATH fd before mounting), pivot_root, masked and read-only paths.
 
 use super::cgroups::CgroupPaths;
+use super::mount_api;
 use super::mounts::{self, MountOptions};
 use super::secure_join::{is_within, secure_join};
 use crate::error::{Context, Error, Result};
 use berth_spec::{Mount, Spec};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub struct RootfsSetup<'a> {
@@ -89,7 +90,7 @@ impl RootfsSetup<'_> {
             }
             r => r?,
         }
-        self.propagate_new(&target, &opts)
+        self.finish_new(&target, &opts)
     }
 
     /// Where proc or sysfs goes: exactly the destination (its parent resolved inside the
@@ -107,13 +108,16 @@ impl RootfsSetup<'_> {
         }
     }
 
-    /// Propagation flags on the mount just made on `target` (found by opening the path
-    /// again: the pinned fd names the directory underneath). Nothing to do without them.
-    fn propagate_new(&self, target: &PinnedPath, opts: &MountOptions) -> Result<()> {
-        if opts.propagation.is_empty() {
+    /// Recursive attributes and propagation flags on the mount just made on `target`
+    /// (found by opening the path again: the pinned fd names the directory underneath).
+    /// Nothing to do without them.
+    fn finish_new(&self, target: &PinnedPath, opts: &MountOptions) -> Result<()> {
+        if opts.propagation.is_empty() && opts.rec.is_empty() {
             return Ok(());
         }
-        apply_propagation(&target.reopen(&self.rootfs)?, opts)
+        let target = target.reopen(&self.rootfs)?;
+        set_recursive_attrs(&target, opts)?;
+        apply_propagation(&target, opts)
     }
 
     fn mount_bind(&self, m: &Mount, opts: &MountOptions, dest: &Path) -> Result<()> {
@@ -133,13 +137,14 @@ impl RootfsSetup<'_> {
         let bind = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
         mount(Some(source), target.path(), NONE, bind | MsFlags::MS_BIND, NONE).with_ctx(|| format!("bind {source}"))?;
         let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-        if extra.is_empty() && opts.propagation.is_empty() {
+        if extra.is_empty() && opts.propagation.is_empty() && opts.rec.is_empty() {
             return Ok(());
         }
         let target = target.reopen(&self.rootfs)?;
         if !extra.is_empty() {
             remount(target.path(), extra | MsFlags::MS_BIND)?;
         }
+        set_recursive_attrs(&target, opts)?;
         apply_propagation(&target, opts)
     }
 
@@ -174,7 +179,7 @@ impl RootfsSetup<'_> {
                 // The pinned fd names the directory underneath the bind: open it again.
                 remount(target.reopen(&self.rootfs)?.path(), flags | MsFlags::MS_BIND)?;
             }
-            return self.propagate_new(&target, opts);
+            return self.finish_new(&target, opts);
         }
         mount(Some("tmpfs"), target.path(), Some("tmpfs"), flags & !MsFlags::MS_RDONLY, Some("mode=755"))?;
         let tmpfs = target.reopen(&self.rootfs)?;
@@ -207,6 +212,7 @@ impl RootfsSetup<'_> {
         if flags.contains(MsFlags::MS_RDONLY) {
             remount(top, flags)?;
         }
+        set_recursive_attrs(&tmpfs, opts)?;
         apply_propagation(&tmpfs, opts)
     }
 
@@ -221,6 +227,15 @@ impl RootfsSetup<'_> {
         }
         Ok(false)
     }
+}
+
+/// `rro`, `rnosuid`, ...: a remount changes one mount, so the submounts an rbind brought
+/// along would keep their own flags; mount_setattr with AT_RECURSIVE changes them all.
+fn set_recursive_attrs(target: &PinnedPath, opts: &MountOptions) -> Result<()> {
+    if opts.rec.is_empty() {
+        return Ok(());
+    }
+    mount_api::set_attr(target.as_fd(), opts.rec.set, opts.rec.clr, true).ctx("set recursive mount attributes (mount_setattr)")
 }
 
 fn apply_propagation(target: &PinnedPath, opts: &MountOptions) -> Result<()> {
@@ -294,6 +309,12 @@ impl PinnedPath {
     pub fn reopen(&self, rootfs: &Path) -> Result<PinnedPath> {
         let real = std::fs::read_link(&self.path).with_ctx(|| format!("readlink {}", self.path.display()))?;
         PinnedPath::open(rootfs, &real)
+    }
+}
+
+impl AsFd for PinnedPath {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 

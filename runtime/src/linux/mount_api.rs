@@ -1,0 +1,29 @@
+//! The kernel's fd-based mount calls, for what mount(2) cannot do: mount_setattr(2)
+//! changes the attributes of a whole tree of mounts at once (AT_RECURSIVE; a remount
+//! only reaches the top one).
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// mount_setattr(fd, "", AT_EMPTY_PATH[|AT_RECURSIVE]): set and clear MOUNT_ATTR_* bits on
+/// the mount `fd` names.
+pub fn set_attr(fd: BorrowedFd, set: u64, clr: u64, recursive: bool) -> io::Result<()> {
+    let attr = libc::mount_attr { attr_set: set, attr_clr: clr, propagation: 0, userns_fd: 0 };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: the path is a NUL-terminated empty string and `attr` is a mount_attr of the
+    // size passed; both outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags as libc::c_uint,
+            &attr as *const libc::mount_attr,
+            size_of::<libc::mount_attr>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
