@@ -35,6 +35,10 @@ pub struct InitConfig {
     pub console_fd: Option<i32>,
     /// Whether the parent runs prestart/createRuntime hooks (then the init pauses for them).
     pub has_runtime_hooks: bool,
+    /// Exec into a container without a mount namespace: the root to chroot into (the
+    /// init's `/proc/PID/root`), since there is no mount namespace to join for it.
+    #[serde(default)]
+    pub exec_root: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

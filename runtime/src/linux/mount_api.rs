@@ -1,7 +1,8 @@
 //! The kernel's fd-based mount calls, for what mount(2) cannot do: mount_setattr(2)
 //! changes the attributes of a whole tree of mounts at once (AT_RECURSIVE; a remount
-//! only reaches the top one).
+//! only reaches the top one); statx(2) names a mount by its id.
 
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -26,4 +27,21 @@ pub fn set_attr(fd: BorrowedFd, set: u64, clr: u64, recursive: bool) -> io::Resu
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The id of the mount at `path` (the top one if several are stacked there): the 64-bit
+/// one the kernel never reuses where it has it (6.8), else the mountinfo id.
+pub fn mount_id(path: &CStr) -> io::Result<u64> {
+    for mask in [libc::STATX_MNT_ID_UNIQUE, libc::STATX_MNT_ID] {
+        // SAFETY: statx is plain data, valid zeroed.
+        let mut st: libc::statx = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is NUL-terminated and `st` a statx buffer; both outlive the call.
+        if unsafe { libc::statx(libc::AT_FDCWD, path.as_ptr(), libc::AT_SYMLINK_NOFOLLOW, mask, &mut st) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if st.stx_mask & mask != 0 {
+            return Ok(st.stx_mnt_id);
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
 }

@@ -379,6 +379,58 @@ pub fn pivot_root(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Without a mount namespace the container's mounts are made in the caller's, where
+/// berth must be able to take them all back: the rootfs is bound onto itself, made
+/// private (so nothing mounted below it propagates into other namespaces, where delete
+/// could not reach it), the container's mounts go below that bind, and delete detaches
+/// the bind with everything under it. Returns the bind's mount id, so that delete
+/// unmounts only what berth made.
+pub fn bind_root_in_host(rootfs: &Path) -> Result<u64> {
+    mount(Some(rootfs), rootfs, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE).with_ctx(|| format!("bind mount rootfs {}", rootfs.display()))?;
+    let id = (|| {
+        mount(NONE, rootfs, NONE, MsFlags::MS_PRIVATE | MsFlags::MS_REC, NONE).ctx("make rootfs bind private")?;
+        mount_api::mount_id(&cpath(rootfs)?).ctx("mount id of rootfs bind")
+    })();
+    if id.is_err() {
+        let _ = umount2(rootfs, MntFlags::MNT_DETACH);
+    }
+    id
+}
+
+/// Undoes [`bind_root_in_host`]: detaches the bind (and every mount the container made
+/// below it) if the top mount at `rootfs` is still the one with `id`.
+pub fn unbind_root_in_host(rootfs: &Path, id: u64) -> Result<()> {
+    match cpath(rootfs).and_then(|p| mount_api::mount_id(&p).map_err(Error::from)) {
+        Ok(top) if top == id => umount2(rootfs, MntFlags::MNT_DETACH).with_ctx(|| format!("unmount rootfs bind {}", rootfs.display())),
+        // Gone already (unmounted, or the rootfs removed): nothing of ours is left there.
+        _ => Ok(()),
+    }
+}
+
+fn cpath(p: &Path) -> Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::new(format!("{}: path contains NUL", p.display())))
+}
+
+/// Without a mount namespace: chroot into the rootfs. pivot_root and MS_MOVE would move
+/// the caller's own root.
+pub fn chroot_into(rootfs: &Path) -> Result<()> {
+    nix::unistd::chdir(rootfs).ctx("chdir rootfs")?;
+    chroot_here()
+}
+
+/// The same for `exec`, into a root opened beforehand (the init's `/proc/PID/root`).
+pub fn chroot_into_fd(root: &OwnedFd) -> Result<()> {
+    nix::unistd::fchdir(root).ctx("chdir to the container's root")?;
+    chroot_here()
+}
+
+fn chroot_here() -> Result<()> {
+    nix::unistd::chroot(".").ctx("chroot")?;
+    nix::unistd::chdir("/").ctx("chdir /")?;
+    Ok(())
+}
+
 /// `--no-pivot`: move the rootfs onto "/" and chroot into it (for ramfs roots, where
 /// pivot_root cannot work).
 pub fn move_root(rootfs: &Path) -> Result<()> {
