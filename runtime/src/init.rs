@@ -57,6 +57,8 @@ fn run_create(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     let linux = spec.linux.clone().unwrap_or_default();
     let new_ns = |t: &str| spec.namespace(t).is_some_and(|n| n.path.is_none());
     let userns = spec.namespace("user").is_some();
+    // The parent sent them right after the config.
+    let idmapped = cfg.idmapped_mounts.iter().map(|&i| sync::recv_fd(sock).map(|fd| (i, fd))).collect::<Result<Vec<_>>>()?;
 
     join_namespaces(spec)?;
     if spec.namespace("user").is_some_and(|n| n.path.is_some()) {
@@ -87,8 +89,10 @@ fn run_create(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     if mount_ns {
         rootfs::prepare_root(spec, &rootfs)?;
     }
-    let setup = rootfs::RootfsSetup { spec, rootfs: rootfs.clone(), cgroup: &cfg.cgroup, new_cgroup_ns: new_ns("cgroup"), in_userns: userns };
+    let setup =
+        rootfs::RootfsSetup { spec, rootfs: rootfs.clone(), cgroup: &cfg.cgroup, new_cgroup_ns: new_ns("cgroup"), in_userns: userns, idmapped: &idmapped };
     setup.mount_all()?;
+    drop(idmapped);
     devices::create_devices(spec, &rootfs, userns)?;
     make_cwd(&rootfs, &process.cwd)?;
     let hooks = spec.hooks.clone().unwrap_or_default();

@@ -101,6 +101,8 @@ pub fn spawn_init(req: &SpawnRequest, record: &mut Container) -> Result<Spawned>
             "bundle": req.bundle.dir.to_string_lossy(), "annotations": spec.annotations,
         })
     };
+    // After the id maps: a mount without mappings of its own takes the init's.
+    let idmapped = crate::linux::idmap::prepare(spec, pid)?;
     let hooks = spec.hooks.clone().unwrap_or_default();
     let cfg = InitConfig {
         mode: InitMode::Create,
@@ -116,9 +118,14 @@ pub fn spawn_init(req: &SpawnRequest, record: &mut Container) -> Result<Spawned>
         starts_now: req.starts_now,
         console_fd: req.console.map(|c| c.as_raw_fd()),
         has_runtime_hooks: !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty(),
+        idmapped_mounts: idmapped.iter().map(|(i, _)| *i).collect(),
         exec_root: None,
     };
     sync::send(&mut sock, &Msg::Config(Box::new(cfg)))?;
+    for (_, fd) in &idmapped {
+        sync::send_fd(&sock, fd)?;
+    }
+    drop(idmapped);
     loop {
         if let Some(ints) = req.interrupts {
             wait_for_init_or_signal(&sock, ints)?;
@@ -187,6 +194,7 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
         starts_now: true,
         console_fd: console.map(|c| c.as_raw_fd()),
         has_runtime_hooks: false,
+        idmapped_mounts: Vec::new(),
         exec_root: config.namespace("mount").is_none().then(|| format!("/proc/{init}/root")),
     };
     let mut sock = parent_sock;
@@ -262,6 +270,7 @@ fn check_before_start(spec: &Spec) -> Result<()> {
             return Err(Error::new(format!("linux.personality.domain {:?} is not supported", p.domain)));
         }
     }
+    crate::linux::idmap::validate(spec)?;
     exe_seal::check_pid_ns_join(spec)?;
     let userns_path = spec.namespace("user").and_then(|n| n.path.as_ref()).is_some();
     let new_pidns = spec.namespace("pid").is_some_and(|n| n.path.is_none());
@@ -455,7 +464,7 @@ pub fn parent_gone(sock: i32) -> bool {
 }
 
 /// clone(2) like fork, with namespace flags. Returns 0 in the child.
-fn raw_clone(flags: CloneFlags) -> Result<i32> {
+pub(crate) fn raw_clone(flags: CloneFlags) -> Result<i32> {
     // SAFETY: a fork-style clone (no new stack: the child gets a copy-on-write copy of
     // ours). berth is single-threaded here, so the child's copy of memory is consistent.
     let r = unsafe { libc::syscall(libc::SYS_clone, flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
@@ -504,7 +513,7 @@ fn setup_from_parent(req: &SpawnRequest, pid: i32) -> Result<()> {
     Ok(())
 }
 
-fn write_id_map(pid: i32, file: &str, maps: &[berth_spec::IdMapping]) -> Result<()> {
+pub(crate) fn write_id_map(pid: i32, file: &str, maps: &[berth_spec::IdMapping]) -> Result<()> {
     if maps.is_empty() {
         return Ok(());
     }

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod exe_seal;
 pub mod exec;
 pub mod fds;
+pub mod idmap;
 pub mod memory;
 pub mod mount_api;
 pub mod mounts;

@@ -15,6 +15,8 @@ pub struct MountOptions {
     /// The recursive options (`rro`, `rnosuid`, ...): MOUNT_ATTR_* bits to set and clear
     /// with mount_setattr(2) on the mount and every mount below it.
     pub rec: RecAttr,
+    /// `idmap` (false) or `ridmap` (true, every mount of an rbind): an idmapped mount.
+    pub idmap: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,6 +48,7 @@ pub fn parse(options: &[String]) -> MountOptions {
         data: Vec::new(),
         tmpcopyup: false,
         rec: RecAttr::default(),
+        idmap: None,
     };
     for opt in options {
         if let Some(r) = recursive_attr(opt) {
@@ -90,6 +93,11 @@ pub fn parse(options: &[String]) -> MountOptions {
             }
             "tmpcopyup" => {
                 o.tmpcopyup = true;
+                continue;
+            }
+            // Not for mount(2): the mapping is set with mount_setattr (linux/idmap.rs).
+            "idmap" | "ridmap" => {
+                o.idmap = Some(opt == "ridmap");
                 continue;
             }
             _ => {

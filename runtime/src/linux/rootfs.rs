@@ -18,6 +18,9 @@ pub struct RootfsSetup<'a> {
     pub cgroup: &'a CgroupPaths,
     pub new_cgroup_ns: bool,
     pub in_userns: bool,
+    /// The idmapped mounts the parent made (linux/idmap.rs), by index in `spec.mounts`:
+    /// attached in place of a bind of their source.
+    pub idmapped: &'a [(usize, OwnedFd)],
 }
 
 const NONE: Option<&str> = None;
@@ -55,16 +58,16 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
 impl RootfsSetup<'_> {
     pub fn mount_all(&self) -> Result<()> {
         for (i, m) in self.spec.mounts.iter().enumerate() {
-            self.mount_one(m).with_ctx(|| format!("mounts[{i}] ({} on {})", m.typ.as_deref().unwrap_or("bind"), m.destination))?;
+            self.mount_one(i, m).with_ctx(|| format!("mounts[{i}] ({} on {})", m.typ.as_deref().unwrap_or("bind"), m.destination))?;
         }
         Ok(())
     }
 
-    fn mount_one(&self, m: &Mount) -> Result<()> {
+    fn mount_one(&self, i: usize, m: &Mount) -> Result<()> {
         let opts = mounts::parse(&m.options);
         let typ = m.typ.as_deref().unwrap_or("");
         if opts.is_bind() || typ == "bind" {
-            return self.mount_bind(m, &opts, &secure_join(&self.rootfs, &m.destination)?);
+            return self.mount_bind(i, m, &opts, &secure_join(&self.rootfs, &m.destination)?);
         }
         let dest = match typ {
             "proc" | "sysfs" => self.ordinary_dir(m, typ)?,
@@ -120,7 +123,7 @@ impl RootfsSetup<'_> {
         apply_propagation(&target, opts)
     }
 
-    fn mount_bind(&self, m: &Mount, opts: &MountOptions, dest: &Path) -> Result<()> {
+    fn mount_bind(&self, i: usize, m: &Mount, opts: &MountOptions, dest: &Path) -> Result<()> {
         let source = m.source.as_deref().ok_or_else(|| Error::new("bind mount needs a source"))?;
         let src_md = std::fs::metadata(source).with_ctx(|| format!("stat {source}"))?;
         if src_md.is_dir() {
@@ -134,8 +137,13 @@ impl RootfsSetup<'_> {
             }
         }
         let target = PinnedPath::open(&self.rootfs, dest)?;
-        let bind = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
-        mount(Some(source), target.path(), NONE, bind | MsFlags::MS_BIND, NONE).with_ctx(|| format!("bind {source}"))?;
+        match self.idmapped.iter().find(|(j, _)| *j == i) {
+            Some((_, tree)) => mount_api::attach(tree.as_fd(), target.as_fd()).with_ctx(|| format!("attach idmapped {source} (move_mount)"))?,
+            None => {
+                let bind = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
+                mount(Some(source), target.path(), NONE, bind | MsFlags::MS_BIND, NONE).with_ctx(|| format!("bind {source}"))?
+            }
+        }
         let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if extra.is_empty() && opts.propagation.is_empty() && opts.rec.is_empty() {
             return Ok(());
@@ -235,7 +243,7 @@ fn set_recursive_attrs(target: &PinnedPath, opts: &MountOptions) -> Result<()> {
     if opts.rec.is_empty() {
         return Ok(());
     }
-    mount_api::set_attr(target.as_fd(), opts.rec.set, opts.rec.clr, true).ctx("set recursive mount attributes (mount_setattr)")
+    mount_api::set_attr(target.as_fd(), opts.rec.set, opts.rec.clr, None, true).ctx("set recursive mount attributes (mount_setattr)")
 }
 
 fn apply_propagation(target: &PinnedPath, opts: &MountOptions) -> Result<()> {
