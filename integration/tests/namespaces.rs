@@ -167,3 +167,69 @@ fn time_namespace_is_new_with_the_configured_offsets() {
     let uptime: u64 = lines[1].parse().unwrap_or_else(|_| panic!("uptime {:?}", lines[1]));
     assert!(uptime >= 86_400_000, "uptime {uptime}s: the boottime offset was not applied");
 }
+
+/// The host's "/" as mountinfo shows it: its options and propagation.
+fn host_root_entry() -> (String, Vec<String>) {
+    let m = host::mountinfo("self").into_iter().find(|m| m.mount_point == "/").expect("a / mount");
+    (m.options, m.optional)
+}
+
+#[test]
+fn without_a_mount_namespace_the_container_shares_the_hosts_and_leaves_no_mounts() {
+    let t = Test::new("ns_no_mnt");
+    let id = t.id("");
+    let mut b = t.bundle();
+    b.without_namespace("mount");
+    // These would change the host's own mounts: refused without a mount namespace.
+    b.remove("/linux/maskedPaths").remove("/linux/readonlyPaths");
+    std::fs::write(b.rootfs().join("marker"), "in-rootfs").unwrap();
+    b.sh("readlink /proc/self/ns/mnt; cat /marker; echo; test -e /proc/self/status && echo proc-mounted; \
+          touch /x 2>/dev/null && echo root-rw || echo root-ro; echo done; exec sleep 100");
+    let root_before = host_root_entry();
+    let created = t.rt.create(&id, &b);
+    created.ok();
+    // The container's mounts are made in the host's namespace, below its rootfs.
+    let rootfs = b.rootfs();
+    let during = host::mounts_under(&rootfs);
+    assert!(during.contains(&rootfs.join("proc").to_string_lossy().into_owned()), "{during:?}");
+    t.rt.start(&id).ok();
+    let out = created.wait_stdout("done\n", std::time::Duration::from_secs(20));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    assert_eq!(lines[0], host::ns_link("self", "mnt"), "not the host's mount namespace");
+    assert_eq!(&lines[1..3], ["in-rootfs", "proc-mounted"], "not chrooted into its rootfs with /proc: {out}");
+    // runc ignores root.readonly without a mount namespace; berth makes its own bind of
+    // the rootfs read-only (the host's filesystem stays writable).
+    assert_eq!(lines[3], if flavor().is_runc() { "root-rw" } else { "root-ro" });
+    std::fs::write(t.path("still-writable"), "x").unwrap();
+    // exec enters the container's root too, though there is no mount namespace to join.
+    let e = t.rt.cmd(&["exec", &id, "cat", "/marker"]);
+    if flavor().is_runc() {
+        // runc's exec stays in the host's root, where there is no /marker.
+        assert!(!e.success(), "{}", e.describe());
+    } else {
+        assert_eq!(e.ok().stdout, "in-rootfs");
+    }
+    t.rt.kill(&id, "KILL").ok();
+    t.rt.wait_status(&id, "stopped", std::time::Duration::from_secs(20));
+    t.rt.delete(&id).ok();
+    assert_eq!(host_root_entry(), root_before, "the host's / changed");
+    let left = host::mounts_under(&b.dir);
+    if flavor().is_runc() {
+        // runc makes the mounts in the host's namespace and leaves them there.
+        assert!(!left.is_empty(), "runc is expected to leave its mounts");
+        host::umount(&rootfs).unwrap();
+        assert_eq!(host::mounts_under(&b.dir), Vec::<String>::new());
+    } else {
+        assert_eq!(left, Vec::<String>::new(), "mounts left in the host's mount namespace");
+    }
+}
+
+#[test]
+fn without_a_mount_namespace_masked_paths_are_refused() {
+    let t = Test::new("ns_no_mnt_masked");
+    let mut b = t.bundle();
+    b.without_namespace("mount");
+    t.rt.run(&t.id(""), &b).failed().stderr_has("unable to restrict sys entries without a private MNT namespace");
+    assert_eq!(host::mounts_under(&b.dir), Vec::<String>::new());
+}

@@ -308,3 +308,156 @@ fn container_mounts_stay_out_of_the_hosts_mount_namespace() {
     assert_eq!(host::mounts_under(&b.dir), Vec::<String>::new());
     assert_eq!(host::mounts_under(Path::new(&b.rootfs())), Vec::<String>::new());
 }
+
+/// A rootfs whose `dir` is a symlink to `/elsewhere` (an empty directory).
+fn link_dir_elsewhere(b: &Bundle, dir: &str) {
+    let root = b.rootfs();
+    std::fs::create_dir(root.join("elsewhere")).unwrap();
+    let _ = std::fs::remove_dir(root.join(dir));
+    std::os::unix::fs::symlink("/elsewhere", root.join(dir)).unwrap();
+}
+
+#[test]
+fn proc_over_a_symlink_is_refused_naming_the_mount() {
+    let t = Test::new("proc_symlink");
+    let mut b = t.bundle();
+    link_dir_elsewhere(&b, "proc");
+    b.sh("ls /proc/self");
+    let o = t.rt.run(&t.id(""), &b);
+    // (runc: filesystem "proc" must be mounted on ordinary directory)
+    o.failed().stderr_has("must be mounted on ordinary directory").stderr_has("proc");
+    if *flavor() == Flavor::Berth {
+        o.stderr_has("(proc on /proc)").stderr_has("/proc is a symlink");
+    }
+    // Nothing was mounted through the link.
+    assert_eq!(host::mounts_under(&b.dir), Vec::<String>::new());
+    assert_eq!(std::fs::read_dir(b.rootfs().join("elsewhere")).unwrap().count(), 0);
+}
+
+#[test]
+fn sysfs_over_a_symlink_is_refused_naming_the_mount() {
+    let t = Test::new("sysfs_symlink");
+    let b = t.bundle();
+    link_dir_elsewhere(&b, "sys");
+    let o = t.rt.run(&t.id(""), &b);
+    o.failed().stderr_has("must be mounted on ordinary directory").stderr_has("sysfs");
+    if *flavor() == Flavor::Berth {
+        o.stderr_has("(sysfs on /sys)").stderr_has("/sys is a symlink");
+    }
+    assert_eq!(host::mounts_under(&b.dir), Vec::<String>::new());
+    assert_eq!(std::fs::read_dir(b.rootfs().join("elsewhere")).unwrap().count(), 0);
+}
+
+#[test]
+fn bind_over_a_symlink_mounts_on_its_target_inside_the_rootfs() {
+    let t = Test::new("bind_symlink");
+    let src = t.mkdir("src");
+    std::fs::write(src.join("f"), "through-link").unwrap();
+    let mut b = t.bundle();
+    // Absolute: resolved inside the rootfs, never the host's /target-of-link.
+    std::fs::create_dir(b.rootfs().join("target-of-link")).unwrap();
+    std::os::unix::fs::symlink("/target-of-link", b.rootfs().join("data")).unwrap();
+    b.bind(&src, "/data", &[]);
+    let (out, m) = mounts_inside(&t, &mut b, "cat /data/f; echo; cat /target-of-link/f; echo; readlink /data");
+    assert_eq!(out, "through-link\nthrough-link\n/target-of-link\n");
+    assert!(m.iter().any(|x| x.mount_point == "/target-of-link"), "{m:#?}");
+    assert!(!m.iter().any(|x| x.mount_point == "/data"), "{m:#?}");
+    assert!(!Path::new("/target-of-link").exists());
+}
+
+/// A host directory with a tmpfs mounted at `sub`, bound (rbind) on /data with `opts`.
+/// Returns what the container printed after trying to write to both, and its mountinfo.
+fn submount_case(t: &Test, opts: &[&str]) -> (String, Vec<host::MountInfo>, std::path::PathBuf) {
+    let src = t.mkdir("tree");
+    let sub = t.mkdir("tree/sub");
+    t.mount_tmpfs(&sub);
+    let mut b = t.bundle();
+    b.bind(&src, "/data", opts);
+    let (out, m) =
+        mounts_inside(t, &mut b, "touch /data/top 2>/dev/null && echo top-rw || echo top-ro; touch /data/sub/below 2>/dev/null && echo sub-rw || echo sub-ro");
+    (out, m, src)
+}
+
+#[test]
+fn rro_makes_the_bind_and_its_submounts_read_only() {
+    let t = Test::new("rro");
+    let (out, m, src) = submount_case(&t, &["rro", "rnosuid", "rnoexec"]);
+    assert_eq!(out, "top-ro\nsub-ro\n");
+    for at in ["/data", "/data/sub"] {
+        let x = find(&m, at);
+        for o in ["ro", "nosuid", "noexec"] {
+            assert!(has_opt(x, o), "{at} lacks {o}: {x:?}");
+        }
+    }
+    assert!(!src.join("top").exists() && !src.join("sub/below").exists());
+}
+
+#[test]
+fn ro_alone_leaves_submounts_writable_as_the_kernel_does() {
+    let t = Test::new("ro_not_rec");
+    let (out, m, src) = submount_case(&t, &["ro"]);
+    assert_eq!(out, "top-ro\nsub-rw\n");
+    assert!(has_opt(find(&m, "/data"), "ro"));
+    assert!(has_opt(find(&m, "/data/sub"), "rw"), "{:?}", find(&m, "/data/sub"));
+    assert!(src.join("sub/below").exists());
+}
+
+#[test]
+fn recursive_atime_and_rw_options_reach_submounts() {
+    let t = Test::new("ratime");
+    // "ro" then "rrw": the top is made read-only by the remount, then writable again with
+    // everything below it; rnoatime sets the atime mode on both.
+    let (out, m, _) = submount_case(&t, &["ro", "rrw", "rnoatime", "rnodev"]);
+    assert_eq!(out, "top-rw\nsub-rw\n");
+    for at in ["/data", "/data/sub"] {
+        let x = find(&m, at);
+        assert!(has_opt(x, "noatime") && has_opt(x, "nodev") && has_opt(x, "rw"), "{at}: {x:?}");
+    }
+}
+
+const RECURSIVE_OPTIONS: &[&str] = &[
+    "ratime",
+    "rdev",
+    "rdiratime",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+];
+
+#[test]
+fn every_recursive_option_is_listed_and_accepted_on_a_bind_mount() {
+    let t = Test::new("rec_opts");
+    if *flavor() == Flavor::Berth {
+        let o = t.rt.cmd(&["features"]);
+        let f: Value = serde_json::from_str(&o.ok().stdout).unwrap();
+        let listed: Vec<&str> = f["mountOptions"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+        for opt in RECURSIVE_OPTIONS {
+            assert!(listed.contains(opt), "features does not list {opt}: {listed:?}");
+        }
+        assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+    }
+    let src = t.mkdir("src");
+    let mut b = t.bundle();
+    for opt in RECURSIVE_OPTIONS {
+        // runc 1.1 clears one atime bit without the rest of MOUNT_ATTR__ATIME for these,
+        // which the kernel refuses (EINVAL); fixed in runc 1.2.
+        if flavor().is_runc_before(1, 2) && matches!(*opt, "ratime" | "rnostrictatime") {
+            continue;
+        }
+        b.bind(&src, &format!("/m-{opt}"), &[opt]);
+    }
+    let (_, m) = mounts_inside(&t, &mut b, "true");
+    assert!(has_opt(find(&m, "/m-rro"), "ro") && has_opt(find(&m, "/m-rnosymfollow"), "nosymfollow"), "{m:#?}");
+}

@@ -44,6 +44,10 @@ pub struct Saved {
     /// `BERTH_OWNED_FILES` at create; delete removes those left stale.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owned_files: Vec<String>,
+    /// Without a mount namespace: the id of the rootfs bind create made in the caller's
+    /// mount namespace, holding the container's mounts; delete detaches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_root_mount: Option<u64>,
 }
 
 impl Saved {
@@ -62,6 +66,7 @@ impl Saved {
             own_pid_ns: false,
             creating: true,
             owned_files: Vec::new(),
+            host_root_mount: None,
         }
     }
 }
@@ -342,6 +347,16 @@ impl Container {
     pub fn kill_and_cleanup(&self) {
         self.kill_everything();
         let _ = self.cgroup().destroy();
+        let _ = self.unbind_root();
+    }
+
+    /// Detaches the container's mounts from the caller's mount namespace (a container
+    /// without its own: see rootfs::bind_root_in_host).
+    fn unbind_root(&self) -> Result<()> {
+        match self.saved.host_root_mount {
+            Some(id) => crate::linux::rootfs::unbind_root_in_host(Path::new(&self.saved.rootfs), id),
+            None => Ok(()),
+        }
     }
 
     fn kill_everything(&self) {
@@ -364,6 +379,7 @@ impl Container {
         crate::logging::debug(&format!("deleting container {}", self.id));
         self.kill_everything();
         self.cgroup().destroy()?;
+        self.unbind_root()?;
         remove_stale_files(&self.saved.owned_files);
         // No hook runs for a create that never made an init: none of its hooks ran either.
         let had_init = !self.saved.creating || self.saved.pid > 0;

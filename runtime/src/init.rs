@@ -57,6 +57,8 @@ fn run_create(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     let linux = spec.linux.clone().unwrap_or_default();
     let new_ns = |t: &str| spec.namespace(t).is_some_and(|n| n.path.is_none());
     let userns = spec.namespace("user").is_some();
+    // The parent sent them right after the config.
+    let idmapped = cfg.idmapped_mounts.iter().map(|&i| sync::recv_fd(sock).map(|fd| (i, fd))).collect::<Result<Vec<_>>>()?;
 
     join_namespaces(spec)?;
     if spec.namespace("user").is_some_and(|n| n.path.is_some()) {
@@ -81,9 +83,16 @@ fn run_create(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     }
 
     let rootfs = PathBuf::from(&cfg.rootfs);
-    rootfs::prepare_root(spec, &rootfs)?;
-    let setup = rootfs::RootfsSetup { spec, rootfs: rootfs.clone(), cgroup: &cfg.cgroup, new_cgroup_ns: new_ns("cgroup"), in_userns: userns };
+    // Without a mount namespace everything happens below the rootfs bind the parent made
+    // (rootfs::bind_root_in_host): the caller's "/" and its propagation stay as they are.
+    let mount_ns = spec.namespace("mount").is_some();
+    if mount_ns {
+        rootfs::prepare_root(spec, &rootfs)?;
+    }
+    let setup =
+        rootfs::RootfsSetup { spec, rootfs: rootfs.clone(), cgroup: &cfg.cgroup, new_cgroup_ns: new_ns("cgroup"), in_userns: userns, idmapped: &idmapped };
     setup.mount_all()?;
+    drop(idmapped);
     devices::create_devices(spec, &rootfs, userns)?;
     make_cwd(&rootfs, &process.cwd)?;
     let hooks = spec.hooks.clone().unwrap_or_default();
@@ -96,12 +105,16 @@ fn run_create(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     }
     crate::hooks::run_all("createContainer", &hooks.create_container, &hook_state(cfg))?;
 
-    if cfg.no_pivot {
+    if !mount_ns {
+        rootfs::chroot_into(&rootfs)?;
+    } else if cfg.no_pivot {
         rootfs::move_root(&rootfs)?;
     } else {
         rootfs::pivot_root(&rootfs)?;
     }
-    rootfs::apply_root_propagation(spec)?;
+    if mount_ns {
+        rootfs::apply_root_propagation(spec)?;
+    }
     // The pty comes from the container's own devpts; /dev/console is its slave.
     if let Some(fd) = cfg.console_fd.filter(|_| process.terminal) {
         make_console(fd, process, true)?;
@@ -132,8 +145,20 @@ fn run_create(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
 
 fn run_exec(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     let process = cfg.spec.process.as_ref().ok_or_else(|| Error::new("process must be set"))?;
-    // Joining the mount namespace also moves our root and cwd to the container's root.
+    // Joining the mount namespace also moves our root and cwd to the container's root;
+    // without one, the init's root is entered (opened first: the joins may hide it).
+    let root = cfg
+        .exec_root
+        .as_deref()
+        .map(|r| {
+            nix::fcntl::open(r, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+                .with_ctx(|| format!("open {r}"))
+        })
+        .transpose()?;
     join_namespaces(&cfg.spec)?;
+    if let Some(r) = &root {
+        rootfs::chroot_into_fd(r)?;
+    }
     if let Some(fd) = cfg.console_fd.filter(|_| process.terminal) {
         make_console(fd, process, false)?;
     }

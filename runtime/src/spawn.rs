@@ -34,6 +34,8 @@ pub struct Spawned {
     pub pid: i32,
     pub start_time: u64,
     pub cgroup: cgroups::CgroupPaths,
+    /// Without a mount namespace: the rootfs bind in the caller's (see rootfs::bind_root_in_host).
+    pub host_root_mount: Option<u64>,
 }
 
 /// Env var carrying the sync socket's fd number to the init.
@@ -58,7 +60,14 @@ pub fn spawn_init(req: &SpawnRequest, record: &mut Container) -> Result<Spawned>
     // (cgroups::join_self); systemd's scope is made around it once it exists. The limits
     // and device rules are in place before the init is told to go on.
     let linux = spec.linux.clone().unwrap_or_default();
-    let mut guard = ChildGuard { pid: 0, cgroup: None };
+    let mut guard = ChildGuard { pid: 0, cgroup: None, host_root: None };
+    if spec.namespace("mount").is_none() {
+        let root = req.bundle.rootfs();
+        let id = crate::linux::rootfs::bind_root_in_host(&root)?;
+        guard.host_root = Some((root, id));
+        record.saved.host_root_mount = Some(id);
+        record.save()?;
+    }
     let cgroup = guard.cgroup.insert(cgroups::new(&linux, &spec.annotations, req.id, req.systemd_cgroup)?);
     record.saved.cgroup = cgroup.plan();
     record.save()?;
@@ -92,6 +101,8 @@ pub fn spawn_init(req: &SpawnRequest, record: &mut Container) -> Result<Spawned>
             "bundle": req.bundle.dir.to_string_lossy(), "annotations": spec.annotations,
         })
     };
+    // After the id maps: a mount without mappings of its own takes the init's.
+    let idmapped = crate::linux::idmap::prepare(spec, pid)?;
     let hooks = spec.hooks.clone().unwrap_or_default();
     let cfg = InitConfig {
         mode: InitMode::Create,
@@ -107,8 +118,14 @@ pub fn spawn_init(req: &SpawnRequest, record: &mut Container) -> Result<Spawned>
         starts_now: req.starts_now,
         console_fd: req.console.map(|c| c.as_raw_fd()),
         has_runtime_hooks: !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty(),
+        idmapped_mounts: idmapped.iter().map(|(i, _)| *i).collect(),
+        exec_root: None,
     };
     sync::send(&mut sock, &Msg::Config(Box::new(cfg)))?;
+    for (_, fd) in &idmapped {
+        sync::send_fd(&sock, fd)?;
+    }
+    drop(idmapped);
     loop {
         if let Some(ints) = req.interrupts {
             wait_for_init_or_signal(&sock, ints)?;
@@ -128,8 +145,9 @@ pub fn spawn_init(req: &SpawnRequest, record: &mut Container) -> Result<Spawned>
         }
     }
     let start_time = proc::start_time(pid).ok_or_else(|| Error::new("container init exited during create"))?;
+    let host_root_mount = guard.host_root.as_ref().map(|(_, id)| *id);
     guard.disarm();
-    Ok(Spawned { pid, start_time, cgroup: paths })
+    Ok(Spawned { pid, start_time, cgroup: paths, host_root_mount })
 }
 
 /// `berth exec`: start a process in a running container. The parent joins the
@@ -160,7 +178,7 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
     let child = ChildSetup { sock: &child_sock, keep: &keep, join: &[], wait_for_maps: false, preserve_fds };
     let pid = with_parent_side_namespaces(&spec, || clone_init(CloneFlags::empty(), &child, InitImage::Sealed))?;
     drop(child_sock);
-    let mut guard = ChildGuard { pid, cgroup: None };
+    let mut guard = ChildGuard { pid, cgroup: None, host_root: None };
     cgroups::load(&c.saved.cgroup).add_exec(pid, c.saved.pid)?;
     let cfg = InitConfig {
         mode: InitMode::Exec,
@@ -176,6 +194,8 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
         starts_now: true,
         console_fd: console.map(|c| c.as_raw_fd()),
         has_runtime_hooks: false,
+        idmapped_mounts: Vec::new(),
+        exec_root: config.namespace("mount").is_none().then(|| format!("/proc/{init}/root")),
     };
     let mut sock = parent_sock;
     sync::send(&mut sock, &Msg::Config(Box::new(cfg)))?;
@@ -225,7 +245,14 @@ fn check_before_start(spec: &Spec) -> Result<()> {
         }
     }
     if spec.namespace("mount").is_none() {
-        return Err(Error::new("linux.namespaces: berth needs a mount namespace for the container"));
+        // Without one these would change the caller's own mounts (as runc refuses them).
+        let linux = spec.linux.clone().unwrap_or_default();
+        if !linux.masked_paths.is_empty() || !linux.readonly_paths.is_empty() {
+            return Err(Error::new("linux.maskedPaths/readonlyPaths: unable to restrict sys entries without a private MNT namespace"));
+        }
+        if linux.rootfs_propagation.as_deref().is_some_and(|p| !p.is_empty()) {
+            return Err(Error::new("linux.rootfsPropagation needs a mount namespace: it would change the propagation of the caller's /"));
+        }
     }
     if let Some(p) = process.apparmor_profile.as_deref().filter(|p| !p.is_empty()) {
         if !crate::linux::apparmor::enabled() {
@@ -243,6 +270,7 @@ fn check_before_start(spec: &Spec) -> Result<()> {
             return Err(Error::new(format!("linux.personality.domain {:?} is not supported", p.domain)));
         }
     }
+    crate::linux::idmap::validate(spec)?;
     exe_seal::check_pid_ns_join(spec)?;
     let userns_path = spec.namespace("user").and_then(|n| n.path.as_ref()).is_some();
     let new_pidns = spec.namespace("pid").is_some_and(|n| n.path.is_none());
@@ -436,7 +464,7 @@ pub fn parent_gone(sock: i32) -> bool {
 }
 
 /// clone(2) like fork, with namespace flags. Returns 0 in the child.
-fn raw_clone(flags: CloneFlags) -> Result<i32> {
+pub(crate) fn raw_clone(flags: CloneFlags) -> Result<i32> {
     // SAFETY: a fork-style clone (no new stack: the child gets a copy-on-write copy of
     // ours). berth is single-threaded here, so the child's copy of memory is consistent.
     let r = unsafe { libc::syscall(libc::SYS_clone, flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
@@ -485,7 +513,7 @@ fn setup_from_parent(req: &SpawnRequest, pid: i32) -> Result<()> {
     Ok(())
 }
 
-fn write_id_map(pid: i32, file: &str, maps: &[berth_spec::IdMapping]) -> Result<()> {
+pub(crate) fn write_id_map(pid: i32, file: &str, maps: &[berth_spec::IdMapping]) -> Result<()> {
     if maps.is_empty() {
         return Ok(());
     }
@@ -504,16 +532,19 @@ fn describe_exit(pid: i32) -> String {
     }
 }
 
-/// Kills and reaps the init, and removes its cgroup, unless the spawn succeeded.
+/// Kills and reaps the init, and removes its cgroup and rootfs bind in the caller's mount
+/// namespace, unless the spawn succeeded.
 struct ChildGuard {
     pid: i32,
     cgroup: Option<Box<dyn cgroups::Manager>>,
+    host_root: Option<(std::path::PathBuf, u64)>,
 }
 
 impl ChildGuard {
     fn disarm(&mut self) {
         self.pid = 0;
         self.cgroup = None;
+        self.host_root = None;
     }
 }
 
@@ -526,6 +557,9 @@ impl Drop for ChildGuard {
         }
         if let Some(cg) = self.cgroup.take() {
             let _ = cg.destroy();
+        }
+        if let Some((root, id)) = self.host_root.take() {
+            let _ = crate::linux::rootfs::unbind_root_in_host(&root, id);
         }
     }
 }
@@ -544,5 +578,6 @@ pub fn saved_state(req: &SpawnRequest, s: &Spawned, owned_files: Vec<String>) ->
         own_pid_ns: req.bundle.spec.namespace("pid").is_some_and(|n| n.path.is_none()),
         creating: false,
         owned_files,
+        host_root_mount: s.host_root_mount,
     }
 }

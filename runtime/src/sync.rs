@@ -5,6 +5,7 @@
 use crate::error::{Context, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +36,14 @@ pub struct InitConfig {
     pub console_fd: Option<i32>,
     /// Whether the parent runs prestart/createRuntime hooks (then the init pauses for them).
     pub has_runtime_hooks: bool,
+    /// Indexes in `spec.mounts` of the idmapped mounts (linux/idmap.rs) whose detached
+    /// mounts follow this message, one fd each, in this order.
+    #[serde(default)]
+    pub idmapped_mounts: Vec<usize>,
+    /// Exec into a container without a mount namespace: the root to chroot into (the
+    /// init's `/proc/PID/root`), since there is no mount namespace to join for it.
+    #[serde(default)]
+    pub exec_root: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -73,4 +82,32 @@ pub fn recv(sock: &mut UnixStream) -> Result<Option<Msg>> {
     let mut body = vec![0u8; n];
     sock.read_exact(&mut body).ctx("sync: receive")?;
     serde_json::from_slice(&body).map(Some).map_err(|e| Error::new(format!("sync: bad message: {e}")))
+}
+
+/// Sends one fd (SCM_RIGHTS) with a single byte, after the message that announced it.
+pub fn send_fd(sock: &UnixStream, fd: &impl AsRawFd) -> Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let fds = [fd.as_raw_fd()];
+    let iov = [std::io::IoSlice::new(&[0u8])];
+    sendmsg::<()>(sock.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None).ctx("sync: send fd")?;
+    Ok(())
+}
+
+/// Receives one fd sent by [`send_fd`]: reads its one byte only, so that the stream of
+/// messages after it is left whole.
+pub fn recv_fd(sock: &UnixStream) -> Result<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut b = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut b)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ctx("sync: receive fd")?;
+    for c in msg.cmsgs().ctx("sync: receive fd")? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed this fd for us.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(Error::new("sync: no fd received"))
 }

@@ -169,6 +169,7 @@ fn first_record(id: &str, bundle: &berth_spec::Bundle, owned_files: Vec<String>)
         own_pid_ns: bundle.spec.namespace("pid").is_some_and(|n| n.path.is_none()),
         creating: true,
         owned_files,
+        host_root_mount: None,
     }
 }
 

@@ -6,7 +6,7 @@ use crate::linux::capabilities;
 
 pub fn main(_g: &Global, _a: &[String]) -> Result<()> {
     let caps: Vec<&str> = capabilities::NAMES[..=(capabilities::last_cap() as usize).min(capabilities::NAMES.len() - 1)].to_vec();
-    let v = serde_json::json!({
+    let mut v = serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": berth_spec::OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
@@ -25,10 +25,15 @@ pub fn main(_g: &Global, _a: &[String]) -> Result<()> {
             "apparmor": {"enabled": true},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {"org.berth.version": env!("CARGO_PKG_VERSION"), "org.berth.commit": env!("BERTH_COMMIT")}
     });
+    // The recursive options (mount_setattr), in the one sorted list.
+    if let Some(opts) = v["mountOptions"].as_array_mut() {
+        opts.extend(crate::linux::mounts::RECURSIVE_OPTIONS.iter().map(|o| serde_json::json!(o)));
+        opts.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+    }
     super::out(&format!("{}\n", serde_json::to_string_pretty(&v).expect("json")));
     Ok(())
 }

@@ -12,6 +12,23 @@ pub struct MountOptions {
     pub data: Vec<String>,
     /// runc's `tmpcopyup`: fill a new tmpfs with what the destination held.
     pub tmpcopyup: bool,
+    /// The recursive options (`rro`, `rnosuid`, ...): MOUNT_ATTR_* bits to set and clear
+    /// with mount_setattr(2) on the mount and every mount below it.
+    pub rec: RecAttr,
+    /// `idmap` (false) or `ridmap` (true, every mount of an rbind): an idmapped mount.
+    pub idmap: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecAttr {
+    pub set: u64,
+    pub clr: u64,
+}
+
+impl RecAttr {
+    pub fn is_empty(&self) -> bool {
+        self.set == 0 && self.clr == 0
+    }
 }
 
 impl MountOptions {
@@ -24,8 +41,20 @@ impl MountOptions {
 }
 
 pub fn parse(options: &[String]) -> MountOptions {
-    let mut o = MountOptions { flags: MsFlags::empty(), cleared: MsFlags::empty(), propagation: Vec::new(), data: Vec::new(), tmpcopyup: false };
+    let mut o = MountOptions {
+        flags: MsFlags::empty(),
+        cleared: MsFlags::empty(),
+        propagation: Vec::new(),
+        data: Vec::new(),
+        tmpcopyup: false,
+        rec: RecAttr::default(),
+        idmap: None,
+    };
     for opt in options {
+        if let Some(r) = recursive_attr(opt) {
+            o.rec.add(r);
+            continue;
+        }
         let (set, clear): (MsFlags, MsFlags) = match opt.as_str() {
             "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
             "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
@@ -66,6 +95,11 @@ pub fn parse(options: &[String]) -> MountOptions {
                 o.tmpcopyup = true;
                 continue;
             }
+            // Not for mount(2): the mapping is set with mount_setattr (linux/idmap.rs).
+            "idmap" | "ridmap" => {
+                o.idmap = Some(opt == "ridmap");
+                continue;
+            }
             _ => {
                 o.data.push(opt.clone());
                 continue;
@@ -77,6 +111,80 @@ pub fn parse(options: &[String]) -> MountOptions {
         o.cleared.remove(set);
     }
     o
+}
+
+/// What a recursive option changes: one MOUNT_ATTR_* bit, or the atime mode. The atime
+/// modes are values of one field (MOUNT_ATTR__ATIME), not bits: relatime is 0, and
+/// ratime, rnorelatime and rnostrictatime go back to it (as runc reads them).
+enum RecOpt {
+    Set(u64),
+    Clear(u64),
+    Atime(u64),
+}
+
+fn recursive_attr(opt: &str) -> Option<RecOpt> {
+    use RecOpt::*;
+    Some(match opt {
+        "rro" => Set(libc::MOUNT_ATTR_RDONLY),
+        "rrw" => Clear(libc::MOUNT_ATTR_RDONLY),
+        "rnosuid" => Set(libc::MOUNT_ATTR_NOSUID),
+        "rsuid" => Clear(libc::MOUNT_ATTR_NOSUID),
+        "rnodev" => Set(libc::MOUNT_ATTR_NODEV),
+        "rdev" => Clear(libc::MOUNT_ATTR_NODEV),
+        "rnoexec" => Set(libc::MOUNT_ATTR_NOEXEC),
+        "rexec" => Clear(libc::MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => Set(libc::MOUNT_ATTR_NODIRATIME),
+        "rdiratime" => Clear(libc::MOUNT_ATTR_NODIRATIME),
+        "rnosymfollow" => Set(libc::MOUNT_ATTR_NOSYMFOLLOW),
+        "rsymfollow" => Clear(libc::MOUNT_ATTR_NOSYMFOLLOW),
+        "rnoatime" => Atime(libc::MOUNT_ATTR_NOATIME),
+        "rstrictatime" => Atime(libc::MOUNT_ATTR_STRICTATIME),
+        "rrelatime" | "ratime" | "rnorelatime" | "rnostrictatime" => Atime(libc::MOUNT_ATTR_RELATIME),
+        _ => return None,
+    })
+}
+
+/// The recursive option names, for `berth features`.
+pub const RECURSIVE_OPTIONS: &[&str] = &[
+    "ratime",
+    "rdev",
+    "rdiratime",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+];
+
+impl RecAttr {
+    /// Later options override earlier ones. An atime mode replaces the whole field: the
+    /// kernel takes one only with all of MOUNT_ATTR__ATIME in `clr`.
+    fn add(&mut self, opt: RecOpt) {
+        match opt {
+            RecOpt::Set(bit) => {
+                self.set |= bit;
+                self.clr &= !bit;
+            }
+            RecOpt::Clear(bit) => {
+                self.clr |= bit;
+                self.set &= !bit;
+            }
+            RecOpt::Atime(mode) => {
+                self.set = (self.set & !libc::MOUNT_ATTR__ATIME) | mode;
+                self.clr |= libc::MOUNT_ATTR__ATIME;
+            }
+        }
+    }
 }
 
 /// A propagation mode name ("rslave", "private", ...) as mount flags.
@@ -104,6 +212,22 @@ mod tests {
         assert!(o.flags.contains(MsFlags::MS_NOSUID | MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY));
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
         assert_eq!(o.data_string().as_deref(), Some("mode=755,size=65536k"));
+    }
+
+    #[test]
+    fn recursive_options_are_attributes_not_flags() {
+        let o = parse(&["rbind".into(), "rro".into(), "rnosuid".into(), "rexec".into(), "rnoatime".into()]);
+        assert_eq!(o.flags, MsFlags::MS_BIND | MsFlags::MS_REC);
+        assert!(o.data.is_empty());
+        assert_eq!(o.rec.set, libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOATIME);
+        assert_eq!(o.rec.clr, libc::MOUNT_ATTR_NOEXEC | libc::MOUNT_ATTR__ATIME);
+        // The last atime mode wins, and relatime (0) replaces noatime.
+        let o = parse(&["rnoatime".into(), "rrelatime".into(), "rro".into(), "rrw".into()]);
+        assert_eq!(o.rec.set, 0);
+        assert_eq!(o.rec.clr, libc::MOUNT_ATTR__ATIME | libc::MOUNT_ATTR_RDONLY);
+        for name in RECURSIVE_OPTIONS {
+            assert!(!parse(&[name.to_string()]).rec.is_empty(), "{name}");
+        }
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //! O_PATH fd before mounting), pivot_root, masked and read-only paths.
 
 use super::cgroups::CgroupPaths;
+use super::mount_api;
 use super::mounts::{self, MountOptions};
 use super::secure_join::{is_within, secure_join};
 use crate::error::{Context, Error, Result};
 use berth_spec::{Mount, Spec};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub struct RootfsSetup<'a> {
@@ -17,6 +18,9 @@ pub struct RootfsSetup<'a> {
     pub cgroup: &'a CgroupPaths,
     pub new_cgroup_ns: bool,
     pub in_userns: bool,
+    /// The idmapped mounts the parent made (linux/idmap.rs), by index in `spec.mounts`:
+    /// attached in place of a bind of their source.
+    pub idmapped: &'a [(usize, OwnedFd)],
 }
 
 const NONE: Option<&str> = None;
@@ -54,29 +58,23 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
 impl RootfsSetup<'_> {
     pub fn mount_all(&self) -> Result<()> {
         for (i, m) in self.spec.mounts.iter().enumerate() {
-            self.mount_one(m).with_ctx(|| format!("mounts[{i}] ({} on {})", m.typ.as_deref().unwrap_or("bind"), m.destination))?;
+            self.mount_one(i, m).with_ctx(|| format!("mounts[{i}] ({} on {})", m.typ.as_deref().unwrap_or("bind"), m.destination))?;
         }
         Ok(())
     }
 
-    fn mount_one(&self, m: &Mount) -> Result<()> {
+    fn mount_one(&self, i: usize, m: &Mount) -> Result<()> {
         let opts = mounts::parse(&m.options);
         let typ = m.typ.as_deref().unwrap_or("");
-        let dest = secure_join(&self.rootfs, &m.destination)?;
         if opts.is_bind() || typ == "bind" {
-            return self.mount_bind(m, &opts, &dest);
+            return self.mount_bind(i, m, &opts, &secure_join(&self.rootfs, &m.destination)?);
         }
-        match typ {
-            "cgroup" | "cgroup2" => return self.mount_cgroup(&opts, &dest),
-            "proc" | "sysfs" => {
-                // A symlink here could redirect proc to a place the container controls.
-                if let Ok(md) = std::fs::symlink_metadata(&dest) {
-                    if !md.is_dir() {
-                        return Err(Error::new(format!("{} is not a directory", m.destination)));
-                    }
-                }
-            }
-            _ => {}
+        let dest = match typ {
+            "proc" | "sysfs" => self.ordinary_dir(m, typ)?,
+            _ => secure_join(&self.rootfs, &m.destination)?,
+        };
+        if matches!(typ, "cgroup" | "cgroup2") {
+            return self.mount_cgroup(&opts, &dest);
         }
         std::fs::create_dir_all(&dest).with_ctx(|| format!("mkdir {}", dest.display()))?;
         let target = PinnedPath::open(&self.rootfs, &dest)?;
@@ -95,19 +93,37 @@ impl RootfsSetup<'_> {
             }
             r => r?,
         }
-        self.propagate_new(&target, &opts)
+        self.finish_new(&target, &opts)
     }
 
-    /// Propagation flags on the mount just made on `target` (found by opening the path
-    /// again: the pinned fd names the directory underneath). Nothing to do without them.
-    fn propagate_new(&self, target: &PinnedPath, opts: &MountOptions) -> Result<()> {
-        if opts.propagation.is_empty() {
+    /// Where proc or sysfs goes: exactly the destination (its parent resolved inside the
+    /// rootfs), which must be a directory or missing. Following a symlink there would put
+    /// the filesystem wherever the image's link points and leave the destination without
+    /// it (a container without /proc), so a link is refused, as runc does.
+    fn ordinary_dir(&self, m: &Mount, typ: &str) -> Result<PathBuf> {
+        let clean = berth_spec::rootfs_path::clean_abs(&m.destination);
+        let (parent, name) = clean.rsplit_once('/').unwrap_or(("", ""));
+        let dest = secure_join(&self.rootfs, parent)?.join(name);
+        match std::fs::symlink_metadata(&dest) {
+            Ok(md) if md.is_symlink() => crate::bail!("filesystem {typ:?} must be mounted on ordinary directory: {clean} is a symlink"),
+            Ok(md) if !md.is_dir() => crate::bail!("filesystem {typ:?} must be mounted on ordinary directory: {clean} is not a directory"),
+            _ => Ok(dest),
+        }
+    }
+
+    /// Recursive attributes and propagation flags on the mount just made on `target`
+    /// (found by opening the path again: the pinned fd names the directory underneath).
+    /// Nothing to do without them.
+    fn finish_new(&self, target: &PinnedPath, opts: &MountOptions) -> Result<()> {
+        if opts.propagation.is_empty() && opts.rec.is_empty() {
             return Ok(());
         }
-        apply_propagation(&target.reopen(&self.rootfs)?, opts)
+        let target = target.reopen(&self.rootfs)?;
+        set_recursive_attrs(&target, opts)?;
+        apply_propagation(&target, opts)
     }
 
-    fn mount_bind(&self, m: &Mount, opts: &MountOptions, dest: &Path) -> Result<()> {
+    fn mount_bind(&self, i: usize, m: &Mount, opts: &MountOptions, dest: &Path) -> Result<()> {
         let source = m.source.as_deref().ok_or_else(|| Error::new("bind mount needs a source"))?;
         let src_md = std::fs::metadata(source).with_ctx(|| format!("stat {source}"))?;
         if src_md.is_dir() {
@@ -121,16 +137,22 @@ impl RootfsSetup<'_> {
             }
         }
         let target = PinnedPath::open(&self.rootfs, dest)?;
-        let bind = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
-        mount(Some(source), target.path(), NONE, bind | MsFlags::MS_BIND, NONE).with_ctx(|| format!("bind {source}"))?;
+        match self.idmapped.iter().find(|(j, _)| *j == i) {
+            Some((_, tree)) => mount_api::attach(tree.as_fd(), target.as_fd()).with_ctx(|| format!("attach idmapped {source} (move_mount)"))?,
+            None => {
+                let bind = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
+                mount(Some(source), target.path(), NONE, bind | MsFlags::MS_BIND, NONE).with_ctx(|| format!("bind {source}"))?
+            }
+        }
         let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-        if extra.is_empty() && opts.propagation.is_empty() {
+        if extra.is_empty() && opts.propagation.is_empty() && opts.rec.is_empty() {
             return Ok(());
         }
         let target = target.reopen(&self.rootfs)?;
         if !extra.is_empty() {
             remount(target.path(), extra | MsFlags::MS_BIND)?;
         }
+        set_recursive_attrs(&target, opts)?;
         apply_propagation(&target, opts)
     }
 
@@ -165,7 +187,7 @@ impl RootfsSetup<'_> {
                 // The pinned fd names the directory underneath the bind: open it again.
                 remount(target.reopen(&self.rootfs)?.path(), flags | MsFlags::MS_BIND)?;
             }
-            return self.propagate_new(&target, opts);
+            return self.finish_new(&target, opts);
         }
         mount(Some("tmpfs"), target.path(), Some("tmpfs"), flags & !MsFlags::MS_RDONLY, Some("mode=755"))?;
         let tmpfs = target.reopen(&self.rootfs)?;
@@ -198,6 +220,7 @@ impl RootfsSetup<'_> {
         if flags.contains(MsFlags::MS_RDONLY) {
             remount(top, flags)?;
         }
+        set_recursive_attrs(&tmpfs, opts)?;
         apply_propagation(&tmpfs, opts)
     }
 
@@ -212,6 +235,15 @@ impl RootfsSetup<'_> {
         }
         Ok(false)
     }
+}
+
+/// `rro`, `rnosuid`, ...: a remount changes one mount, so the submounts an rbind brought
+/// along would keep their own flags; mount_setattr with AT_RECURSIVE changes them all.
+fn set_recursive_attrs(target: &PinnedPath, opts: &MountOptions) -> Result<()> {
+    if opts.rec.is_empty() {
+        return Ok(());
+    }
+    mount_api::set_attr(target.as_fd(), opts.rec.set, opts.rec.clr, None, true).ctx("set recursive mount attributes (mount_setattr)")
 }
 
 fn apply_propagation(target: &PinnedPath, opts: &MountOptions) -> Result<()> {
@@ -288,6 +320,12 @@ impl PinnedPath {
     }
 }
 
+impl AsFd for PinnedPath {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl AsRawFd for PinnedPath {
     fn as_raw_fd(&self) -> i32 {
         self.fd.as_raw_fd()
@@ -345,6 +383,58 @@ pub fn pivot_root(rootfs: &Path) -> Result<()> {
     // Keep the unmount of the old root from propagating to the host.
     mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE).ctx("make old root rslave")?;
     umount2(".", MntFlags::MNT_DETACH).ctx("unmount old root")?;
+    nix::unistd::chdir("/").ctx("chdir /")?;
+    Ok(())
+}
+
+/// Without a mount namespace the container's mounts are made in the caller's, where
+/// berth must be able to take them all back: the rootfs is bound onto itself, made
+/// private (so nothing mounted below it propagates into other namespaces, where delete
+/// could not reach it), the container's mounts go below that bind, and delete detaches
+/// the bind with everything under it. Returns the bind's mount id, so that delete
+/// unmounts only what berth made.
+pub fn bind_root_in_host(rootfs: &Path) -> Result<u64> {
+    mount(Some(rootfs), rootfs, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE).with_ctx(|| format!("bind mount rootfs {}", rootfs.display()))?;
+    let id = (|| {
+        mount(NONE, rootfs, NONE, MsFlags::MS_PRIVATE | MsFlags::MS_REC, NONE).ctx("make rootfs bind private")?;
+        mount_api::mount_id(&cpath(rootfs)?).ctx("mount id of rootfs bind")
+    })();
+    if id.is_err() {
+        let _ = umount2(rootfs, MntFlags::MNT_DETACH);
+    }
+    id
+}
+
+/// Undoes [`bind_root_in_host`]: detaches the bind (and every mount the container made
+/// below it) if the top mount at `rootfs` is still the one with `id`.
+pub fn unbind_root_in_host(rootfs: &Path, id: u64) -> Result<()> {
+    match cpath(rootfs).and_then(|p| mount_api::mount_id(&p).map_err(Error::from)) {
+        Ok(top) if top == id => umount2(rootfs, MntFlags::MNT_DETACH).with_ctx(|| format!("unmount rootfs bind {}", rootfs.display())),
+        // Gone already (unmounted, or the rootfs removed): nothing of ours is left there.
+        _ => Ok(()),
+    }
+}
+
+fn cpath(p: &Path) -> Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::new(format!("{}: path contains NUL", p.display())))
+}
+
+/// Without a mount namespace: chroot into the rootfs. pivot_root and MS_MOVE would move
+/// the caller's own root.
+pub fn chroot_into(rootfs: &Path) -> Result<()> {
+    nix::unistd::chdir(rootfs).ctx("chdir rootfs")?;
+    chroot_here()
+}
+
+/// The same for `exec`, into a root opened beforehand (the init's `/proc/PID/root`).
+pub fn chroot_into_fd(root: &OwnedFd) -> Result<()> {
+    nix::unistd::fchdir(root).ctx("chdir to the container's root")?;
+    chroot_here()
+}
+
+fn chroot_here() -> Result<()> {
+    nix::unistd::chroot(".").ctx("chroot")?;
     nix::unistd::chdir("/").ctx("chdir /")?;
     Ok(())
 }
