@@ -45,6 +45,11 @@ pub enum Msg {
     RunHooks,
     /// Parent -> init: hooks ran.
     HooksDone,
+    /// Init -> parent: the seccomp filter is loaded; its SCMP_ACT_NOTIFY listener fd
+    /// follows in SCM_RIGHTS (one byte of data), for the parent to hand to the agent.
+    SeccompListener,
+    /// Parent -> init: the agent has the listener.
+    ListenerSent,
     /// Init -> parent: fully set up, waiting for start.
     Ready,
     Error {
@@ -73,4 +78,34 @@ pub fn recv(sock: &mut UnixStream) -> Result<Option<Msg>> {
     let mut body = vec![0u8; n];
     sock.read_exact(&mut body).ctx("sync: receive")?;
     serde_json::from_slice(&body).map(Some).map_err(|e| Error::new(format!("sync: bad message: {e}")))
+}
+
+/// Sends `fd` in SCM_RIGHTS with one byte of data (after [`Msg::SeccompListener`]).
+pub fn send_fd(sock: &UnixStream, fd: std::os::fd::RawFd) -> Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let iov = [std::io::IoSlice::new(b"F")];
+    let fds = [fd];
+    sendmsg::<()>(sock.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None).ctx("sync: send fd")?;
+    Ok(())
+}
+
+/// Receives the fd of [`send_fd`]: exactly its one byte is read, so the message stream
+/// stays in step.
+pub fn recv_fd(sock: &UnixStream) -> Result<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut buf = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ctx("sync: receive fd")?;
+    for c in msg.cmsgs().ctx("sync: receive fd")? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed this fd for us.
+                return Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(crate::error::Error::new("sync: no fd received"))
 }
