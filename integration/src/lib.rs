@@ -24,6 +24,7 @@ pub mod paths;
 pub mod procs;
 pub mod rootfs;
 pub mod runtime;
+pub mod seccomp_agent;
 /// The berth-shim tests' helpers (tests/shim.rs), kept apart from the runtime harness.
 pub mod shim_support;
 /// Temp dirs removed on drop.

@@ -106,6 +106,8 @@ pub struct Opts {
     pub no_root: bool,
     /// Bytes for the command's stdin (e.g. `update -r -`); /dev/null when None.
     pub stdin: Option<Vec<u8>>,
+    /// Extra environment variables for the command.
+    pub env: Vec<(String, String)>,
 }
 
 /// A runtime command still running (`run` in the foreground while the test acts on it).
@@ -217,6 +219,7 @@ impl Runtime {
         }
         all.extend(args.iter().map(|s| s.to_string()));
         cmd.args(&all);
+        cmd.envs(o.env.iter().map(|(k, v)| (k, v)));
         match &o.stdin {
             None => cmd.stdin(Stdio::null()),
             Some(bytes) => {

@@ -232,23 +232,80 @@ fn unknown_syscall_names_are_skipped() {
     assert_eq!(run_ok(&t, &b), "fine\n");
 }
 
+/// A profile whose mkdir goes to the agent at `sock`.
+fn notify_mkdir(sock: &std::path::Path) -> Value {
+    json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ARCHES, "listenerPath": sock, "listenerMetadata": "agent-meta",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]})
+}
+
 #[test]
-fn notify_is_refused_clearly_or_handed_to_the_agent() {
-    let t = Test::new("seccomp_notify");
+fn notify_hands_the_listener_to_the_agent_which_answers_the_syscall() {
+    // Both places the filter is loaded: noNewPrivileges (late) and without (before the
+    // capabilities are dropped).
+    for nnp in [true, false] {
+        let t = Test::new(if nnp { "seccomp_notify_nnp" } else { "seccomp_notify" });
+        let sock = t.path("agent.sock");
+        let agent = berth_integration::seccomp_agent::Agent::start(&sock, libc::EXDEV);
+        let mut b = t.bundle();
+        b.writable();
+        b.set("/process/noNewPrivileges", json!(nnp));
+        b.set("/linux/seccomp", notify_mkdir(&sock));
+        b.sh("mkdir /made 2>&1; echo mkdir=$?; echo still running");
+        let id = t.id("");
+        let o = t.rt.run(&id, &b);
+        let seen = agent.finish();
+        o.ok();
+        assert!(o.stdout.contains("Invalid cross-device link") && o.stdout.contains("mkdir=1"), "nnp {nnp}: {}", o.describe());
+        assert!(o.stdout.contains("still running"), "{}", o.describe());
+        assert!(!b.rootfs().join("made").exists(), "mkdir reached the kernel");
+        assert_eq!(seen.messages.len(), 1, "{seen:?}");
+        let m = &seen.messages[0];
+        assert_eq!(m["fds"], json!(["seccompFd"]), "{m}");
+        assert_eq!(m["metadata"], "agent-meta", "{m}");
+        assert!(m["pid"].as_i64().unwrap_or(0) > 0, "{m}");
+        assert_eq!(m["state"]["id"], json!(id), "{m}");
+        assert_eq!(m["state"]["status"], "creating", "{m}");
+        assert!(m["ociVersion"].as_str().is_some_and(|v| v.starts_with("1.")), "{m}");
+        assert!(!seen.syscalls.is_empty(), "{seen:?}");
+    }
+}
+
+#[test]
+fn notify_without_an_agent_fails_naming_its_socket_and_runs_nothing() {
+    let t = Test::new("seccomp_notify_noagent");
     let mut b = t.bundle();
-    b.set(
-        "/linux/seccomp",
-        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ARCHES, "listenerPath": t.path("agent.sock"),
-        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
-    );
+    b.set("/linux/seccomp", notify_mkdir(&t.path("agent.sock")));
     b.sh("echo the process ran");
     let o = t.rt.run(&t.id(""), &b);
-    if flavor().is_runc() {
-        // runc connects to the agent, and there is none: it fails, saying where it tried.
-        o.failed();
-        assert!(o.stderr.contains("agent.sock"), "{}", o.describe());
-    } else {
-        o.failed().stderr_has("SCMP_ACT_NOTIFY is not supported");
-    }
+    o.failed();
+    assert!(o.stderr.contains("agent.sock"), "{}", o.describe());
     assert!(!o.stdout.contains("the process ran"), "{}", o.describe());
+    if !flavor().is_runc() {
+        let mut b = t.bundle();
+        b.set("/linux/seccomp", json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}));
+        t.rt.run(&t.id("nopath"), &b).failed().stderr_has("needs linux.seccomp.listenerPath");
+    }
+}
+
+#[test]
+fn exec_processes_hand_their_listener_to_the_agent() {
+    let t = Test::new("seccomp_notify_exec");
+    let sock = t.path("agent.sock");
+    let agent = berth_integration::seccomp_agent::Agent::start(&sock, libc::EXDEV);
+    let mut b = t.bundle();
+    b.writable();
+    b.set("/linux/seccomp", notify_mkdir(&sock));
+    b.args(&["sleep", "100"]);
+    let id = t.id("");
+    t.rt.create(&id, &b).ok();
+    t.rt.start(&id).ok();
+    let o = t.rt.cmd(&["exec", &id, "sh", "-c", "mkdir /exec-made 2>&1; echo mkdir=$?"]);
+    t.rt.kill(&id, "KILL").ok();
+    t.rt.wait_status(&id, "stopped", std::time::Duration::from_secs(10));
+    t.rt.delete(&id).ok();
+    let seen = agent.finish();
+    assert!(o.stdout.contains("Invalid cross-device link"), "{}", o.describe());
+    assert_eq!(seen.messages.len(), 2, "one for the init, one for the exec: {seen:?}");
+    assert_eq!(seen.messages[1]["state"]["status"], "running", "{seen:?}");
+    assert!(!b.rootfs().join("exec-made").exists());
 }

@@ -150,6 +150,13 @@ impl Container {
         let lock = match lock_dir(&dir, libc::LOCK_EX) {
             Ok(l) => l,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(Error::new(format!("container {id} does not exist"))),
+            Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => {
+                let holder = lock_holder(&dir).map(|p| format!(" (pid {p})")).unwrap_or_default();
+                return Err(Error::new(format!(
+                    "container {id} is locked: another command{holder} has held it for {} s; try again, or end that command",
+                    lock_timeout().as_secs()
+                )));
+            }
             Err(e) => return Err(Error::from(e)).with_ctx(|| format!("lock {}", dir.display())),
         };
         let saved = read_saved(&dir, id)?;
@@ -279,19 +286,105 @@ fn lock_dir(dir: &Path, how: i32) -> std::io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// flock(2), retried on EINTR; the lock goes with the fd.
+/// How long a command waits for another one to release a container's lock. Those that
+/// hold it only while they work (create, delete, kill, ...) take seconds; a holder that
+/// never lets go (a stuck hook, a stopped process) must not hang the engine calling us.
+/// `BERTH_LOCK_TIMEOUT` (seconds) overrides it.
+fn lock_timeout() -> std::time::Duration {
+    let secs = std::env::var("BERTH_LOCK_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    std::time::Duration::from_secs(secs)
+}
+
+/// flock(2): a blocking request waits at most [`lock_timeout`] (then ETIMEDOUT); the lock
+/// goes with the fd.
 fn flock(fd: i32, how: i32) -> std::io::Result<()> {
+    // Uncontended, the lock is taken at once, with no timer.
+    if try_flock(fd, how)? {
+        return Ok(());
+    }
+    if how & libc::LOCK_NB != 0 {
+        return Err(std::io::Error::from_raw_os_error(libc::EWOULDBLOCK));
+    }
+    let deadline = std::time::Instant::now() + lock_timeout();
+    let _alarm = Alarm::arm();
     loop {
-        // SAFETY: flock on an fd we own; no memory is passed.
-        let r = unsafe { libc::flock(fd, how) };
-        if r == 0 {
+        // SAFETY: flock on an fd we own; no memory is passed. The alarm's signal makes a
+        // blocked flock return EINTR once a second, to look at the clock.
+        if unsafe { libc::flock(fd, how) } == 0 {
             return Ok(());
         }
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINTR) {
             return Err(e);
         }
+        if std::time::Instant::now() >= deadline {
+            return Err(std::io::Error::from_raw_os_error(libc::ETIMEDOUT));
+        }
     }
+}
+
+/// One non-blocking attempt: whether the lock was taken.
+fn try_flock(fd: i32, how: i32) -> std::io::Result<bool> {
+    loop {
+        // SAFETY: flock on an fd we own; no memory is passed.
+        if unsafe { libc::flock(fd, how | libc::LOCK_NB) } == 0 {
+            return Ok(true);
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// A SIGALRM every second while a command waits for a lock (a handler that does nothing,
+/// installed without SA_RESTART, so that the waiting flock returns EINTR).
+struct Alarm;
+
+extern "C" fn on_alarm(_: libc::c_int) {}
+
+impl Alarm {
+    fn arm() -> Alarm {
+        // SAFETY: sigaction with a handler that touches nothing; setitimer with a local
+        // struct. Both only concern this short-lived command.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+            let second = libc::timeval { tv_sec: 1, tv_usec: 0 };
+            let t = libc::itimerval { it_interval: second, it_value: second };
+            libc::setitimer(libc::ITIMER_REAL, &t, std::ptr::null_mut());
+        }
+        Alarm
+    }
+}
+
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        // SAFETY: as in arm: the timer stopped, then the default disposition back.
+        unsafe {
+            let zero = libc::timeval { tv_sec: 0, tv_usec: 0 };
+            let t = libc::itimerval { it_interval: zero, it_value: zero };
+            libc::setitimer(libc::ITIMER_REAL, &t, std::ptr::null_mut());
+            libc::signal(libc::SIGALRM, libc::SIG_DFL);
+        }
+    }
+}
+
+/// The pid holding the flock on `dir`, from /proc/locks (for the error message).
+fn lock_holder(dir: &Path) -> Option<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(dir).ok()?.ino();
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // "1: FLOCK  ADVISORY  WRITE 1234 00:1f:5678 0 EOF"
+        let (pid, dev_ino) = (f.get(4)?, f.get(5)?);
+        (f.get(1) == Some(&"FLOCK") && dev_ino.rsplit(':').next()?.parse::<u64>().ok()? == ino).then(|| pid.parse().ok()).flatten()
+    })
 }
 
 /// Ids of all containers under the root, sorted.

@@ -195,7 +195,7 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     let filter = spec.linux.as_ref().and_then(|l| l.seccomp.as_ref()).map(seccomp::compile).transpose()?;
     if !process.no_new_privileges {
         if let Some(f) = &filter {
-            f.load()?;
+            hand_over_listener(sock, f.load()?)?;
         }
     }
     if let Some(b) = caps.and_then(|c| c.bounding) {
@@ -210,6 +210,11 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
         // SAFETY: prctl with integer arguments only.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(std::io::Error::last_os_error()).ctx("set no_new_privs");
+        }
+        // A listener must reach the agent through the parent, which is gone by execve:
+        // such a filter is loaded now, as runc does, not just before execve.
+        if let Some(f) = filter.as_ref().filter(|f| f.has_listener()) {
+            hand_over_listener(sock, f.load()?)?;
         }
     }
 
@@ -231,11 +236,25 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     }
     exec::reset_signals();
     if process.no_new_privileges {
-        if let Some(f) = &filter {
+        if let Some(f) = filter.as_ref().filter(|f| !f.has_listener()) {
             f.load()?;
         }
     }
     Err(exec::execve(&exe, &process.args, &env))
+}
+
+/// Sends the SCMP_ACT_NOTIFY listener (if the filter made one) to the parent, which
+/// hands it to the seccomp agent, and waits until it has: the agent must hold it before
+/// the process can make a notifying syscall that nobody would answer.
+fn hand_over_listener(sock: &mut UnixStream, listener: Option<OwnedFd>) -> Result<()> {
+    let Some(fd) = listener else { return Ok(()) };
+    sync::send(sock, &Msg::SeccompListener)?;
+    sync::send_fd(sock, &fd)?;
+    drop(fd);
+    match sync::recv(sock)? {
+        Some(Msg::ListenerSent) => Ok(()),
+        other => Err(Error::new(format!("sync: expected listener-sent, got {other:?}"))),
+    }
 }
 
 fn hook_state(cfg: &InitConfig) -> serde_json::Value {

@@ -138,6 +138,7 @@ pub fn spawn_init(req: &SpawnRequest, record: &mut Container) -> Result<Spawned>
                 crate::hooks::run_all("createRuntime", &hooks.create_runtime, &state_for_hooks("creating"))?;
                 sync::send(&mut sock, &Msg::HooksDone)?;
             }
+            Some(Msg::SeccompListener) => pass_listener(&mut sock, spec, pid, state_for_hooks("creating"))?,
             Some(Msg::Ready) => break,
             Some(Msg::Error { msg }) => return Err(Error::new(msg)),
             Some(other) => return Err(Error::new(format!("sync: unexpected message {other:?}"))),
@@ -198,15 +199,32 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
         exec_root: config.namespace("mount").is_none().then(|| format!("/proc/{init}/root")),
     };
     let mut sock = parent_sock;
+    let listener_spec = cfg.spec.clone();
     sync::send(&mut sock, &Msg::Config(Box::new(cfg)))?;
-    match sync::recv(&mut sock)? {
-        Some(Msg::Ready) => {}
-        Some(Msg::Error { msg }) => return Err(Error::new(msg)),
-        Some(other) => return Err(Error::new(format!("sync: unexpected message {other:?}"))),
-        None => return Err(Error::new(format!("exec process exited before it was set up ({})", describe_exit(pid)))),
+    loop {
+        match sync::recv(&mut sock)? {
+            Some(Msg::SeccompListener) => pass_listener(&mut sock, &listener_spec, pid, c.state_json())?,
+            Some(Msg::Ready) => break,
+            Some(Msg::Error { msg }) => return Err(Error::new(msg)),
+            Some(other) => return Err(Error::new(format!("sync: unexpected message {other:?}"))),
+            None => return Err(Error::new(format!("exec process exited before it was set up ({})", describe_exit(pid)))),
+        }
     }
     guard.disarm();
     Ok(pid)
+}
+
+/// The init (or exec'd process) loaded a filter with SCMP_ACT_NOTIFY: receive its
+/// listener and hand it to the agent at `linux.seccomp.listenerPath` with the process's
+/// state (pid as the host sees it), as the runtime-spec says; then let the process go on.
+fn pass_listener(sock: &mut UnixStream, spec: &Spec, pid: i32, state: serde_json::Value) -> Result<()> {
+    let fd = sync::recv_fd(sock)?;
+    let seccomp = spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
+    let path = seccomp.and_then(|s| s.listener_path.as_deref()).filter(|p| !p.is_empty()).ok_or_else(|| Error::new("linux.seccomp.listenerPath is not set"))?;
+    let metadata = seccomp.and_then(|s| s.listener_metadata.as_deref());
+    let msg = crate::linux::seccomp::notify::process_state(pid, metadata, state);
+    crate::linux::seccomp::notify::send_to_agent(path, &msg, fd.as_raw_fd())?;
+    sync::send(sock, &Msg::ListenerSent)
 }
 
 /// Waits until the init has something to say, or an interrupting signal arrives: then

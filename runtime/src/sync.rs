@@ -54,6 +54,11 @@ pub enum Msg {
     RunHooks,
     /// Parent -> init: hooks ran.
     HooksDone,
+    /// Init -> parent: the seccomp filter is loaded; its SCMP_ACT_NOTIFY listener fd
+    /// follows ([`send_fd`]), for the parent to hand to the agent.
+    SeccompListener,
+    /// Parent -> init: the agent has the listener.
+    ListenerSent,
     /// Init -> parent: fully set up, waiting for start.
     Ready,
     Error {

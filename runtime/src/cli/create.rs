@@ -98,6 +98,7 @@ pub fn create(g: &Global, o: &CreateOpts) -> Result<(Container, Option<UnixStrea
             p.env.push("LISTEN_PID=1".into());
         }
     }
+    crate::linux::fds::check_passed(preserve_fds)?;
     let owned_files = owned_files()?;
     let terminal = bundle.spec.process.as_ref().is_some_and(|p| p.terminal);
     let (console, relay) = console_for(o, terminal)?;

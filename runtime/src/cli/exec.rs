@@ -45,6 +45,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<i32> {
         Some(v) => v.parse().map_err(|_| Error::new(format!("--preserve-fds: invalid number {v:?}")))?,
         None => 0,
     };
+    crate::linux::fds::check_passed(preserve_fds)?;
     let detach = p.has("detach");
     let (console, relay) = match (process.terminal, p.get("console-socket")) {
         (true, Some(path)) => (Some(tty::connect_console_socket(path)?), None),
@@ -56,6 +57,11 @@ pub fn main(g: &Global, a: &[String]) -> Result<i32> {
         (false, Some(_)) => return Err(Error::new("cannot use console socket if berth will not detach or allocate tty")),
         (false, None) => (None, None),
     };
+    if c.status() == Status::Paused {
+        // The new process joins a frozen cgroup and stops before it reports ready: the
+        // lock must not be held meanwhile, or the `resume` that would thaw it waits forever.
+        c.unlock();
+    }
     let pid = crate::spawn::spawn_exec(&c, process, preserve_fds, console.as_ref()).map_err(|e| Error::new(format!("exec failed: {e}")))?;
     drop(console);
     if let Some(f) = p.get("pid-file") {

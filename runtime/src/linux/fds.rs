@@ -56,3 +56,48 @@ fn close_range(lo: u32, hi: u32) {
         }
     }
 }
+
+/// The fds among those `--preserve-fds` (or systemd's LISTEN_FDS) asks to pass on that
+/// were not open when berth started, found by [`note_passed`].
+static NOT_PASSED: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+
+/// Called first thing in main, before berth opens a file: notes which of the fds the
+/// command line asks to pass on (fds 3 up) the caller really passed. Once berth runs, its
+/// own files (the state dir's lock among them) take the lowest free numbers, and a
+/// preserved range with a hole would hand one of them to the container: with the lock,
+/// the container would stay locked for as long as its process lives.
+pub fn note_passed() {
+    let mut n: u64 = 0;
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
+        let a = a.to_string_lossy().into_owned();
+        let flag = a.trim_start_matches('-');
+        if a.starts_with('-') && flag == "preserve-fds" {
+            n = n.max(args.next().and_then(|v| v.to_str()?.parse().ok()).unwrap_or(0));
+        } else if let Some(v) = flag.strip_prefix("preserve-fds=").filter(|_| a.starts_with('-')) {
+            n = n.max(v.parse().unwrap_or(0));
+        }
+    }
+    if let Some(l) = std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()) {
+        n = n.max(l);
+    }
+    // More than any fd limit allows: the check below reports the first missing one.
+    let n = n.min(1 << 20) as i32;
+    let missing = (3..3 + n).filter(|&fd| !is_open(fd)).take(1).collect();
+    let _ = NOT_PASSED.set(missing);
+}
+
+/// Refuses to pass on `n` fds (3 .. 3+n) when one of them was not open at start.
+pub fn check_passed(n: u32) -> crate::error::Result<()> {
+    match NOT_PASSED.get().and_then(|v| v.first()) {
+        Some(&fd) if (fd as i64) < 3 + n as i64 => {
+            Err(crate::error::Error::new(format!("--preserve-fds {n}: fd {fd} is not open (only fds berth was started with can be passed on)")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn is_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD on an integer fd only reads its flags.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}

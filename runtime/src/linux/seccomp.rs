@@ -382,15 +382,14 @@ impl Filter {
 }
 
 /// Checks a profile before anything is started: unknown actions, operators,
-/// architectures and flags are errors naming the field, as is SCMP_ACT_NOTIFY, which berth
-/// does not support yet (see [`notify`]), and a program over the kernel's size limit.
+/// architectures and flags are errors naming the field, as is SCMP_ACT_NOTIFY without a
+/// `listenerPath` to hand the listener to (see [`notify`]), and a program over the
+/// kernel's size limit.
 pub fn validate(s: &Seccomp) -> Result<()> {
     let f = compile(s)?;
-    if f.listener {
+    if f.listener && s.listener_path.as_deref().unwrap_or("").is_empty() {
         let i = s.syscalls.iter().position(|r| r.action == "SCMP_ACT_NOTIFY").unwrap_or(0);
-        return Err(Error::new(format!(
-            "linux.seccomp.syscalls[{i}].action: SCMP_ACT_NOTIFY is not supported by berth yet (the listener cannot be handed to linux.seccomp.listenerPath)"
-        )));
+        return Err(Error::new(format!("linux.seccomp.syscalls[{i}].action: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath (the agent's socket)")));
     }
     Ok(())
 }
@@ -609,7 +608,7 @@ pub fn features() -> serde_json::Value {
     serde_json::json!({
         "enabled": true,
         "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
         "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
                       "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
         "archs": ARCHES,

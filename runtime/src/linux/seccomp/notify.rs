@@ -2,10 +2,10 @@
 //! unix socket at `linux.seccomp.listenerPath` and send one message holding runc's
 //! ContainerProcessState JSON, with the listener fd in SCM_RIGHTS.
 //!
-//! Not wired yet: `validate` refuses SCMP_ACT_NOTIFY. The agent's socket is a host path and
-//! the state must carry the container process's pid as the host sees it, so the sending
-//! belongs to the parent (`spawn.rs`), which would receive the listener from the init over
-//! the sync socket right after the init loads the filter.
+//! The agent's socket is a host path and the state carries the container process's pid as
+//! the host sees it, so the sending belongs to the parent (`spawn.rs`), which receives the
+//! listener from the init (or exec'd process) over the sync socket right after it loaded
+//! the filter; the init waits until the agent has it.
 
 use crate::error::{Context, Result};
 use std::os::fd::{AsRawFd, RawFd};

@@ -610,8 +610,8 @@ fn bad_names_are_refused_by_field() {
         "SCMP_ACT_NOTIFY cannot be used for the write syscall",
     );
     bad(
-        json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_LOG"}, {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
-        "linux.seccomp.syscalls[1].action: SCMP_ACT_NOTIFY is not supported by berth yet",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_LOG"}, {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+        "linux.seccomp.syscalls[1].action: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath",
     );
     // Unknown syscall names are not errors; flags and foreign architectures are fine.
     validate(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
