@@ -473,3 +473,39 @@ fn a_shim_killed_at_any_moment_of_its_launch_leaves_nothing_stale_after_delete_f
     assert!(problems.is_empty(), "{} of {n} shim kills left something:\n{}", problems.len(), problems.join("\n"));
     assert!(existed > 0, "no kill came after the shim had started create: the moments do not exercise it");
 }
+
+#[test]
+fn a_hook_running_when_create_is_killed_dies_with_it() {
+    let t = Test::exclusive("faults_hookkill");
+    let before = t.snapshot();
+    for phase in ["prestart", "createRuntime"] {
+        let mark = t.path(&format!("{phase}.pid"));
+        let mut b = t.bundle();
+        b.args(&["sleep", "100"]);
+        b.set(
+            &format!("/hooks/{phase}"),
+            json!([{"path": "/bin/sh", "args": ["sh", "-c", format!("echo $$ > {}; exec sleep 100", mark.display())]}]),
+        );
+        b.write();
+        let dir = b.dir.to_string_lossy().into_owned();
+        let id = t.id(phase);
+        let mut r = t.rt.spawn(&["create", "--bundle", &dir, &id], &Opts::default());
+        let deadline = Instant::now() + 30 * SEC;
+        let hook: i32 = loop {
+            if let Some(p) = std::fs::read_to_string(&mark).ok().and_then(|s| s.trim().parse().ok()) {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "the {phase} hook did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        r.kill();
+        let gone = Instant::now() + 5 * SEC;
+        while procs::alive(hook) && Instant::now() < gone {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!procs::alive(hook), "the {phase} hook {hook} outlived the killed create");
+        t.rt.delete_force(&id).ok();
+        let left = t.leftovers(&before, &id);
+        assert!(left.is_empty(), "{phase}: {left:?}");
+    }
+}

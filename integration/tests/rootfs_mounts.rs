@@ -461,3 +461,29 @@ fn every_recursive_option_is_listed_and_accepted_on_a_bind_mount() {
     let (_, m) = mounts_inside(&t, &mut b, "true");
     assert!(has_opt(find(&m, "/m-rro"), "ro") && has_opt(find(&m, "/m-rnosymfollow"), "nosymfollow"), "{m:#?}");
 }
+
+#[test]
+fn tmpcopyup_fills_the_tmpfs_with_what_the_destination_held() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Test::new("tmpcopyup");
+    let mut b = t.bundle();
+    let data = b.rootfs().join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("a.txt"), "held before\n").unwrap();
+    std::fs::set_permissions(data.join("sub"), std::fs::Permissions::from_mode(0o751)).unwrap();
+    std::os::unix::fs::symlink("a.txt", data.join("link")).unwrap();
+    b.mount(json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "mode=755"]}));
+    b.mount(json!({"destination": "/data-ro", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "ro"]}));
+    std::fs::create_dir_all(b.rootfs().join("data-ro")).unwrap();
+    std::fs::write(b.rootfs().join("data-ro/kept"), "ro copy\n").unwrap();
+    let (out, mounts) = mounts_inside(
+        &t,
+        &mut b,
+        "cat /data/a.txt /data/link /data-ro/kept; stat -c %a /data/sub; echo new > /data/new && echo wrote; echo x > /data-ro/x 2>/dev/null || echo ro refused",
+    );
+    assert_eq!(out, "held before\nheld before\nro copy\n751\nwrote\nro refused\n");
+    assert_eq!(find(&mounts, "/data").fs_type, "tmpfs");
+    assert!(has_opt(find(&mounts, "/data-ro"), "ro"));
+    // The writes went to the tmpfs, not to the rootfs underneath.
+    assert!(!data.join("new").exists());
+}

@@ -39,6 +39,22 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> std::result::Result<(), Strin
         }
     }
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // A hook dies with the berth command running it: a create killed (by an engine's
+    // timeout) while a hook runs leaves no hook behind. (A hook that forks keeps its
+    // children: those are its own.)
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid with integer arguments only, async-signal-safe between
+    // fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            if libc::getppid() != parent {
+                // berth died before the prctl took effect.
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        })
+    };
     let mut child = cmd.spawn().map_err(|e| format!("{}: {}", h.path, berth_spec::bundle::io_words(&e)))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin must not make us fail.

@@ -56,7 +56,9 @@ pub fn parse_config(raw: &[u8]) -> Result<Spec, String> {
     let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." || inner.is_syntax() || inner.is_eof() {
+        // A syntax error inside a value (an array with more elements than the struct it
+        // stands for ends in "trailing characters") still has a place worth naming.
+        if path == "." || inner.is_eof() {
             format!("invalid config: {inner}")
         } else {
             format!("invalid config: {path}: {inner}")

@@ -82,7 +82,7 @@ impl RootfsSetup<'_> {
         let data = opts.data_string();
         let flags = opts.flags & !MsFlags::MS_REMOUNT;
         let res = if typ == "tmpfs" && opts.tmpcopyup {
-            self.mount_tmpfs_copyup(&dest, &target, flags, data.as_deref())
+            self.mount_tmpfs_copyup(&target, flags, data.as_deref())
         } else {
             mount(Some(source), target.path(), Some(typ), flags, data.as_deref()).map_err(Error::from)
         };
@@ -156,21 +156,18 @@ impl RootfsSetup<'_> {
         apply_propagation(&target, opts)
     }
 
-    /// tmpfs with the destination's old contents copied in (runc's `tmpcopyup`).
-    fn mount_tmpfs_copyup(&self, dest: &Path, target: &PinnedPath, flags: MsFlags, data: Option<&str>) -> Result<()> {
-        let stage = tempdir_in("/tmp").ctx("tmpcopyup staging dir")?;
-        let res = (|| -> Result<()> {
-            mount(Some("tmpfs"), stage.as_path(), Some("tmpfs"), flags & !MsFlags::MS_RDONLY, data)?;
-            copy_tree(dest, &stage)?;
-            mount(Some(stage.as_path()), target.path(), NONE, MsFlags::MS_MOVE, NONE)?;
-            if flags.contains(MsFlags::MS_RDONLY) {
-                remount(target.reopen(&self.rootfs)?.path(), flags)?;
-            }
-            Ok(())
-        })();
-        let _ = umount2(stage.as_path(), MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_dir(&stage);
-        res
+    /// tmpfs with the destination's old contents copied in (runc's `tmpcopyup`). The
+    /// tmpfs goes straight onto the destination: the pinned fd still names the directory
+    /// underneath, so the old contents are read through it, with no staging directory on
+    /// the host that a create killed mid-copy would leave behind.
+    fn mount_tmpfs_copyup(&self, target: &PinnedPath, flags: MsFlags, data: Option<&str>) -> Result<()> {
+        mount(Some("tmpfs"), target.path(), Some("tmpfs"), flags & !MsFlags::MS_RDONLY, data)?;
+        let top = target.reopen(&self.rootfs)?;
+        copy_tree(target.path(), top.path())?;
+        if flags.contains(MsFlags::MS_RDONLY) {
+            remount(top.path(), flags)?;
+        }
+        Ok(())
     }
 
     /// The cgroup filesystem as the container sees it: with its own cgroup namespace,
@@ -330,18 +327,6 @@ impl AsRawFd for PinnedPath {
     fn as_raw_fd(&self) -> i32 {
         self.fd.as_raw_fd()
     }
-}
-
-fn tempdir_in(dir: &str) -> std::io::Result<PathBuf> {
-    for i in 0..100 {
-        let p = PathBuf::from(format!("{dir}/berth-copyup-{}-{i}", std::process::id()));
-        match std::fs::create_dir(&p) {
-            Ok(()) => return Ok(p),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::from_raw_os_error(libc::EEXIST))
 }
 
 /// Copies a directory's entries (files, dirs, symlinks) with their modes.
