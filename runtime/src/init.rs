@@ -176,6 +176,7 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     if let Some(b) = caps.and_then(|c| c.bounding) {
         capabilities::drop_bounding(b)?;
     }
+    user::give_stdio(process.user.uid, process.terminal && cfg.console_fd.is_some())?;
     user::switch(&process.user, true)?;
     if let Some(c) = &caps {
         capabilities::apply(c)?;
