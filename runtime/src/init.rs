@@ -202,8 +202,12 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
             crate::linux::memory::release_binary_pages();
         }
         wait_for_start(fifo)?;
-        let hooks = spec.hooks.clone().unwrap_or_default();
-        crate::hooks::run_all("startContainer", &hooks.start_container, &hook_state(cfg))?;
+        let mut hooks = spec.hooks.clone().unwrap_or_default().start_container;
+        // A hook without env gets the process's (HOME included), as runc's always has.
+        for h in hooks.iter_mut().filter(|h| h.env.is_empty()) {
+            h.env = env.clone();
+        }
+        crate::hooks::run_all("startContainer", &hooks, &hook_state(cfg))?;
     }
     exec::reset_signals();
     if process.no_new_privileges {
