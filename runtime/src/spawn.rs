@@ -289,6 +289,14 @@ fn check_process_attrs(spec: &Spec, process: &berth_spec::Process) -> Result<()>
     if let Some(m) = linux.and_then(|l| l.memory_policy.as_ref()) {
         crate::linux::mempolicy::parse(m)?;
     }
+    if let Some(l) = linux.filter(|l| !l.net_devices.is_empty()) {
+        // With a user namespace joined by path, the init makes its network namespace
+        // itself, after the parent would have moved the devices.
+        if spec.namespace("user").is_some_and(|n| n.path.is_some()) {
+            return Err(Error::new("linux.netDevices together with a user namespace joined by path is not supported"));
+        }
+        crate::linux::netdev::validate(&l.net_devices, spec.namespace("network").is_some())?;
+    }
     if linux.is_some_and(|l| l.intel_rdt.is_some()) {
         // Intel RDT is set up through the resctrl filesystem; berth does not drive it yet.
         let mounted = std::fs::read_to_string("/proc/self/mounts").is_ok_and(|m| m.lines().any(|l| l.split_whitespace().nth(2) == Some("resctrl")));
@@ -519,7 +527,7 @@ fn exec_fd(fd: i32, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) 
     }
 }
 
-/// What only the parent can do for the init: id maps, OOM score.
+/// What only the parent can do for the init: id maps, OOM score, network devices.
 fn setup_from_parent(req: &SpawnRequest, pid: i32) -> Result<()> {
     let spec = &req.bundle.spec;
     if spec.namespace("user").is_some_and(|n| n.path.is_none()) {
@@ -529,6 +537,10 @@ fn setup_from_parent(req: &SpawnRequest, pid: i32) -> Result<()> {
     }
     if let Some(adj) = spec.process.as_ref().and_then(|p| p.oom_score_adj) {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).ctx("process.oomScoreAdj: write oom_score_adj")?;
+    }
+    if let Some(l) = spec.linux.as_ref().filter(|l| !l.net_devices.is_empty()) {
+        let ns = spec.namespace("network").and_then(|n| n.path.clone()).unwrap_or_else(|| format!("/proc/{pid}/ns/net"));
+        crate::linux::netdev::move_all(&l.net_devices, &ns)?;
     }
     Ok(())
 }

@@ -29,6 +29,7 @@ pub fn main(_g: &Global, _a: &[String]) -> Result<()> {
                 "modes": crate::linux::mempolicy::MODES.iter().map(|m| m.0).collect::<Vec<_>>(),
                 "flags": crate::linux::mempolicy::FLAGS.iter().map(|f| f.0).collect::<Vec<_>>()
             },
+            "netDevices": {"enabled": true},
             "mountExtensions": {"idmap": {"enabled": false}}
         },
         "annotations": {"org.berth.version": env!("CARGO_PKG_VERSION"), "org.berth.commit": env!("BERTH_COMMIT")}

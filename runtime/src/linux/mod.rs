@@ -15,6 +15,7 @@ pub mod mempolicy;
 pub mod mounts;
 pub mod namespaces;
 pub mod net;
+pub mod netdev;
 pub mod proc;
 pub mod rlimits;
 pub mod rootfs;
