@@ -482,10 +482,7 @@ fn a_hook_running_when_create_is_killed_dies_with_it() {
         let mark = t.path(&format!("{phase}.pid"));
         let mut b = t.bundle();
         b.args(&["sleep", "100"]);
-        b.set(
-            &format!("/hooks/{phase}"),
-            json!([{"path": "/bin/sh", "args": ["sh", "-c", format!("echo $$ > {}; exec sleep 100", mark.display())]}]),
-        );
+        b.set(&format!("/hooks/{phase}"), json!([{"path": "/bin/sh", "args": ["sh", "-c", format!("echo $$ > {}; exec sleep 100", mark.display())]}]));
         b.write();
         let dir = b.dir.to_string_lossy().into_owned();
         let id = t.id(phase);

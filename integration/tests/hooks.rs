@@ -98,3 +98,29 @@ fn failing_poststart_and_poststop_hooks_do_not_stop_the_lifecycle() {
         assert!(text.contains(n), "{n} did not run: {text}");
     }
 }
+
+#[test]
+fn a_start_container_hook_without_env_gets_the_process_env() {
+    // runc's startContainer hook always inherited the process's env (its hooks.bats pins
+    // it); a hook with its own env gets only that.
+    let t = Test::new("hooks_start_env");
+    let mut b = t.bundle();
+    b.writable();
+    b.args(&["true"]);
+    b.set("/process/env", json!(["PATH=/bin", "ONE=two", "FOO=bar"]));
+    std::fs::write(b.rootfs().join("env-hook.sh"), "#!/bin/sh\nenv > \"$1\"\n").unwrap();
+    std::fs::set_permissions(b.rootfs().join("env-hook.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    b.set(
+        "/hooks/startContainer",
+        json!([{"path": "/env-hook.sh", "args": ["env-hook.sh", "/inherited"]},
+               {"path": "/env-hook.sh", "args": ["env-hook.sh", "/own"], "env": ["ONLY=this"]}]),
+    );
+    t.rt.run(&t.id(""), &b).ok();
+    let inherited = std::fs::read_to_string(b.rootfs().join("inherited")).unwrap();
+    let lines: Vec<&str> = inherited.lines().collect();
+    for want in ["ONE=two", "FOO=bar", "PATH=/bin", "HOME=/root"] {
+        assert!(lines.contains(&want), "{want} missing from the hook's env: {inherited}");
+    }
+    let own = std::fs::read_to_string(b.rootfs().join("own")).unwrap();
+    assert!(own.lines().any(|l| l == "ONLY=this") && !own.contains("ONE=two"), "{own}");
+}

@@ -328,3 +328,22 @@ fn apparmor_profile_without_apparmor_is_refused_clearly() {
     assert!(o.stderr.to_lowercase().contains("apparmor"), "{}", o.describe());
     assert!(t.rt.list_ids().is_empty());
 }
+
+#[test]
+fn a_non_root_user_can_reopen_its_stdio_pipes() {
+    // nginx as a non-root user logs to /dev/stdout: reopening a pipe through /proc/self/fd
+    // checks the pipe's owner, so the runtime hands the caller's pipes to the user.
+    let t = Test::new("stdio_user");
+    let mut b = t.bundle();
+    b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+    b.sh("echo hi > /dev/stdout && echo warn > /dev/stderr && stat -L -c %u /proc/self/fd/1");
+    b.write();
+    // The harness gives runtimes files for stdio; this needs pipes.
+    let mut cmd = std::process::Command::new(paths::runtime());
+    cmd.arg("--root").arg(t.path("state")).args(["run", "--bundle"]).arg(&b.dir).arg(t.id(""));
+    let o = procs::output(&mut cmd).unwrap();
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{}: stdout {out:?} stderr {err:?}", o.status);
+    assert_eq!(out, "hi\n1000\n");
+    assert!(err.contains("warn"), "{err:?}");
+}

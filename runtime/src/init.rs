@@ -5,7 +5,7 @@
 //! exec the process.
 
 use crate::error::{Context, Error, Result};
-use crate::linux::{apparmor, capabilities, devices, exec, fds, namespaces, rlimits, rootfs, seccomp, sysctl, tty, user};
+use crate::linux::{apparmor, capabilities, devices, exec, fds, ioprio, mempolicy, namespaces, rlimits, rootfs, sched, seccomp, sysctl, tty, user};
 use crate::spawn::INIT_SOCK_ENV;
 use crate::sync::{self, InitConfig, InitMode, Msg};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -134,9 +134,6 @@ fn run_create(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     if spec.root.as_ref().is_some_and(|r| r.readonly) {
         rootfs::readonly_root()?;
     }
-    if let Some(p) = &linux.personality {
-        set_personality(&p.domain)?;
-    }
     if !cfg.no_new_keyring {
         join_session_keyring(&cfg.id);
     }
@@ -171,6 +168,20 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     let spec = &cfg.spec;
     let process = spec.process.as_ref().ok_or_else(|| Error::new("process must be set"))?;
     rlimits::apply(&process.rlimits)?;
+    // Before seccomp and the capability drop, for create and exec alike, as runc does.
+    if let Some(s) = &process.scheduler {
+        sched::apply(s)?;
+    }
+    if let Some(p) = &process.io_priority {
+        ioprio::apply(p)?;
+    }
+    let linux = spec.linux.as_ref();
+    if let Some(p) = linux.and_then(|l| l.personality.as_ref()) {
+        set_personality(&p.domain)?;
+    }
+    if let Some(m) = linux.and_then(|l| l.memory_policy.as_ref()) {
+        mempolicy::apply(m)?;
+    }
 
     let mut env = process.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
@@ -201,6 +212,7 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     if let Some(b) = caps.and_then(|c| c.bounding) {
         capabilities::drop_bounding(b)?;
     }
+    user::give_stdio(process.user.uid, process.terminal && cfg.console_fd.is_some())?;
     user::switch(&process.user, true)?;
     if let Some(c) = &caps {
         capabilities::apply(c)?;
@@ -231,8 +243,12 @@ fn finish(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
             crate::linux::memory::release_binary_pages();
         }
         wait_for_start(fifo)?;
-        let hooks = spec.hooks.clone().unwrap_or_default();
-        crate::hooks::run_all("startContainer", &hooks.start_container, &hook_state(cfg))?;
+        let mut hooks = spec.hooks.clone().unwrap_or_default().start_container;
+        // A hook without env gets the process's (HOME included), as runc's always has.
+        for h in hooks.iter_mut().filter(|h| h.env.is_empty()) {
+            h.env = env.clone();
+        }
+        crate::hooks::run_all("startContainer", &hooks, &hook_state(cfg))?;
     }
     exec::reset_signals();
     if process.no_new_privileges {
@@ -339,7 +355,7 @@ fn set_personality(domain: &str) -> Result<()> {
     let p = if domain == "LINUX32" { 0x0008 } else { 0x0000 };
     // SAFETY: personality with an integer argument.
     if unsafe { libc::personality(p) } == -1 {
-        return Err(std::io::Error::last_os_error()).ctx("personality");
+        return Err(std::io::Error::last_os_error()).with_ctx(|| format!("linux.personality: personality {domain}"));
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 
 use crate::container::{Container, Saved};
 use crate::error::{Context, Error, Result};
-use crate::linux::{cgroups, exe_seal, fds, namespaces, proc};
+use crate::linux::{bitmask, cgroups, exe_seal, fds, namespaces, proc, sched};
 use crate::sync::{self, InitConfig, InitMode, Msg};
 use berth_spec::{Bundle, Spec};
 use nix::sched::CloneFlags;
@@ -158,6 +158,9 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
     let config = c.config()?;
     let init = c.saved.pid;
     let mut spec = config.clone();
+    // The container's execCPUAffinity is the default of every exec, as with runc.
+    let affinity = process.exec_cpu_affinity.as_ref().or(config.process.as_ref().and_then(|p| p.exec_cpu_affinity.as_ref()));
+    let affinity = affinity.map(sched::Affinity::from_spec).transpose()?;
     spec.process = Some(process);
     // Every namespace the container has, joined through its init.
     if let Some(linux) = spec.linux.as_mut() {
@@ -177,10 +180,15 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
     let mut keep = vec![child_sock.as_raw_fd()];
     keep.extend(console.map(|c| c.as_raw_fd()));
     let child = ChildSetup { sock: &child_sock, keep: &keep, join: &[], wait_for_maps: false, preserve_fds };
-    let pid = with_parent_side_namespaces(&spec, || clone_init(CloneFlags::empty(), &child, InitImage::Sealed))?;
+    let initial = affinity.as_ref().and_then(|a| a.initial.as_deref());
+    let pid = with_affinity(initial, || with_parent_side_namespaces(&spec, || clone_init(CloneFlags::empty(), &child, InitImage::Sealed)))?;
     drop(child_sock);
     let mut guard = ChildGuard { pid, cgroup: None, host_root: None };
     cgroups::load(&c.saved.cgroup).add_exec(pid, c.saved.pid)?;
+    // Now that it is in the container's cgroup (whose cpuset may differ), its own CPUs.
+    if let Some(cpus) = affinity.as_ref().and_then(|a| a.final_.as_deref()) {
+        sched::set_affinity(pid, &bitmask::to_mask(cpus)).ctx("process.execCPUAffinity.final: sched_setaffinity")?;
+    }
     let cfg = InitConfig {
         mode: InitMode::Exec,
         id: c.id.clone(),
@@ -225,6 +233,17 @@ fn pass_listener(sock: &mut UnixStream, spec: &Spec, pid: i32, state: serde_json
     let msg = crate::linux::seccomp::notify::process_state(pid, metadata, state);
     crate::linux::seccomp::notify::send_to_agent(path, &msg, fd.as_raw_fd())?;
     sync::send(sock, &Msg::ListenerSent)
+}
+
+/// Runs `f` (the clone of an exec'd process) on the CPUs `cpus`, if given: the child
+/// inherits them and keeps them while it joins the container (`execCPUAffinity.initial`).
+fn with_affinity<T>(cpus: Option<&[usize]>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let Some(cpus) = cpus else { return f() };
+    let old = sched::get_affinity(0)?;
+    sched::set_affinity(0, &bitmask::to_mask(cpus)).ctx("process.execCPUAffinity.initial: sched_setaffinity")?;
+    let r = f();
+    let _ = sched::set_affinity(0, &old);
+    r
 }
 
 /// Waits until the init has something to say, or an interrupting signal arrives: then
@@ -280,20 +299,57 @@ fn check_before_start(spec: &Spec) -> Result<()> {
     if process.selinux_label.as_deref().is_some_and(|l| !l.is_empty()) {
         return Err(Error::new("process.selinuxLabel is set, but SELinux is disabled or not supported"));
     }
-    if process.scheduler.is_some() || process.io_priority.is_some() {
-        return Err(Error::new("process.scheduler and process.ioPriority are not supported by berth"));
-    }
-    if let Some(p) = spec.linux.as_ref().and_then(|l| l.personality.as_ref()) {
-        if !matches!(p.domain.as_str(), "LINUX" | "LINUX32") {
-            return Err(Error::new(format!("linux.personality.domain {:?} is not supported", p.domain)));
-        }
-    }
+    check_process_attrs(spec, process)?;
     crate::linux::idmap::validate(spec)?;
     exe_seal::check_pid_ns_join(spec)?;
     let userns_path = spec.namespace("user").and_then(|n| n.path.as_ref()).is_some();
     let new_pidns = spec.namespace("pid").is_some_and(|n| n.path.is_none());
     if userns_path && new_pidns {
         return Err(Error::new("joining a user namespace by path together with a new pid namespace is not supported"));
+    }
+    Ok(())
+}
+
+/// The process attributes create and exec share: scheduling, I/O priority, personality,
+/// memory policy. A field berth cannot apply fails here, named, never ignored.
+fn check_process_attrs(spec: &Spec, process: &berth_spec::Process) -> Result<()> {
+    if let Some(s) = &process.scheduler {
+        crate::linux::sched::validate(s)?;
+    }
+    if let Some(p) = &process.io_priority {
+        crate::linux::ioprio::value(p)?;
+    }
+    if let Some(a) = &process.exec_cpu_affinity {
+        crate::linux::sched::Affinity::from_spec(a)?;
+    }
+    let linux = spec.linux.as_ref();
+    if let Some(p) = linux.and_then(|l| l.personality.as_ref()) {
+        if !matches!(p.domain.as_str(), "LINUX" | "LINUX32") {
+            return Err(Error::new(format!("linux.personality.domain {:?} must be LINUX or LINUX32", p.domain)));
+        }
+        // The spec defines no flag yet.
+        if let Some(f) = p.flags.first() {
+            return Err(Error::new(format!("linux.personality.flags: {f:?} is not supported (no flag is)")));
+        }
+    }
+    if let Some(m) = linux.and_then(|l| l.memory_policy.as_ref()) {
+        crate::linux::mempolicy::parse(m)?;
+    }
+    if let Some(l) = linux.filter(|l| !l.net_devices.is_empty()) {
+        // With a user namespace joined by path, the init makes its network namespace
+        // itself, after the parent would have moved the devices.
+        if spec.namespace("user").is_some_and(|n| n.path.is_some()) {
+            return Err(Error::new("linux.netDevices together with a user namespace joined by path is not supported"));
+        }
+        crate::linux::netdev::validate(&l.net_devices, spec.namespace("network").is_some())?;
+    }
+    if linux.is_some_and(|l| l.intel_rdt.is_some()) {
+        // Intel RDT is set up through the resctrl filesystem; berth does not drive it yet.
+        let mounted = std::fs::read_to_string("/proc/self/mounts").is_ok_and(|m| m.lines().any(|l| l.split_whitespace().nth(2) == Some("resctrl")));
+        if !mounted {
+            return Err(Error::new("linux.intelRdt: this host has no resctrl filesystem mounted (Intel RDT needs it at /sys/fs/resctrl)"));
+        }
+        return Err(Error::new("linux.intelRdt is not supported by berth"));
     }
     Ok(())
 }
@@ -517,7 +573,7 @@ fn exec_fd(fd: i32, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) 
     }
 }
 
-/// What only the parent can do for the init: id maps, OOM score.
+/// What only the parent can do for the init: id maps, OOM score, network devices.
 fn setup_from_parent(req: &SpawnRequest, pid: i32) -> Result<()> {
     let spec = &req.bundle.spec;
     if spec.namespace("user").is_some_and(|n| n.path.is_none()) {
@@ -527,6 +583,10 @@ fn setup_from_parent(req: &SpawnRequest, pid: i32) -> Result<()> {
     }
     if let Some(adj) = spec.process.as_ref().and_then(|p| p.oom_score_adj) {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).ctx("process.oomScoreAdj: write oom_score_adj")?;
+    }
+    if let Some(l) = spec.linux.as_ref().filter(|l| !l.net_devices.is_empty()) {
+        let ns = spec.namespace("network").and_then(|n| n.path.clone()).unwrap_or_else(|| format!("/proc/{pid}/ns/net"));
+        crate::linux::netdev::move_all(&l.net_devices, &ns)?;
     }
     Ok(())
 }

@@ -147,9 +147,6 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
                 return Err(format!("linux.rootfsPropagation {p:?} is not a propagation mode"));
             }
         }
-        if linux.intel_rdt.is_some() {
-            return Err("linux.intelRdt is not supported by berth".into());
-        }
         for (i, d) in linux.devices.iter().enumerate() {
             if !matches!(d.typ.as_str(), "c" | "b" | "u" | "p") {
                 return Err(format!("linux.devices[{i}].type {:?} must be one of c, b, u, p", d.typ));

@@ -59,9 +59,46 @@ pub struct Process {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selinux_label: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub io_priority: Option<serde_json::Value>,
+    pub io_priority: Option<IoPriority>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scheduler: Option<serde_json::Value>,
+    pub scheduler: Option<Scheduler>,
+    #[serde(default, rename = "execCPUAffinity", skip_serializing_if = "Option::is_none")]
+    pub exec_cpu_affinity: Option<CpuAffinity>,
+}
+
+/// `process.scheduler`: the attributes of sched_setattr(2).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Scheduler {
+    pub policy: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nice: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<u64>,
+}
+
+/// `process.ioPriority`: ioprio_set(2)'s class and level.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IoPriority {
+    pub class: String,
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// `process.execCPUAffinity`: cpu lists ("0-3,7") for an exec'd process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CpuAffinity {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial: Option<String>,
+    #[serde(default, rename = "final", skip_serializing_if = "Option::is_none")]
+    pub final_: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -194,6 +231,27 @@ pub struct Linux {
     pub intel_rdt: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub personality: Option<Personality>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_policy: Option<MemoryPolicy>,
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    pub net_devices: BTreeMap<String, NetDevice>,
+}
+
+/// `linux.memoryPolicy`: set_mempolicy(2)'s mode, node list ("0-3,7") and mode flags.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MemoryPolicy {
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<String>,
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+}
+
+/// A `linux.netDevices` entry: the device's name in the container (default: its host name).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetDevice {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

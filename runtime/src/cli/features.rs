@@ -25,6 +25,11 @@ pub fn main(_g: &Global, _a: &[String]) -> Result<()> {
             "apparmor": {"enabled": true},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
+            "memoryPolicy": {
+                "modes": crate::linux::mempolicy::MODES.iter().map(|m| m.0).collect::<Vec<_>>(),
+                "flags": crate::linux::mempolicy::FLAGS.iter().map(|f| f.0).collect::<Vec<_>>()
+            },
+            "netDevices": {"enabled": true},
             "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {"org.berth.version": env!("CARGO_PKG_VERSION"), "org.berth.commit": env!("BERTH_COMMIT")}

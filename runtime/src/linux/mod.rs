@@ -1,6 +1,7 @@
 //! Everything that talks to the Linux kernel, one concern per module.
 
 pub mod apparmor;
+pub mod bitmask;
 pub mod capabilities;
 pub mod cgroups;
 pub mod dbus;
@@ -9,14 +10,18 @@ pub mod exe_seal;
 pub mod exec;
 pub mod fds;
 pub mod idmap;
+pub mod ioprio;
 pub mod memory;
+pub mod mempolicy;
 pub mod mount_api;
 pub mod mounts;
 pub mod namespaces;
 pub mod net;
+pub mod netdev;
 pub mod proc;
 pub mod rlimits;
 pub mod rootfs;
+pub mod sched;
 pub mod seccomp;
 pub mod secure_join;
 pub mod signals;

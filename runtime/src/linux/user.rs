@@ -1,8 +1,34 @@
-//! Switching to the process's user: supplementary groups, gid, uid (keeping the
-//! capabilities across the switch so the configured sets can be applied after it).
+//! Switching to the process's user: its stdio handed over, supplementary groups, gid, uid
+//! (keeping the capabilities across the switch so the configured sets can be applied
+//! after it).
 
 use crate::error::{Context, Result};
 use berth_spec::User;
+use std::os::fd::{AsFd, BorrowedFd};
+
+/// Makes `uid` the owner of the process's stdio when it is a pipe or a socket (or, with
+/// `own_tty`, the container's pty), as runc does before it switches user. The caller made
+/// them as root: reopening one through /proc/self/fd (`echo > /dev/stdout`, nginx's logs)
+/// checks the inode's owner, so a non-root process could not. A host tty or a file is
+/// left alone: its owner is the host's, not the container's. Owners the kernel will not
+/// let us change (unmapped in a user namespace, a read-only fs) are left as they are.
+pub fn give_stdio(uid: u32, own_tty: bool) -> Result<()> {
+    let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let fds: [(BorrowedFd, &str); 3] = [(i.as_fd(), "stdin"), (o.as_fd(), "stdout"), (e.as_fd(), "stderr")];
+    for (fd, name) in fds {
+        let Ok(st) = nix::sys::stat::fstat(fd) else { continue };
+        let kind = st.st_mode & libc::S_IFMT;
+        let ours = kind == libc::S_IFIFO || kind == libc::S_IFSOCK || (own_tty && kind == libc::S_IFCHR);
+        if !ours || st.st_uid == uid {
+            continue;
+        }
+        match nix::unistd::fchown(fd, Some(uid.into()), None) {
+            Ok(()) | Err(nix::Error::EPERM) | Err(nix::Error::EROFS) | Err(nix::Error::EINVAL) => {}
+            Err(e) => return Err(e).with_ctx(|| format!("hand {name} to uid {uid}")),
+        }
+    }
+    Ok(())
+}
 
 pub fn switch(user: &User, set_groups: bool) -> Result<()> {
     // SAFETY: prctl with integer arguments only.
