@@ -1,6 +1,7 @@
 //! Looking at (and, for our own test dirs only, changing) the host side: mounts,
 //! cgroups, file identities, namespaces.
 
+use berth_spec::mountinfo::unescape;
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -18,23 +19,6 @@ pub struct MountInfo {
     pub fs_type: String,
     pub source: String,
     pub super_options: String,
-}
-
-/// Undoes mountinfo's octal escapes (\040 for a space, ...).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {

@@ -27,6 +27,7 @@ pub mod runtime;
 pub mod seccomp_agent;
 /// The berth-shim tests' helpers (tests/shim.rs), kept apart from the runtime harness.
 pub mod shim_support;
+pub mod soak;
 /// Temp dirs removed on drop.
 pub mod tempdir;
 

@@ -15,39 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-fn soak() -> bool {
-    std::env::var("BERTH_SOAK").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// `ci` normally, `soak` with BERTH_SOAK=1.
-fn sized(ci: usize, soak_n: usize) -> usize {
-    if soak() {
-        soak_n
-    } else {
-        ci
-    }
-}
-
-/// xorshift64*: kill moments that a seed repeats.
-struct Rng(u64);
-
-impl Rng {
-    fn new(test: &str) -> Rng {
-        let seed = std::env::var("BERTH_FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            t.as_nanos() as u64 ^ std::process::id() as u64
-        });
-        eprintln!("{test}: BERTH_FAULTS_SEED={seed}");
-        Rng(seed | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
-    }
-}
+use berth_integration::soak::{sized, Rng};
 
 /// A berth-build command running in the background, its stderr in a file. Killed (and
 /// reaped) on drop if it was not waited for, so a failing test leaves no build running.

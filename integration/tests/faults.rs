@@ -19,43 +19,11 @@ use std::time::{Duration, Instant};
 
 const SEC: Duration = Duration::from_secs(1);
 
-fn soak() -> bool {
-    std::env::var("BERTH_SOAK").is_ok_and(|v| !v.is_empty() && v != "0")
-}
+use berth_integration::soak::{sized, Rng};
 
-/// `ci` normally, `soak` with BERTH_SOAK=1.
-fn sized(ci: usize, soak_n: usize) -> usize {
-    if soak() {
-        soak_n
-    } else {
-        ci
-    }
-}
-
-/// xorshift64*: random kill moments that a seed repeats.
-struct Rng(u64);
-
-impl Rng {
-    fn new(test: &str) -> Rng {
-        let seed = std::env::var("BERTH_FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            t.as_nanos() as u64 ^ std::process::id() as u64
-        });
-        eprintln!("{test}: BERTH_FAULTS_SEED={seed}");
-        Rng(seed | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-
-    /// A pause of 0-30 ms: from before the runtime has started to after create is done.
-    fn moment(&mut self) -> Duration {
-        Duration::from_micros(self.below(30_000))
-    }
+/// A pause of 0-30 ms: from before the runtime has started to after create is done.
+fn kill_moment(rng: &mut Rng) -> Duration {
+    Duration::from_micros(rng.below(30_000))
 }
 
 /// A bundle whose create takes a while: `mounts` tmpfs mounts for the init to make.
@@ -123,7 +91,7 @@ fn sigkill_of_create_or_run_at_any_moment_then_delete_force_leaves_nothing() {
         let id = t.id(&format!("k{i}"));
         let cmd = if i % 2 == 0 { "create" } else { "run" };
         let mut r = t.rt.spawn(&[cmd, "--bundle", &dir, &id], &Opts::default());
-        let moment = rng.moment();
+        let moment = kill_moment(&mut rng);
         std::thread::sleep(moment);
         if cmd == "create" {
             if r.try_wait().is_some() {
@@ -408,7 +376,7 @@ fn a_shim_killed_at_any_moment_of_its_launch_leaves_nothing_stale_after_delete_f
         }
         cmd.env("TMPDIR", &tmp).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         let mut caller = procs::spawn(&mut cmd).expect("start berth-shim");
-        let moment = rng.moment();
+        let moment = kill_moment(&mut rng);
         std::thread::sleep(moment);
         // The caller-facing process, then the detached shim (its pid file is written
         // first thing; before that, it is a child of the caller, or of us once orphaned).

@@ -10,6 +10,7 @@ pub mod bundle;
 pub mod config;
 pub mod default_config;
 pub mod image;
+pub mod mountinfo;
 pub mod rootfs_path;
 pub mod state;
 pub mod time;

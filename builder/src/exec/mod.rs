@@ -114,6 +114,7 @@ pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut d
         exit_file: req.run_dir.join("exit"),
         log: req.run_dir.join("log"),
         shim_pid: req.run_dir.join("shim.pid"),
+        container_pid: req.run_dir.join("container.pid"),
     };
     let r = shim::run(tools, &req.id, &files, on_output);
     let _ = std::fs::remove_file(&files.socket);

@@ -38,6 +38,10 @@ pub struct RunFiles {
     pub exit_file: PathBuf,
     pub log: PathBuf,
     pub shim_pid: PathBuf,
+    /// The runtime's --pid-file. Given rather than left to the shim, whose default is
+    /// named by its pid in /tmp: the shims of builds in different PID namespaces have
+    /// the same pids.
+    pub container_pid: PathBuf,
 }
 
 /// What the container did.
@@ -81,7 +85,12 @@ pub fn run(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(
             .arg("--log-path")
             .arg(&files.log)
             .arg("--shim-pid-file")
-            .arg(&files.shim_pid),
+            .arg(&files.shim_pid)
+            .arg("--pid-file")
+            .arg(&files.container_pid)
+            // The shim's own temp files (and its sweep of stale ones, which judges them
+            // by pid) stay in this run's dir, never /tmp shared across PID namespaces.
+            .env("TMPDIR", files.container_pid.parent().unwrap_or(Path::new("/tmp"))),
     )
     .map_err(|e| format!("cannot run {}: {e}", tools.shim.display()))?;
     if !out.status.success() {

@@ -267,24 +267,7 @@ fn delete_containers(dir: &Path) -> io::Result<usize> {
 /// Mount points (in this mount namespace) at or under `dir`.
 fn mount_points_under(dir: &Path) -> Vec<PathBuf> {
     let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines().filter_map(|l| l.split(' ').nth(4)).map(|m| PathBuf::from(unescape_mountinfo(m))).filter(|m| m.starts_with(dir)).collect()
-}
-
-/// mountinfo's octal escapes (`\040` for a space) undone.
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    text.lines().filter_map(|l| l.split(' ').nth(4)).map(|m| PathBuf::from(berth_spec::mountinfo::unescape(m))).filter(|m| m.starts_with(dir)).collect()
 }
 
 /// Disk space of `path` and everything under it, as `du` counts it (allocated blocks;
@@ -322,6 +305,5 @@ mod tests {
         for other in ["~blob.0123456789abcdef", "build-1234-0-5f3a", "blob.0123", "Blob.0123456789abcdef", "x"] {
             assert!(!is_locked_kind(other), "{other}");
         }
-        assert_eq!(unescape_mountinfo("/a\\040b/c"), "/a b/c");
     }
 }

@@ -1,6 +1,7 @@
 //! Finding the cgroup hierarchies from /proc/self/mountinfo and /proc/self/cgroup.
 
 use crate::error::{Context, Error, Result};
+use berth_spec::mountinfo::unescape;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -110,26 +111,6 @@ fn own_path(own_cgroups: &str, matches: impl Fn(&str) -> bool) -> String {
         }
     }
     "/".to_string()
-}
-
-/// mountinfo escapes spaces and such as octal (`\040`).
-fn unescape(s: &str) -> String {
-    if !s.contains('\\') {
-        return s.to_string();
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub fn is_mountpoint_of_cgroup2(p: &Path) -> bool {
