@@ -286,6 +286,12 @@ fn errors_name_the_line_and_leave_nothing_behind() {
         }
         b.assert_clean();
     }
+    // A variable doubled line after line is stopped at 1 MiB, naming the line, before it
+    // eats the machine's memory (line 23 would make it 2 MiB).
+    let doubling = format!("FROM busybox\nENV A=x\n{}", "ENV A=$A$A\n".repeat(40));
+    let ctx = b.context("doubling", &[("Dockerfile", &doubling)]);
+    b.build(&ctx, &[]).failed().stderr_has("Dockerfile:23:").stderr_has("more than the 1048576 allowed");
+    b.assert_clean();
     // The store still works.
     b.bb(&["images"]).ok();
     let ctx = b.context("good", &[("Dockerfile", "FROM busybox\nRUN echo fine > /f\n")]);

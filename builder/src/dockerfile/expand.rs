@@ -161,6 +161,9 @@ impl Lexer {
         };
         let raw = self.raw_escapes;
         match sw.process_stop_on(None, raw) {
+            Ok((value, _)) if value.len() > MAX_EXPANDED => {
+                Err(ExpandError { word: word.to_string(), msg: format!("expands to {} bytes, more than the {MAX_EXPANDED} allowed", value.len()) })
+            }
             Ok((value, words)) => Ok(Expansion { value, words, matched: sw.matched, unmatched: sw.unmatched }),
             Err(msg) => Err(ExpandError { word: word.to_string(), msg }),
         }
@@ -181,6 +184,11 @@ struct ShellWord<'a> {
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
 }
+
+/// The most one word may expand to. Each ENV or ARG may use earlier ones twice over
+/// (`ENV A=$A$A`), so a few dozen lines would otherwise double their way to exhausting
+/// memory; a real value stays far below this (execve takes 128 KiB per variable).
+pub const MAX_EXPANDED: usize = 1 << 20;
 
 #[derive(Default)]
 struct Words {
