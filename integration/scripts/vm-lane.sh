@@ -18,7 +18,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here/../.."
 
 # Suites whose tests take a runtime through BERTH_RUNTIME (run with berth and with runc).
-runtime_suites=(systemd_cgroup cgroups_v2)
+runtime_suites=(systemd_cgroup cgroups_v2 checkpoint)
 # Suites that run both runtimes in one binary.
 engine_suites=(engine_podman engine_docker engine_containerd)
 

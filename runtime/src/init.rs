@@ -118,6 +118,10 @@ fn run_create(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     // The pty comes from the container's own devpts; /dev/console is its slave.
     if let Some(fd) = cfg.console_fd.filter(|_| process.terminal) {
         make_console(fd, process, true)?;
+    } else {
+        // A session of its own, as runc's init has: criu checkpoints only a tree whose
+        // session leader is inside it (the console's setsid does this with a terminal).
+        nix::unistd::setsid().ctx("setsid")?;
     }
 
     if spec.namespace("uts").is_some() {

@@ -157,7 +157,7 @@ pub fn create(g: &Global, o: &CreateOpts) -> Result<(Container, Option<UnixStrea
 
 /// The record create writes first: the container as far as the bundle says, marked
 /// creating (spawn adds the cgroup, then the init).
-fn first_record(id: &str, bundle: &berth_spec::Bundle, owned_files: Vec<String>) -> Saved {
+pub(crate) fn first_record(id: &str, bundle: &berth_spec::Bundle, owned_files: Vec<String>) -> Saved {
     Saved {
         id: id.to_string(),
         pid: 0,

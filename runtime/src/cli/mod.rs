@@ -1,6 +1,7 @@
 //! `berth`'s command line: runc's global flags and subcommands.
 
 pub mod args;
+mod checkpoint;
 mod create;
 mod delete;
 mod events;
@@ -10,6 +11,7 @@ mod kill;
 mod list;
 mod pause;
 mod ps;
+mod restore;
 mod resume;
 mod run;
 mod spec;
@@ -26,6 +28,8 @@ use std::path::PathBuf;
 pub struct Global {
     pub root: PathBuf,
     pub systemd_cgroup: bool,
+    /// `--criu PATH`: the criu binary checkpoint and restore run.
+    pub criu: Option<String>,
 }
 
 const GLOBAL_FLAGS: &[Flag] = &[
@@ -58,6 +62,8 @@ commands:
    update   update a container's resource limits
    events   print a container's resource usage and OOM events
    ps       list the processes of a container
+   checkpoint  checkpoint a running container with criu
+   restore  restore a container from a checkpoint with criu
 
 global options:
    --root DIR               state directory (default /run/berth)
@@ -65,6 +71,7 @@ global options:
    --log-format text|json   log format (default text)
    --debug                  log debug messages
    --systemd-cgroup         read cgroupsPath as slice:prefix:name
+   --criu PATH              the criu binary (default criu on PATH)
    --version, -v            print the version
 ";
 
@@ -114,7 +121,11 @@ pub fn main() -> i32 {
         out(USAGE);
         return if g.has("help") { 0 } else { 1 };
     };
-    let global = Global { root: PathBuf::from(g.get("root").unwrap_or(crate::container::DEFAULT_ROOT)), systemd_cgroup: g.has("systemd-cgroup") };
+    let global = Global {
+        root: PathBuf::from(g.get("root").unwrap_or(crate::container::DEFAULT_ROOT)),
+        systemd_cgroup: g.has("systemd-cgroup"),
+        criu: g.get("criu").map(String::from),
+    };
     let cmd_args = &rest[i + 1..];
     match dispatch(&global, cmd, cmd_args) {
         Ok(code) => code,
@@ -143,6 +154,8 @@ fn dispatch(g: &Global, cmd: &str, a: &[String]) -> Result<i32> {
         "update" => update::main(g, a).map(|_| 0),
         "events" => events::main(g, a).map(|_| 0),
         "ps" => ps::main(g, a).map(|_| 0),
+        "checkpoint" => checkpoint::main(g, a).map(|_| 0),
+        "restore" => restore::main(g, a),
         "help" => {
             out(USAGE);
             Ok(0)

@@ -4,6 +4,7 @@ pub mod apparmor;
 pub mod bitmask;
 pub mod capabilities;
 pub mod cgroups;
+pub mod criu;
 pub mod dbus;
 pub mod devices;
 pub mod exe_seal;

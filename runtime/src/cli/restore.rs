@@ -1,0 +1,132 @@
+//! `berth restore [-d] [--image-path DIR] [--work-path DIR] [--bundle DIR]
+//! [--pid-file F] [--console-socket S] [--tcp-established] [--ext-unix-sk] [--shell-job]
+//! [--file-locks] [--manage-cgroups-mode MODE] ID`: a new container from the bundle's
+//! config whose processes criu restores from a checkpoint (see linux/criu.rs).
+//!
+//! The cgroup is made first and criu starts inside it, so the restored tree is in the
+//! container's cgroup from its first instruction; state.json is written as create writes
+//! it (marked creating until the restored init is known), so that delete cleans up a
+//! restore that was interrupted.
+
+use super::args::{self, flag, opt, Flag};
+use super::Global;
+use crate::container::Container;
+use crate::error::{Context, Error, Result};
+use crate::linux::{cgroups, criu, proc};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+const FLAGS: &[Flag] = &[
+    opt(&["image-path"]),
+    opt(&["work-path"]),
+    opt(&["bundle", "b"]),
+    opt(&["pid-file"]),
+    opt(&["console-socket"]),
+    flag(&["detach", "d"]),
+    flag(&["tcp-established"]),
+    flag(&["ext-unix-sk"]),
+    flag(&["shell-job"]),
+    flag(&["file-locks"]),
+    opt(&["manage-cgroups-mode"]),
+    // runc's flags berth takes and has no use for.
+    flag(&["no-subreaper"]),
+    flag(&["no-pivot"]),
+    opt(&["empty-ns"]),
+    flag(&["auto-dedup"]),
+    flag(&["lazy-pages"]),
+];
+
+pub fn main(g: &Global, a: &[String]) -> Result<i32> {
+    let p = args::parse(a, FLAGS, false)?;
+    let id = super::require_id(&p, "restore")?;
+    if p.get("empty-ns").is_some() || p.has("lazy-pages") {
+        return Err(Error::new("restore: --empty-ns and --lazy-pages are not supported by berth"));
+    }
+    let opts = super::checkpoint::criu_options(g, &p)?;
+    let bundle = berth_spec::load_bundle(Path::new(p.get("bundle").unwrap_or(".")))?;
+    if bundle.spec.process.as_ref().is_some_and(|p| p.terminal) || p.get("console-socket").is_some() {
+        // The pty master would have to be handed to criu and on to the console socket.
+        return Err(Error::new("restore: containers with a terminal (--console-socket) are not supported by berth"));
+    }
+    let detach = p.has("detach");
+    if !detach {
+        // The restored init is reparented to us when criu exits: we wait for it.
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            return Err(Error::from(std::io::Error::last_os_error())).ctx("become subreaper");
+        }
+    }
+    let c = restore(g, &id, &bundle, &opts)?;
+    if let Some(f) = p.get("pid-file") {
+        if let Err(e) = super::create::write_pid_file(f, c.saved.pid) {
+            c.destroy()?;
+            return Err(e);
+        }
+    }
+    if detach {
+        return Ok(0);
+    }
+    let pid = c.saved.pid;
+    drop(c);
+    wait_exit(pid)
+}
+
+/// Makes the container and restores its processes; on failure nothing of it is left.
+fn restore(g: &Global, id: &str, bundle: &berth_spec::Bundle, opts: &criu::Options) -> Result<Container> {
+    let (dir, lock) = Container::create_dir(&g.root, id)?;
+    let mut record = Container::from_parts(id, dir.clone(), super::create::first_record(id, bundle, Vec::new()), lock);
+    let root = dir.join("criu-root");
+    let result = (|| -> Result<()> {
+        std::fs::write(dir.join("config.json"), &bundle.raw).ctx("save config.json")?;
+        let spec = &bundle.spec;
+        let linux = spec.linux.clone().unwrap_or_default();
+        let mut cg = cgroups::new(&linux, &spec.annotations, id, g.systemd_cgroup)?;
+        record.saved.cgroup = cg.plan();
+        record.save()?;
+        cg.create()?;
+        let join_files = cg.join_files()?;
+        let join: Vec<i32> = join_files.iter().map(|f| f.as_raw_fd()).collect();
+        let unified = cg.paths().unified.clone();
+        let cgroup_root = unified.as_deref().and_then(|u| u.strip_prefix("/sys/fs/cgroup").ok()).map(|r| format!("/{}", r.display()));
+        // At restore every masked path is offered /dev/null; criu uses those it dumped as external.
+        let externals = criu::externals(spec, &bundle.dir, unified.as_deref(), |_| Some(false));
+        let pid_file = dir.join("criu.pid");
+        criu::bind_root(&bundle.rootfs(), &root)?;
+        let restored = criu::restore(&criu::Restore { opts, externals: &externals, root: &root, pid_file: &pid_file, cgroup_root, join: &join });
+        criu::unbind_root(&root);
+        drop(join_files);
+        restored?;
+        let text = std::fs::read_to_string(&pid_file).with_ctx(|| format!("read criu's pid file {}", pid_file.display()))?;
+        let pid: i32 = text.trim().parse().map_err(|_| Error::new(format!("criu's pid file {}: not a pid: {text:?}", pid_file.display())))?;
+        let _ = std::fs::remove_file(&pid_file);
+        record.saved.pid = pid;
+        record.saved.start_time = proc::start_time(pid).ok_or_else(|| Error::new(format!("the restored init (pid {pid}) exited at once")))?;
+        record.save()?;
+        cg.enter(pid)?;
+        cg.apply(&linux)?;
+        record.saved.cgroup = cg.paths().clone();
+        record.saved.creating = false;
+        record.saved.created = crate::logging::rfc3339_now();
+        record.save()
+    })();
+    if let Err(e) = result {
+        record.kill_and_cleanup();
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    Ok(record)
+}
+
+/// Waits for the restored init, our child once criu has gone; its exit code, or
+/// 128+signal, as `run` returns.
+fn wait_exit(pid: i32) -> Result<i32> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::from(e)).ctx("wait for the restored init"),
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Checkpoint and restore through the `criu` command (runc's `checkpoint`/`restore`).
+//!
+//! criu dumps the init's process tree with its namespaces. Mounts whose source lies
+//! outside the container (bind mounts, the /dev/null binds over masked files, the cgroup
+//! file system) cannot be dumped: they are declared external, keyed by their
+//! destination, and on restore each key is mapped to a path on the host again.
+
+use crate::error::{Context, Error, Result};
+use berth_spec::Spec;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The options checkpoint and restore share.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// The criu binary (`--criu`); `criu` on PATH when empty.
+    pub criu: String,
+    pub image_path: PathBuf,
+    pub work_path: PathBuf,
+    pub tcp_established: bool,
+    pub ext_unix_sk: bool,
+    pub shell_job: bool,
+    pub file_locks: bool,
+    /// soft, full, strict or ignore; criu's default (soft) when unset.
+    pub manage_cgroups_mode: Option<String>,
+}
+
+impl Options {
+    fn common_args(&self, log: &str) -> Vec<String> {
+        let mut a = vec![
+            "--images-dir".into(),
+            self.image_path.to_string_lossy().into_owned(),
+            "--work-dir".into(),
+            self.work_path.to_string_lossy().into_owned(),
+            "--log-file".into(),
+            log.into(),
+            "-v4".into(),
+        ];
+        for (on, flag) in [
+            (self.tcp_established, "--tcp-established"),
+            (self.ext_unix_sk, "--ext-unix-sk"),
+            (self.shell_job, "--shell-job"),
+            (self.file_locks, "--file-locks"),
+        ] {
+            if on {
+                a.push(flag.into());
+            }
+        }
+        a.push(format!("--manage-cgroups={}", self.manage_cgroups_mode.as_deref().unwrap_or("soft")));
+        a
+    }
+
+    /// Makes the image and work directories (criu does not).
+    fn make_dirs(&self) -> Result<()> {
+        for d in [&self.image_path, &self.work_path] {
+            std::fs::create_dir_all(d).with_ctx(|| format!("mkdir {}", d.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a cgroup mode criu does not know before criu is run.
+pub fn check_cgroups_mode(mode: &str) -> Result<()> {
+    match mode {
+        "soft" | "full" | "strict" | "ignore" => Ok(()),
+        other => Err(Error::new(format!("invalid --manage-cgroups-mode {other:?}: want soft, full, strict or ignore"))),
+    }
+}
+
+/// An external mount: its destination in the container, and where its source is on
+/// the host at restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct External {
+    pub dest: String,
+    pub host_source: PathBuf,
+}
+
+/// The mounts of `spec` criu must take as external: bind mounts (source resolved against
+/// the bundle), the cgroup file system (its host side is the container's own cgroup
+/// directory, `cgroup_dir`), and masked paths that are files (/dev/null is bound over
+/// them). `is_dir` tells a masked path's kind inside the container.
+pub fn externals(spec: &Spec, bundle: &Path, cgroup_dir: Option<&Path>, is_dir: impl Fn(&str) -> Option<bool>) -> Vec<External> {
+    let mut out = Vec::new();
+    for m in &spec.mounts {
+        let bind = m.typ.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind");
+        let cgroup = matches!(m.typ.as_deref(), Some("cgroup") | Some("cgroup2"));
+        if bind {
+            let src = Path::new(m.source.as_deref().unwrap_or(""));
+            let host_source = if src.is_absolute() { src.to_path_buf() } else { bundle.join(src) };
+            out.push(External { dest: m.destination.clone(), host_source });
+        } else if cgroup {
+            let host_source = cgroup_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
+            out.push(External { dest: m.destination.clone(), host_source });
+        }
+    }
+    if let Some(linux) = &spec.linux {
+        for p in &linux.masked_paths {
+            // Directories get a tmpfs, which criu dumps; missing paths are not masked.
+            if is_dir(p) == Some(false) {
+                out.push(External { dest: p.clone(), host_source: PathBuf::from("/dev/null") });
+            }
+        }
+    }
+    out
+}
+
+/// What `criu dump` (or `pre-dump`) is asked to do.
+pub struct Dump<'a> {
+    pub pid: i32,
+    pub opts: &'a Options,
+    pub externals: &'a [External],
+    pub leave_running: bool,
+    pub pre_dump: bool,
+    /// A previous (pre-)dump's images, relative to the image directory or absolute.
+    pub parent_path: Option<String>,
+}
+
+/// Runs `criu dump` (or `pre-dump`) on the tree of `pid`.
+pub fn dump(d: &Dump) -> Result<()> {
+    d.opts.make_dirs()?;
+    let log = if d.pre_dump { "pre-dump.log" } else { "dump.log" };
+    let mut a: Vec<String> = vec![if d.pre_dump { "pre-dump" } else { "dump" }.into(), "--tree".into(), d.pid.to_string()];
+    a.extend(d.opts.common_args(log));
+    if d.leave_running && !d.pre_dump {
+        a.push("--leave-running".into());
+    }
+    if d.pre_dump || d.parent_path.is_some() {
+        // Memory changes are tracked from a pre-dump to the next dump.
+        a.push("--track-mem".into());
+    }
+    if let Some(p) = &d.parent_path {
+        a.push("--prev-images-dir".into());
+        a.push(p.clone());
+    }
+    for e in d.externals {
+        a.push("--external".into());
+        a.push(format!("mnt[{}]:{}", e.dest, e.dest));
+    }
+    run(d.opts, &a, &d.opts.work_path.join(log), None)
+}
+
+/// What `criu restore` is asked to do.
+pub struct Restore<'a> {
+    pub opts: &'a Options,
+    pub externals: &'a [External],
+    /// A mount point holding the container's rootfs.
+    pub root: &'a Path,
+    pub pid_file: &'a Path,
+    /// The container's cgroup, relative to the hierarchy's root (criu's --cgroup-root).
+    pub cgroup_root: Option<String>,
+    /// cgroup.procs files criu is moved into before it runs, so that the restored tree
+    /// starts inside the container's cgroup whatever the cgroup mode.
+    pub join: &'a [i32],
+}
+
+/// Runs `criu restore` detached; the restored init's pid is in `pid_file`.
+pub fn restore(r: &Restore) -> Result<()> {
+    r.opts.make_dirs()?;
+    let log = "restore.log";
+    let mut a: Vec<String> = vec!["restore".into(), "--restore-detached".into()];
+    a.extend(r.opts.common_args(log));
+    a.extend(["--root".into(), r.root.to_string_lossy().into_owned(), "--pidfile".into(), r.pid_file.to_string_lossy().into_owned()]);
+    if let Some(cg) = &r.cgroup_root {
+        a.extend(["--cgroup-root".into(), cg.clone()]);
+    }
+    for e in r.externals {
+        a.push("--external".into());
+        a.push(format!("mnt[{}]:{}", e.dest, e.host_source.display()));
+    }
+    run(r.opts, &a, &r.opts.work_path.join(log), Some(r.join))
+}
+
+/// Runs criu; a failure names the command, its exit and the log with its last error.
+fn run(o: &Options, args: &[String], log: &Path, join: Option<&[i32]>) -> Result<()> {
+    let bin = if o.criu.is_empty() { "criu" } else { o.criu.as_str() };
+    crate::logging::debug(&format!("running {bin} {}", args.join(" ")));
+    let mut cmd = Command::new(bin);
+    cmd.args(args).stdin(std::process::Stdio::null());
+    if let Some(fds) = join {
+        join_cgroup_before_exec(&mut cmd, fds.to_vec());
+    }
+    let status = cmd.status().map_err(|e| Error::new(format!("run {bin}: {} (is criu installed?)", Error::from(e))))?;
+    if status.success() {
+        return Ok(());
+    }
+    // criu's first error is the cause; the ones after it report the failure.
+    let first_error = std::fs::read_to_string(log)
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.contains("Error (")).map(|l| format!(" (first error: {})", l.trim())))
+        .unwrap_or_default();
+    Err(Error::new(format!("criu {} failed: {status}; see {}{first_error}", args[0], log.display())))
+}
+
+/// Has the child write itself into `fds` (cgroup.procs files) before it execs criu.
+fn join_cgroup_before_exec(cmd: &mut Command, fds: Vec<i32>) {
+    // SAFETY: the closure only calls write(2) and close(2) through join_self, which are
+    // async-signal-safe, as pre_exec requires; the fds stay open in the parent until the
+    // child has exec'ed (Command::status returns after that).
+    unsafe {
+        cmd.pre_exec(move || if crate::linux::cgroups::join_self(&fds) { Ok(()) } else { Err(std::io::Error::other("join the container's cgroup")) });
+    }
+}
+
+/// Binds `rootfs` on `at` (made if needed): criu's --root must be a mount point.
+pub fn bind_root(rootfs: &Path, at: &Path) -> Result<()> {
+    use nix::mount::{mount, MsFlags};
+    std::fs::create_dir_all(at).with_ctx(|| format!("mkdir {}", at.display()))?;
+    mount(Some(rootfs), at, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .with_ctx(|| format!("bind {} on {}", rootfs.display(), at.display()))?;
+    // Private, so that the restore's mounts below it do not propagate to the host.
+    mount(None::<&str>, at, None::<&str>, MsFlags::MS_PRIVATE | MsFlags::MS_REC, None::<&str>).with_ctx(|| format!("make {} private", at.display()))
+}
+
+/// Undoes [`bind_root`].
+pub fn unbind_root(at: &Path) {
+    let _ = nix::mount::umount2(at, nix::mount::MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_dir(at);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_cgroup_and_masked_files_are_external_and_the_rest_is_not() {
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/data", "type": "bind", "source": "data", "options": ["rbind"]},
+                {"destination": "/etc/hosts", "source": "/etc/hosts", "options": ["bind", "ro"]},
+                {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}
+            ],
+            "linux": {"maskedPaths": ["/proc/kcore", "/proc/acpi", "/proc/missing"]}
+        }))
+        .unwrap();
+        let kind = |p: &str| match p {
+            "/proc/kcore" => Some(false),
+            "/proc/acpi" => Some(true),
+            _ => None,
+        };
+        let ext = externals(&spec, Path::new("/b"), Some(Path::new("/sys/fs/cgroup/berth/x")), kind);
+        let got: Vec<(&str, &str)> = ext.iter().map(|e| (e.dest.as_str(), e.host_source.to_str().unwrap())).collect();
+        assert_eq!(got, [("/data", "/b/data"), ("/etc/hosts", "/etc/hosts"), ("/sys/fs/cgroup", "/sys/fs/cgroup/berth/x"), ("/proc/kcore", "/dev/null")]);
+    }
+
+    #[test]
+    fn an_unknown_cgroup_mode_is_refused() {
+        assert!(check_cgroups_mode("soft").is_ok());
+        assert!(check_cgroups_mode("loose").unwrap_err().msg().contains("loose"));
+    }
+}
