@@ -169,16 +169,7 @@ impl Test {
     #[track_caller]
     pub fn assert_nothing_left(&self, before: &Snapshot, cgroups_path: Option<&str>) {
         assert!(matches!(self._lock, Lock::Exclusive(_)), "process checks need Test::exclusive");
-        // A process that is being killed may take a moment to go: give it a second.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let new = loop {
-            procs::reap_orphans();
-            let new: Vec<(i32, String)> = procs::descendants().into_iter().filter(|(p, _)| !before.pids.contains(p)).collect();
-            if new.is_empty() || Instant::now() > deadline {
-                break new;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let new = before.new_processes();
         assert!(new.is_empty(), "processes left behind: {new:?}");
         let mounts = host::mounts_under(&self.dir);
         assert!(mounts.is_empty(), "mounts left in the host's mount namespace: {mounts:?}");
@@ -202,15 +193,7 @@ impl Test {
     /// processes that are dying.
     pub fn leftovers(&self, before: &Snapshot, name: &str) -> Vec<String> {
         assert!(matches!(self._lock, Lock::Exclusive(_)), "process checks need Test::exclusive");
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let procs = loop {
-            procs::reap_orphans();
-            let new: Vec<(i32, String)> = procs::descendants().into_iter().filter(|(p, _)| !before.pids.contains(p)).collect();
-            if new.is_empty() || Instant::now() > deadline {
-                break new;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let procs = before.new_processes();
         let mut out: Vec<String> = procs.into_iter().map(|(p, cmd)| format!("process {p}: {cmd}")).collect();
         out.extend(host::cgroup_dirs_named(name).into_iter().map(|d| format!("cgroup {}", d.display())));
         let states = std::fs::read_dir(&self.rt.root)
@@ -230,6 +213,22 @@ impl Test {
 
 pub struct Snapshot {
     pids: HashSet<i32>,
+}
+
+impl Snapshot {
+    /// Our descendants started since the snapshot, after waiting up to 2 s for those
+    /// being killed to go (a zombie counts as gone: PID 1 here reaps late).
+    pub fn new_processes(&self) -> Vec<(i32, String)> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            procs::reap_orphans();
+            let new: Vec<(i32, String)> = procs::descendants().into_iter().filter(|(p, _)| !self.pids.contains(p)).collect();
+            if new.is_empty() || Instant::now() > deadline {
+                return new;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Test {
