@@ -195,3 +195,105 @@ fn restore_without_images_fails_naming_the_image_dir_and_leaves_nothing() {
     t.forget_ids();
     t.assert_nothing_left(&before, Some(&rcg));
 }
+
+/// `--pre-dump` copies the memory while the container runs; the final dump with
+/// `--parent-path` (relative to its image dir, as runc takes it) writes only what changed
+/// since, and a restore from it has everything. The counter writes into a bind mount
+/// from the host, which criu takes as external at both ends.
+#[test]
+fn a_pre_dumped_container_restores_from_the_final_dump_with_its_bind_mount_and_prestart_hook() {
+    if !criu_runs_here() {
+        return;
+    }
+    let t = Test::exclusive("ckpt-pre");
+    let before = t.snapshot();
+    let id = t.id("orig");
+    let cg = t.cgroups_path("orig");
+    let data = t.mkdir("data");
+    let mut b = t.bundle();
+    b.sh(&COUNTER.replace("/count", "/data/count")).bind(&data, "/data", &["rw"]).set("/linux/cgroupsPath", json!(cg));
+    t.rt.create(&id, &b).ok();
+    t.rt.start(&id).ok();
+    count_past(&data, 5);
+
+    let (pre, last, work) = (t.path("ckpt/pre"), t.path("ckpt/final"), t.path("work"));
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let o = t.rt.cmd(&["checkpoint", "--pre-dump", "--image-path", &s(&pre), "--work-path", &s(&work), &id]);
+    assert!(o.success(), "pre-dump failed\n{}\ncriu's errors:\n{}", o.describe(), criu_errors(&work.join("pre-dump.log")));
+    assert_eq!(t.rt.status(&id), "running", "a pre-dump stopped the container");
+    let after_pre = count_past(&data, count(&data));
+    let o = t.rt.cmd(&["checkpoint", "--parent-path", "../pre", "--image-path", &s(&last), "--work-path", &s(&work), &id]);
+    assert!(o.success(), "dump after the pre-dump failed\n{}\ncriu's errors:\n{}", o.describe(), criu_errors(&work.join("dump.log")));
+    // The final dump points at its parent's pages instead of copying them all.
+    assert!(last.join("parent").exists(), "no parent link in {}", last.display());
+    t.rt.delete_force(&id).ok();
+    let at_dump = count(&data);
+    assert!(at_dump >= after_pre);
+
+    // The restore's config has a prestart hook: it runs once the restored namespaces
+    // exist, with the restored init's pid in the state, as runc runs it.
+    let hook_state = t.path("hook-state");
+    let hook = format!("cat > {}", hook_state.display());
+    b.set("/hooks", json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", hook]}]}));
+    b.write();
+    let rid = t.id("restored");
+    let o = t.rt.cmd(&["restore", "-d", "--image-path", &s(&last), "--work-path", &s(&work), "--bundle", &s(&b.dir), &rid]);
+    assert!(o.success(), "restore failed\n{}\ncriu's errors:\n{}", o.describe(), criu_errors(&work.join("restore.log")));
+    assert_eq!(t.rt.status(&rid), "running");
+    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(&hook_state).expect("the prestart hook did not run at restore")).unwrap();
+    assert_eq!((st["id"].as_str(), st["pid"].as_i64()), (Some(rid.as_str()), t.rt.state(&rid)["pid"].as_i64()), "hook state {st}");
+    let resumed = count_past(&data, at_dump);
+    assert!(resumed > at_dump, "the restored counter did not go on from {at_dump}");
+    t.rt.kill(&rid, "KILL").ok();
+    t.rt.wait_status(&rid, "stopped", WAIT);
+    t.rt.delete(&rid).ok();
+    t.forget_ids();
+    t.assert_nothing_left(&before, Some(&cg));
+}
+
+/// `restore` without `-d` stays in the foreground until the restored container ends,
+/// exits as its init did (128+9 after a SIGKILL) and removes the container, as `run` does.
+#[test]
+fn a_foreground_restore_waits_for_the_container_returns_its_exit_and_removes_it() {
+    if !criu_runs_here() {
+        return;
+    }
+    let t = Test::exclusive("ckpt-fg");
+    let before = t.snapshot();
+    let id = t.id("orig");
+    let cg = t.cgroups_path("orig");
+    let mut b = t.bundle();
+    b.writable().sh(COUNTER).set("/linux/cgroupsPath", json!(cg));
+    let rootfs = b.rootfs();
+    t.rt.create(&id, &b).ok();
+    t.rt.start(&id).ok();
+    count_past(&rootfs, 3);
+    let (images, work) = (t.path("images"), t.path("work"));
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let o = t.rt.cmd(&["checkpoint", "--image-path", &s(&images), "--work-path", &s(&work), &id]);
+    assert!(o.success(), "checkpoint failed\n{}\ncriu's errors:\n{}", o.describe(), criu_errors(&work.join("dump.log")));
+    t.rt.delete_force(&id).ok();
+
+    let rid = t.id("restored");
+    let o = std::thread::scope(|sc| {
+        let restore = sc.spawn(|| t.rt.cmd(&["restore", "--image-path", &s(&images), "--work-path", &s(&work), "--bundle", &s(&b.dir), &rid]));
+        wait_until(WAIT, "the restored container to run", || restore.is_finished() || t.rt.cmd(&["state", &rid]).stdout.contains("\"running\""));
+        if !restore.is_finished() {
+            let now = count(&rootfs);
+            count_past(&rootfs, now);
+            t.rt.kill(&rid, "KILL").ok();
+        }
+        restore.join().unwrap()
+    });
+    assert_eq!(
+        o.code(),
+        137,
+        "the foreground restore did not return the init's end\n{}\ncriu's errors:\n{}",
+        o.describe(),
+        criu_errors(&work.join("restore.log"))
+    );
+    // And removed the container, as `run` does.
+    assert!(!t.rt.cmd(&["state", &rid]).success(), "the container is left after its foreground restore");
+    t.forget_ids();
+    t.assert_nothing_left(&before, Some(&cg));
+}

@@ -84,6 +84,9 @@ pub fn main() -> i32 {
     if argv.get(1).map(|s| s.as_str()) == Some("init") && std::env::var_os(crate::spawn::INIT_SOCK_ENV).is_some() {
         return crate::init::main();
     }
+    if argv.len() == 1 && std::env::var_os("CRTOOLS_SCRIPT_ACTION").is_some() && std::env::var_os(restore::HOOKS_ID_ENV).is_some() {
+        return restore::hooks_main();
+    }
     // Split global flags from the subcommand: the first argument that is not a flag
     // (or a global flag's value) is the command.
     let rest = &argv[1..];
@@ -129,6 +132,10 @@ pub fn main() -> i32 {
     let cmd_args = &rest[i + 1..];
     match dispatch(&global, cmd, cmd_args) {
         Ok(code) => code,
+        Err(e) if e.help_text().is_some() => {
+            out(&format!("usage: berth {cmd} [command options] [arguments...]\n\n{}", e.help_text().unwrap_or_default()));
+            0
+        }
         Err(e) => {
             report(cmd, &e);
             // As a process ended by the signal, which the shell and engines read so.

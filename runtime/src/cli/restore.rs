@@ -66,9 +66,17 @@ pub fn main(g: &Global, a: &[String]) -> Result<i32> {
     if detach {
         return Ok(0);
     }
+    // In the foreground, as `run`: signals pass on to the init, and when it has ended
+    // the container goes.
     let pid = c.saved.pid;
     drop(c);
-    wait_exit(pid)
+    let code = super::run::wait_forwarding_signals(pid);
+    if let Ok(c) = Container::load(&g.root, &id) {
+        if let Err(e) = c.destroy() {
+            crate::logging::warn(&format!("delete after restore: {e}"));
+        }
+    }
+    Ok(code)
 }
 
 /// Makes the container and restores its processes; on failure nothing of it is left.
@@ -90,11 +98,31 @@ fn restore(g: &Global, id: &str, bundle: &berth_spec::Bundle, opts: &criu::Optio
         let cgroup_root = unified.as_deref().and_then(|u| u.strip_prefix("/sys/fs/cgroup").ok()).map(|r| format!("/{}", r.display()));
         // At restore every masked path is offered /dev/null; criu uses those it dumped as external.
         let externals = criu::externals(spec, &bundle.dir, unified.as_deref(), |_| Some(false));
+        let inherit = criu::stdio_to_inherit(&opts.image_path)?;
+        let hooks = spec.hooks.clone().unwrap_or_default();
+        let hooks_env = if hooks.prestart.is_empty() && hooks.create_runtime.is_empty() {
+            Vec::new()
+        } else {
+            vec![(HOOKS_ID_ENV, id.to_string()), (HOOKS_ROOT_ENV, g.root.to_string_lossy().into_owned())]
+        };
         let pid_file = dir.join("criu.pid");
+        crate::linux::rootfs::make_mountpoints(spec, &bundle.dir, &bundle.rootfs())?;
         criu::bind_root(&bundle.rootfs(), &root)?;
-        let restored = criu::restore(&criu::Restore { opts, externals: &externals, root: &root, pid_file: &pid_file, cgroup_root, join: &join });
+        let restored = criu::restore(&criu::Restore {
+            opts,
+            externals: &externals,
+            root: &root,
+            pid_file: &pid_file,
+            cgroup_root,
+            join: &join,
+            inherit: &inherit,
+            hooks_env: &hooks_env,
+        });
         criu::unbind_root(&root);
         drop(join_files);
+        if let (Err(e), Ok(hook_error)) = (&restored, std::fs::read_to_string(hooks_error_file(&g.root, id))) {
+            return Err(Error::new(format!("{e}; {hook_error}")));
+        }
         restored?;
         let text = std::fs::read_to_string(&pid_file).with_ctx(|| format!("read criu's pid file {}", pid_file.display()))?;
         let pid: i32 = text.trim().parse().map_err(|_| Error::new(format!("criu's pid file {}: not a pid: {text:?}", pid_file.display())))?;
@@ -117,16 +145,50 @@ fn restore(g: &Global, id: &str, bundle: &berth_spec::Bundle, opts: &criu::Optio
     Ok(record)
 }
 
-/// Waits for the restored init, our child once criu has gone; its exit code, or
-/// 128+signal, as `run` returns.
-fn wait_exit(pid: i32) -> Result<i32> {
-    use nix::sys::wait::{waitpid, WaitStatus};
-    loop {
-        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(Error::from(e)).ctx("wait for the restored init"),
+/// criu runs an action script at each step of the restore, by path, with no arguments
+/// and with our environment: this berth binary, told by these variables which container
+/// it is restoring (see [`hooks_main`]).
+pub const HOOKS_ID_ENV: &str = "BERTH_RESTORE_HOOKS_ID";
+pub const HOOKS_ROOT_ENV: &str = "BERTH_RESTORE_HOOKS_ROOT";
+
+/// berth run by criu as the action script of a restore (not a user's command): at
+/// `setup-namespaces` the restored tree's namespaces exist and nothing of it runs yet;
+/// the prestart and createRuntime hooks run then, as runc runs them at restore (network
+/// hooks set up the restored network namespace). Every other step is let pass.
+pub fn hooks_main() -> i32 {
+    let run = || -> Result<()> {
+        if std::env::var("CRTOOLS_SCRIPT_ACTION").as_deref() != Ok("setup-namespaces") {
+            return Ok(());
+        }
+        let env = |n: &str| std::env::var(n).map_err(|_| Error::new(format!("restore hooks: {n} is not set")));
+        let (id, root) = (env(HOOKS_ID_ENV)?, env(HOOKS_ROOT_ENV)?);
+        let pid: i32 = env("CRTOOLS_INIT_PID")?.parse().map_err(|_| Error::new("restore hooks: CRTOOLS_INIT_PID is not a pid"))?;
+        // The restoring berth holds the container's lock: peek does not wait for it.
+        let c = Container::peek(Path::new(&root), &id)?;
+        let spec = c.config()?;
+        let hooks = spec.hooks.clone().unwrap_or_default();
+        let state = |status: &str| {
+            serde_json::json!({
+                "ociVersion": berth_spec::OCI_VERSION, "id": id, "status": status, "pid": pid,
+                "bundle": c.saved.bundle, "annotations": spec.annotations,
+            })
+        };
+        crate::hooks::run_all("prestart", &hooks.prestart, &state("created"))?;
+        crate::hooks::run_all("createRuntime", &hooks.create_runtime, &state("creating"))
+    };
+    match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            // criu keeps no output of its scripts: the restore reads the error from here.
+            if let (Ok(id), Ok(root)) = (std::env::var(HOOKS_ID_ENV), std::env::var(HOOKS_ROOT_ENV)) {
+                let _ = std::fs::write(hooks_error_file(Path::new(&root), &id), e.to_string());
+            }
+            crate::logging::error(&format!("restore: {e}"));
+            1
         }
     }
+}
+
+fn hooks_error_file(root: &Path, id: &str) -> std::path::PathBuf {
+    crate::container::state_dir(root, id).join("restore-hooks.err")
 }

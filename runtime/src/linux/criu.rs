@@ -105,6 +105,39 @@ pub fn externals(spec: &Spec, bundle: &Path, cgroup_dir: Option<&Path>, is_dir: 
     out
 }
 
+/// The file in the image directory naming what the init's stdio were at the dump, as
+/// runc names it (engines copy image directories between runtimes).
+const DESCRIPTORS: &str = "descriptors.json";
+
+/// Records the init's fds 0-2 (`pipe:[INODE]`, a path, ...) beside the images: a pipe to
+/// the engine's stdio handler is outside the dumped tree, and at restore the new one
+/// takes its place (see [`stdio_to_inherit`]).
+pub fn write_descriptors(image_dir: &Path, pid: i32) -> Result<()> {
+    let fds: Vec<String> =
+        (0..3).map(|fd| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).map(|l| l.to_string_lossy().into_owned()).unwrap_or_default()).collect();
+    let path = image_dir.join(DESCRIPTORS);
+    std::fs::create_dir_all(image_dir).with_ctx(|| format!("mkdir {}", image_dir.display()))?;
+    std::fs::write(&path, serde_json::to_vec(&fds).unwrap_or_default()).with_ctx(|| format!("write {}", path.display()))
+}
+
+/// The dumped stdio pipes, with the fd of ours (the caller's new stdio) criu is to put in
+/// each one's place: `--inherit-fd fd[N]:pipe:[INODE]`. None when the images have no
+/// record (not made by a runtime): criu then restores the pipes as it dumped them.
+pub fn stdio_to_inherit(image_dir: &Path) -> Result<Vec<(i32, String)>> {
+    let path = image_dir.join(DESCRIPTORS);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::from(e)).with_ctx(|| format!("read {}", path.display())),
+    };
+    let fds: Vec<String> = serde_json::from_slice(&text).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
+    Ok(pipes_of(&fds))
+}
+
+fn pipes_of(fds: &[String]) -> Vec<(i32, String)> {
+    fds.iter().enumerate().filter(|(_, d)| d.starts_with("pipe:[")).map(|(i, d)| (i as i32, d.clone())).collect()
+}
+
 /// What `criu dump` (or `pre-dump`) is asked to do.
 pub struct Dump<'a> {
     pub pid: i32,
@@ -137,7 +170,7 @@ pub fn dump(d: &Dump) -> Result<()> {
         a.push("--external".into());
         a.push(format!("mnt[{}]:{}", e.dest, e.dest));
     }
-    run(d.opts, &a, &d.opts.work_path.join(log), None)
+    run(d.opts, &a, &d.opts.work_path.join(log), None, &[])
 }
 
 /// What `criu restore` is asked to do.
@@ -152,6 +185,12 @@ pub struct Restore<'a> {
     /// cgroup.procs files criu is moved into before it runs, so that the restored tree
     /// starts inside the container's cgroup whatever the cgroup mode.
     pub join: &'a [i32],
+    /// Our fds (stdio) that replace dumped pipes, from [`stdio_to_inherit`].
+    pub inherit: &'a [(i32, String)],
+    /// When not empty, berth itself is criu's `--action-script`, run at each step of the
+    /// restore with the step in CRTOOLS_SCRIPT_ACTION and these variables (which
+    /// container): the config's hooks run from it.
+    pub hooks_env: &'a [(&'a str, String)],
 }
 
 /// Runs `criu restore` detached; the restored init's pid is in `pid_file`.
@@ -168,15 +207,27 @@ pub fn restore(r: &Restore) -> Result<()> {
         a.push("--external".into());
         a.push(format!("mnt[{}]:{}", e.dest, e.host_source.display()));
     }
-    run(r.opts, &a, &r.opts.work_path.join(log), Some(r.join))
+    for (fd, key) in r.inherit {
+        a.push("--inherit-fd".into());
+        a.push(format!("fd[{fd}]:{key}"));
+    }
+    if !r.hooks_env.is_empty() {
+        let exe = std::fs::read_link("/proc/self/exe").ctx("find berth's own binary")?;
+        a.extend(["--action-script".into(), exe.to_string_lossy().into_owned()]);
+    }
+    run(r.opts, &a, &r.opts.work_path.join(log), Some(r.join), r.hooks_env)
 }
 
 /// Runs criu; a failure names the command, its exit and the log with its last error.
-fn run(o: &Options, args: &[String], log: &Path, join: Option<&[i32]>) -> Result<()> {
+fn run(o: &Options, args: &[String], log: &Path, join: Option<&[i32]>, env: &[(&str, String)]) -> Result<()> {
     let bin = if o.criu.is_empty() { "criu" } else { o.criu.as_str() };
     crate::logging::debug(&format!("running {bin} {}", args.join(" ")));
     let mut cmd = Command::new(bin);
-    cmd.args(args).stdin(std::process::Stdio::null());
+    cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+    if join.is_none() {
+        // A dump needs none of ours; a restore hands its stdio on (--inherit-fd).
+        cmd.stdin(std::process::Stdio::null());
+    }
     if let Some(fds) = join {
         join_cgroup_before_exec(&mut cmd, fds.to_vec());
     }
@@ -243,6 +294,18 @@ mod tests {
         let ext = externals(&spec, Path::new("/b"), Some(Path::new("/sys/fs/cgroup/berth/x")), kind);
         let got: Vec<(&str, &str)> = ext.iter().map(|e| (e.dest.as_str(), e.host_source.to_str().unwrap())).collect();
         assert_eq!(got, [("/data", "/b/data"), ("/etc/hosts", "/etc/hosts"), ("/sys/fs/cgroup", "/sys/fs/cgroup/berth/x"), ("/proc/kcore", "/dev/null")]);
+    }
+
+    #[test]
+    fn only_stdio_pipes_are_inherited_at_restore() {
+        let fds = ["/dev/null".to_string(), "pipe:[77]".into(), "pipe:[78]".into()];
+        assert_eq!(pipes_of(&fds), [(1, "pipe:[77]".to_string()), (2, "pipe:[78]".to_string())]);
+        let dir = std::env::temp_dir().join(format!("berth-criu-desc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(stdio_to_inherit(&dir).unwrap().is_empty(), "no record: nothing inherited");
+        std::fs::write(dir.join(DESCRIPTORS), r#"["pipe:[5]","/dev/pts/0",""]"#).unwrap();
+        assert_eq!(stdio_to_inherit(&dir).unwrap(), [(0, "pipe:[5]".to_string())]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
