@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! reference.rs   name[:tag][@digest] parsing, docker.io and library/ defaults
-//! digest.rs      sha256/sha512 digests, a reader that verifies while streaming
-//! media.rs       media types, manifest/index/descriptor/platform structures
+//! digest.rs      streaming sha256/sha512 hashing, a reader that verifies while streaming
+//! media.rs       the manifest Accept header, size limit, media type sniffing
+//!
+//! Digests, descriptors, manifests, indexes and platforms are berth-spec's image types.
 //! blobstore.rs   trait BlobStore (has/put/open) and DirBlobStore (blobs/<algo>/<hex>)
 //! auth.rs        credentials (login file, docker config.json, credential helpers),
 //!                WWW-Authenticate parsing, base64
@@ -45,10 +47,9 @@ mod tests;
 
 pub use artifact::{build_artifact_manifest, pull_artifact, push_artifact, ArtifactBlob, PulledArtifact};
 pub use auth::{AuthConfig, Credential};
+pub use berth_spec::image::{Descriptor, Digest, Index, Manifest, Platform};
 pub use blobstore::{BlobStore, DirBlobStore};
 pub use client::{Client, ClientOptions, Stats};
-pub use digest::Digest;
-pub use media::{Descriptor, Index, Manifest, Platform};
 pub use pull::{pull, resolve, PullOptions, PulledImage, ResolvedImage};
 pub use push::{push, PushOptions, PushResult};
 pub use reference::Reference;

@@ -33,7 +33,7 @@ impl Reference {
             return Err(bad("too long"));
         }
         let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => (r, Some(Digest::parse(d).map_err(|e| bad(&e))?)),
+            Some((r, d)) => (r, Some(Digest::parse(d).map_err(|e| bad(&e.0))?)),
             None => (s, None),
         };
         // The tag is after the last ':' that follows the last '/'.

@@ -8,8 +8,7 @@
 //! layers are the entries' layer blobs, as stored (so the registry holds each layer
 //! once, shared with the images that use it).
 
-use crate::registry::{self, build_artifact_manifest, pull_artifact, push_artifact, ArtifactBlob, Client, PushOptions, Reference};
-use crate::store::blobstore::to_registry_descriptor;
+use crate::registry::{build_artifact_manifest, pull_artifact, push_artifact, ArtifactBlob, Client, PushOptions, Reference};
 use crate::store::{CacheEntry, Store};
 use berth_spec::image::Digest;
 use serde::{Deserialize, Serialize};
@@ -46,14 +45,14 @@ pub fn parse_cache_spec(flag: &str, s: &str) -> Result<Reference, String> {
 
 /// Pushes the entries of `keys` (those still in the store) and their layers to `r`.
 /// Returns the artifact's digest and how many entries it holds.
-pub fn export(store: &Store, client: &Client, r: &Reference, keys: &[Digest]) -> Result<(registry::Digest, usize), String> {
+pub fn export(store: &Store, client: &Client, r: &Reference, keys: &[Digest]) -> Result<(Digest, usize), String> {
     let op = format!("cache export to {}", r.familiar());
     let mut records = Records { version: 1, entries: BTreeMap::new() };
-    let mut layers: Vec<registry::Descriptor> = Vec::new();
+    let mut layers: Vec<berth_spec::image::Descriptor> = Vec::new();
     for k in keys {
         let Some(e) = store.cache_get(k).map_err(|e| format!("{op}: {e}"))? else { continue };
         if let Some(l) = &e.layer {
-            let d = to_registry_descriptor(&l.blob);
+            let d = l.blob.clone();
             if !layers.iter().any(|x| x.digest == d.digest) {
                 layers.push(d);
             }
@@ -64,7 +63,7 @@ pub fn export(store: &Store, client: &Client, r: &Reference, keys: &[Digest]) ->
     let config = ArtifactBlob::new(CONFIG_TYPE, data).store(store).map_err(|e| format!("{op}: {e}"))?;
     let manifest = build_artifact_manifest(ARTIFACT_TYPE, Some(config), layers, BTreeMap::new());
     let opts = PushOptions::default();
-    let res = push_artifact(client, r, store, &manifest, registry::media::OCI_MANIFEST, &opts).map_err(|e| e.to_string())?;
+    let res = push_artifact(client, r, store, &manifest, berth_spec::image::MEDIA_TYPE_OCI_MANIFEST, &opts).map_err(|e| e.to_string())?;
     Ok((res.digest, records.entries.len()))
 }
 

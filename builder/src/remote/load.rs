@@ -8,7 +8,7 @@
 use crate::layer::compress::{decompress, sniff};
 use crate::layer::tar::{clean_path, Kind, TarReader};
 use crate::registry::{self, media, Platform};
-use crate::store::blobstore::to_store_digest;
+use crate::store::blobstore::sha256_only;
 use crate::store::Store;
 use berth_spec::image::{
     Descriptor, Digest, ImageConfig, LayerCompression, Manifest, ANNOTATION_CONTAINERD_IMAGE_NAME, ANNOTATION_REF_NAME, MEDIA_TYPE_OCI_CONFIG,
@@ -154,7 +154,7 @@ fn store_entries(store: &Store, archive: &Path, want: &HashMap<String, Option<Di
 }
 
 fn load_oci(store: &Store, archive: &Path, index: &[u8], platform: &Platform) -> Result<Vec<(Vec<String>, Digest)>, String> {
-    let index: media::Index = serde_json::from_slice(index).map_err(|e| format!("index.json: {e}"))?;
+    let index: berth_spec::image::Index = serde_json::from_slice(index).map_err(|e| format!("index.json: {e}"))?;
     // Every blob under blobs/, checked against its name; manifests are small and read
     // from the store afterwards to find what they need.
     let mut want = HashMap::new();
@@ -168,10 +168,10 @@ fn load_oci(store: &Store, archive: &Path, index: &[u8], platform: &Platform) ->
         Ok(())
     })?;
     // Only blobs reachable from index.json: first the documents, then what they list.
-    let doc = |d: &registry::Digest| format!("blobs/{}/{}", d.algorithm(), d.hex());
+    let doc = |d: &Digest| format!("blobs/{}/{}", d.algorithm(), d.hex());
     let mut needed: HashMap<String, Option<Digest>> = HashMap::new();
     let mut images = Vec::new();
-    let mut docs: Vec<(Vec<String>, registry::Descriptor)> = Vec::new();
+    let mut docs: Vec<(Vec<String>, berth_spec::image::Descriptor)> = Vec::new();
     for m in &index.manifests {
         let mut names = Vec::new();
         for key in [ANNOTATION_CONTAINERD_IMAGE_NAME, ANNOTATION_REF_NAME] {
@@ -196,15 +196,15 @@ fn load_oci(store: &Store, archive: &Path, index: &[u8], platform: &Platform) ->
     store_entries(store, archive, &firsts)?;
     let mut manifests = Vec::new();
     for (names, d) in docs {
-        let sd = to_store_digest(&d.digest).map_err(|e| e.to_string())?;
+        let sd = sha256_only(&d.digest).map_err(|e| e.to_string())?.clone();
         let bytes = store.read_blob(&sd).map_err(|e| e.to_string())?;
-        if media::sniff_media_type(&bytes).is_some_and(|m| media::is_index(&m)) {
-            let inner: media::Index = serde_json::from_slice(&bytes).map_err(|e| format!("index {sd}: {e}"))?;
+        if media::sniff_media_type(&bytes).is_some_and(|m| berth_spec::image::is_index(&m)) {
+            let inner: berth_spec::image::Index = serde_json::from_slice(&bytes).map_err(|e| format!("index {sd}: {e}"))?;
             let e = registry::pull::choose_platform(&inner, platform).map_err(|e| e.to_string())?;
             let mut one = HashMap::new();
             take(doc(&e.digest), &mut one)?;
             store_entries(store, archive, &one)?;
-            manifests.push((names, to_store_digest(&e.digest).map_err(|e| e.to_string())?));
+            manifests.push((names, sha256_only(&e.digest).map_err(|e| e.to_string())?.clone()));
         } else {
             manifests.push((names, sd));
         }

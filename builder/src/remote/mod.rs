@@ -102,7 +102,7 @@ pub fn stderr_progress(verb: &'static str) -> impl Fn(&registry::Progress) + Syn
 /// One line for a progress event, for the events worth a line.
 pub fn describe(verb: &str, p: &registry::Progress) -> Option<String> {
     use registry::Progress as P;
-    let short = |d: &registry::Digest| d.hex().chars().take(12).collect::<String>();
+    let short = |d: &berth_spec::image::Digest| d.hex().chars().take(12).collect::<String>();
     Some(match p {
         P::Resolved { reference, digest, .. } => format!("{reference}: resolved to {digest}"),
         P::BlobDone { digest, size } => format!("{verb} blob {} done ({})", short(digest), crate::progress::human_size(*size)),

@@ -1,7 +1,7 @@
 //! Pulling an image into the store, and finding one that is already there.
 
 use crate::registry::{self, media, Client, Platform, ProgressFn, PullOptions, Reference};
-use crate::store::blobstore::to_store_digest;
+use crate::store::blobstore::sha256_only;
 use crate::store::Store;
 use berth_spec::image::{layer_compression, Digest, ImageConfig, Manifest};
 use std::io;
@@ -13,7 +13,7 @@ pub struct Pulled {
     pub id: Digest,
     /// What the reference resolved to (the index's digest for an index): what
     /// `docker pull` prints.
-    pub digest: registry::Digest,
+    pub digest: Digest,
     /// The name it was tagged with (None for a digest-only reference).
     pub name: Option<String>,
     pub downloaded: usize,
@@ -43,12 +43,12 @@ pub fn find_local(store: &Store, name: &str, platform: &Platform) -> io::Result<
 
 fn image_of(store: &Store, d: &Digest, platform: &Platform) -> io::Result<Option<Digest>> {
     let bytes = store.read_blob(d)?;
-    if !media::sniff_media_type(&bytes).is_some_and(|m| media::is_index(&m)) {
+    if !media::sniff_media_type(&bytes).is_some_and(|m| berth_spec::image::is_index(&m)) {
         return Ok(Some(d.clone()));
     }
-    let index: media::Index = serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("index {d}: {e}")))?;
+    let index: berth_spec::image::Index = serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("index {d}: {e}")))?;
     let Ok(entry) = registry::pull::choose_platform(&index, platform) else { return Ok(None) };
-    let m = to_store_digest(&entry.digest)?;
+    let m = sha256_only(&entry.digest)?.clone();
     Ok(store.has_blob(&m).then_some(m))
 }
 
@@ -73,7 +73,7 @@ pub fn pull_into(store: &Store, client: &Client, r: &Reference, platform: &Platf
     for (blob, id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
         store.ensure_layer(blob, id).map_err(|e| bad(e.to_string()))?;
     }
-    let id = to_store_digest(&p.resolved.digest).map_err(|e| bad(e.to_string()))?;
+    let id = sha256_only(&p.resolved.digest).map_err(|e| bad(e.to_string()))?.clone();
     let name = match super::store_name(r) {
         Some(n) => Some(store.tag(&n, &id).map_err(|e| bad(e.to_string()))?),
         None => None,

@@ -17,7 +17,8 @@ pub fn push_image(
     let op = format!("push {}", dest.familiar());
     let img = store.inspect(source).map_err(|e| format!("{op}: {e}"))?;
     let bytes = store.read_blob(&img.digest).map_err(|e| format!("{op}: {e}"))?;
-    let media_type = img.manifest.media_type.clone().or_else(|| media::sniff_media_type(&bytes)).unwrap_or_else(|| media::OCI_MANIFEST.to_string());
+    let media_type =
+        img.manifest.media_type.clone().or_else(|| media::sniff_media_type(&bytes)).unwrap_or_else(|| berth_spec::image::MEDIA_TYPE_OCI_MANIFEST.to_string());
     let mut mount_from = Vec::new();
     if let Ok(src) = Reference::parse(source) {
         if src.registry() == dest.registry() && src.repository() != dest.repository() {
