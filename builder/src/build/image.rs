@@ -20,17 +20,17 @@ pub fn image_config(r: &StageResult) -> ImageConfig {
 }
 
 /// Stores the image, tags it, writes the outputs.
-pub fn finish(b: &Builder, r: &StageResult) -> Result<Built, String> {
+pub fn finish(b: &Builder, r: &StageResult) -> crate::Result<Built> {
     let id = b.progress.start("exporting to image");
-    let res = (|| -> Result<Built, String> {
+    let res = (|| -> crate::Result<Built> {
         let config = image_config(r);
-        let cdesc = b.store.put_config(&config).map_err(|e| e.to_string())?;
+        let cdesc = b.store.put_config(&config)?;
         let manifest = Manifest::new(cdesc, r.layers.iter().map(|l| l.blob.clone()).collect());
-        let mdesc = b.store.put_manifest(&manifest).map_err(|e| e.to_string())?;
+        let mdesc = b.store.put_manifest(&manifest)?;
         b.progress.note(id, &format!("writing image {}", mdesc.digest));
         let mut names = Vec::new();
         for t in &b.opts.tags {
-            let n = b.store.tag(t, &mdesc.digest).map_err(|e| e.to_string())?;
+            let n = b.store.tag(t, &mdesc.digest)?;
             b.progress.note(id, &format!("naming to {n}"));
             names.push(n);
         }

@@ -249,7 +249,7 @@ impl RunInstr {
     }
 
     /// The mounts with variables expanded and fully checked.
-    pub fn expand_mounts(&self, lex: &Lexer, env: &dyn Env) -> Result<Vec<MountSpec>, String> {
+    pub fn expand_mounts(&self, lex: &Lexer, env: &dyn Env) -> crate::Result<Vec<MountSpec>> {
         self.mounts_raw.iter().map(|m| MountSpec::parse_expanded(m, lex, env)).collect()
     }
 }
@@ -427,23 +427,23 @@ impl AddInstr {
 }
 
 /// `--chmod` value: octal (`0755`, at most 07777) or symbolic (`u+x,g-w`), checked.
-pub fn parse_chmod(s: &str) -> Result<Chmod, String> {
+pub fn parse_chmod(s: &str) -> crate::Result<Chmod> {
     if s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty() {
         return match u32::from_str_radix(s, 8) {
             Ok(m) if m <= 0o7777 => Ok(Chmod::Octal(m)),
-            _ => Err(format!("invalid chmod parameter: '{s}'. it should be octal string and between 0 and 07777")),
+            _ => Err(format!("invalid chmod parameter: '{s}'. it should be octal string and between 0 and 07777").into()),
         };
     }
     for clause in s.split(',') {
         let who_len = clause.chars().take_while(|c| "ugoa".contains(*c)).count();
         let rest = &clause[who_len..];
         if rest.is_empty() {
-            return Err(format!("invalid chmod parameter: '{s}'"));
+            return Err(format!("invalid chmod parameter: '{s}'").into());
         }
         let mut chars = rest.chars().peekable();
         while let Some(op) = chars.next() {
             if !"+-=".contains(op) {
-                return Err(format!("invalid chmod parameter: '{s}'"));
+                return Err(format!("invalid chmod parameter: '{s}'").into());
             }
             while let Some(&c) = chars.peek() {
                 if "rwxXstugo".contains(c) {
@@ -490,10 +490,10 @@ pub struct ExposeInstr {
 
 impl ExposeInstr {
     /// Expanded and normalized ports (`80/tcp`, ranges expanded), in the order written.
-    pub fn expand(&self, lex: &Lexer, env: &dyn Env) -> Result<Vec<String>, String> {
+    pub fn expand(&self, lex: &Lexer, env: &dyn Env) -> crate::Result<Vec<String>> {
         let mut words = Vec::new();
         for p in &self.ports {
-            words.extend(lex.expand_words(p, env).map_err(|e| e.to_string())?);
+            words.extend(lex.expand_words(p, env)?);
         }
         parse_ports(&words)
     }
@@ -501,7 +501,7 @@ impl ExposeInstr {
 
 /// Normalize port specs: `80` -> `80/tcp`, `53/UDP` -> `53/udp`,
 /// `8000-8002` -> three ports; `ip:host:container` keeps the container part.
-pub fn parse_ports(specs: &[String]) -> Result<Vec<String>, String> {
+pub fn parse_ports(specs: &[String]) -> crate::Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for spec in specs {
         let (port, proto) = match spec.rsplit_once('/') {
@@ -509,7 +509,7 @@ pub fn parse_ports(specs: &[String]) -> Result<Vec<String>, String> {
             None => (spec.as_str(), "tcp".to_string()),
         };
         if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-            return Err(format!("invalid proto: {proto}"));
+            return Err(format!("invalid proto: {proto}").into());
         }
         let port = port.rsplit(':').next().unwrap_or(port);
         let (lo, hi) = match port.split_once('-') {
@@ -519,7 +519,7 @@ pub fn parse_ports(specs: &[String]) -> Result<Vec<String>, String> {
         let parse = |s: &str| s.parse::<u16>().map_err(|_| format!("invalid containerPort: {port}"));
         let (lo, hi) = (parse(lo)?, parse(hi)?);
         if hi < lo {
-            return Err(format!("invalid range specified for container port: {port}"));
+            return Err(format!("invalid range specified for container port: {port}").into());
         }
         for p in lo..=hi {
             let s = format!("{p}/{proto}");
@@ -637,27 +637,27 @@ impl HealthcheckInstr {
 }
 
 /// Go's `time.ParseDuration` (`1h30m`, `1.5s`, `300ms`, `10us`).
-pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_go_duration(s: &str) -> crate::Result<Duration> {
     let err = || format!("time: invalid duration {s:?}");
     let t = s.strip_prefix('+').unwrap_or(s);
     if let Some(neg) = t.strip_prefix('-') {
         if !neg.is_empty() && neg.chars().all(|c| c == '0' || c == '.') {
             return Ok(Duration::ZERO);
         }
-        return Err(err());
+        return Err(err().into());
     }
     if t == "0" {
         return Ok(Duration::ZERO);
     }
     if t.is_empty() {
-        return Err(err());
+        return Err(err().into());
     }
     let mut total = 0f64;
     let mut rest = t;
     while !rest.is_empty() {
         let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if n == 0 {
-            return Err(err());
+            return Err(err().into());
         }
         let num: f64 = rest[..n].parse().map_err(|_| err())?;
         rest = &rest[n..];
@@ -671,8 +671,8 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            "" => return Err(format!("time: missing unit in duration {s:?}")),
-            _ => return Err(format!("time: unknown unit {unit:?} in duration {s:?}")),
+            "" => return Err(format!("time: missing unit in duration {s:?}").into()),
+            _ => return Err(format!("time: unknown unit {unit:?} in duration {s:?}").into()),
         };
         total += num * mul;
     }
@@ -694,7 +694,7 @@ fn no_dest(cmd: &str) -> String {
 }
 
 /// JSON array if it is one, else the whole text (`parseMaybeJSON`).
-fn maybe_json(args: &str) -> Result<Option<Vec<String>>, String> {
+fn maybe_json(args: &str) -> crate::Result<Option<Vec<String>>> {
     match parse_json_array(args) {
         JsonArgs::Strings(v) => Ok(Some(v)),
         JsonArgs::NotStrings => Err("when using JSON array syntax, arrays must be comprised of strings only".into()),
@@ -703,54 +703,54 @@ fn maybe_json(args: &str) -> Result<Option<Vec<String>>, String> {
 }
 
 /// JSON array, else a whitespace list (`parseMaybeJSONToList`).
-fn maybe_json_list(args: &str) -> Result<(Vec<String>, bool), String> {
+fn maybe_json_list(args: &str) -> crate::Result<(Vec<String>, bool)> {
     match maybe_json(args)? {
         Some(v) => Ok((v, true)),
         None => Ok((split_whitespace(args), false)),
     }
 }
 
-fn command_line(args: &str) -> Result<CommandLine, String> {
+fn command_line(args: &str) -> crate::Result<CommandLine> {
     Ok(match maybe_json(args)? {
         Some(v) => CommandLine::Exec(v),
         None => CommandLine::Shell(args.to_string()),
     })
 }
 
-fn parse_name_val(args: &str, cmd: &str, escape: char) -> Result<Vec<KeyValue>, String> {
+fn parse_name_val(args: &str, cmd: &str, escape: char) -> crate::Result<Vec<KeyValue>> {
     let words = parse_words(args, escape);
     if words.is_empty() {
-        return Err(at_least_one(cmd));
+        return Err(at_least_one(cmd).into());
     }
     if !words[0].contains('=') {
         // legacy `KEY name value`
         let (k, v) = super::words::split_whitespace2(args);
         let Some(v) = v.filter(|v| !v.is_empty()) else {
-            return Err(format!("{cmd} must have two arguments"));
+            return Err(format!("{cmd} must have two arguments").into());
         };
         return Ok(vec![KeyValue { key: k, value: v, legacy: true }]);
     }
     let mut out = Vec::new();
     for w in words {
         let Some((k, v)) = w.split_once('=') else {
-            return Err(format!("Syntax error - can't find = in {w:?}. Must be of the form: name=value"));
+            return Err(format!("Syntax error - can't find = in {w:?}. Must be of the form: name=value").into());
         };
         if k.is_empty() {
-            return Err(format!("{cmd} names can not be blank"));
+            return Err(format!("{cmd} names can not be blank").into());
         }
         out.push(KeyValue { key: k.to_string(), value: v.to_string(), legacy: false });
     }
     Ok(out)
 }
 
-fn split_sources(args: &[String], heredocs: &[Heredoc], cmd: &str) -> Result<(Vec<String>, Vec<HeredocSource>, String), String> {
+fn split_sources(args: &[String], heredocs: &[Heredoc], cmd: &str) -> crate::Result<(Vec<String>, Vec<HeredocSource>, String)> {
     if args.len() < 2 {
         // `COPY <<EOF` alone has no destination either
-        return Err(no_dest(cmd));
+        return Err(no_dest(cmd).into());
     }
     let dest = args[args.len() - 1].clone();
     if parse_heredoc(&dest).is_some() {
-        return Err(format!("{cmd} cannot accept a heredoc as a destination"));
+        return Err(format!("{cmd} cannot accept a heredoc as a destination").into());
     }
     let mut paths = Vec::new();
     let mut docs = Vec::new();
@@ -772,18 +772,18 @@ fn unknown_instruction(cmd: &str) -> String {
 }
 
 /// Type one logical line.
-pub(crate) fn parse_node(node: &RawNode, escape: char) -> Result<Instr, String> {
+pub(crate) fn parse_node(node: &RawNode, escape: char) -> crate::Result<Instr> {
     parse_parts(&node.cmd, &node.flags, &node.args, &node.heredocs, &node.original, escape)
 }
 
-fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc], original: &str, escape: char) -> Result<Instr, String> {
+fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc], original: &str, escape: char) -> crate::Result<Instr> {
     let lower = cmd.to_ascii_lowercase();
     let no_flags = || flags::parse(flag_args, &[]);
     Ok(match lower.as_str() {
         "from" => {
             let words = if args.is_empty() { Vec::new() } else { split_whitespace(args) };
             if words.is_empty() {
-                return Err(at_least_one("FROM"));
+                return Err(at_least_one("FROM").into());
             }
             let name = match words.len() {
                 1 => None,
@@ -792,7 +792,7 @@ fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc]
                     let valid = n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
                         && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
                     if !valid {
-                        return Err(format!("invalid name for build stage: {:?}, name can't start with a number or contain symbols", words[2]));
+                        return Err(format!("invalid name for build stage: {:?}, name can't start with a number or contain symbols", words[2]).into());
                     }
                     Some(n)
                 }
@@ -808,13 +808,13 @@ fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc]
                 Some("default") => Some(NetworkMode::Default),
                 Some("none") => Some(NetworkMode::None),
                 Some("host") => Some(NetworkMode::Host),
-                Some(v) => return Err(format!("invalid network mode {v:?}")),
+                Some(v) => return Err(format!("invalid network mode {v:?}").into()),
             };
             let security = match f.string("security").as_deref() {
                 None => None,
                 Some("sandbox") => Some(SecurityMode::Sandbox),
                 Some("insecure") => Some(SecurityMode::Insecure),
-                Some(v) => return Err(format!("security {v:?} is not valid")),
+                Some(v) => return Err(format!("security {v:?} is not valid").into()),
             };
             if !f.strings("device").is_empty() {
                 return Err("RUN --device is not supported by berth-build".into());
@@ -841,10 +841,10 @@ fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc]
         "shell" => {
             no_flags()?;
             match maybe_json(args)? {
-                Some(v) if v.is_empty() => return Err(at_least_one("SHELL")),
+                Some(v) if v.is_empty() => return Err(at_least_one("SHELL").into()),
                 Some(v) => Instr::Shell(ShellInstr { shell: v }),
-                None if args.is_empty() => return Err(at_least_one("SHELL")),
-                None => return Err(format!("SHELL requires the arguments to be in JSON form: {args}")),
+                None if args.is_empty() => return Err(at_least_one("SHELL").into()),
+                None => return Err(format!("SHELL requires the arguments to be in JSON form: {args}").into()),
             }
         }
         "label" => {
@@ -858,7 +858,7 @@ fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc]
         "maintainer" => {
             no_flags()?;
             if args.is_empty() {
-                return Err(exactly_one("MAINTAINER"));
+                return Err(exactly_one("MAINTAINER").into());
             }
             Instr::Maintainer(MaintainerInstr { name: args.to_string() })
         }
@@ -866,28 +866,28 @@ fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc]
             no_flags()?;
             let ports = split_whitespace(args);
             if ports.is_empty() {
-                return Err(at_least_one("EXPOSE"));
+                return Err(at_least_one("EXPOSE").into());
             }
             Instr::Expose(ExposeInstr { ports })
         }
         "user" => {
             no_flags()?;
             if args.is_empty() {
-                return Err(exactly_one("USER"));
+                return Err(exactly_one("USER").into());
             }
             Instr::User(UserInstr { user: args.to_string() })
         }
         "workdir" => {
             no_flags()?;
             if args.is_empty() {
-                return Err(exactly_one("WORKDIR"));
+                return Err(exactly_one("WORKDIR").into());
             }
             Instr::Workdir(WorkdirInstr { path: args.to_string() })
         }
         "stopsignal" => {
             no_flags()?;
             if args.is_empty() {
-                return Err(exactly_one("STOPSIGNAL"));
+                return Err(exactly_one("STOPSIGNAL").into());
             }
             Instr::StopSignal(StopSignalInstr { signal: args.to_string() })
         }
@@ -895,7 +895,7 @@ fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc]
             no_flags()?;
             let (paths, json) = maybe_json_list(args)?;
             if paths.is_empty() {
-                return Err(at_least_one("VOLUME"));
+                return Err(at_least_one("VOLUME").into());
             }
             let mut out = Vec::new();
             for p in paths {
@@ -911,7 +911,7 @@ fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc]
             no_flags()?;
             let words = parse_words(args, escape);
             if words.is_empty() {
-                return Err(at_least_one("ARG"));
+                return Err(at_least_one("ARG").into());
             }
             let mut decls = Vec::new();
             for w in words {
@@ -989,12 +989,12 @@ fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc]
         "onbuild" => {
             no_flags()?;
             if args.is_empty() {
-                return Err(at_least_one("ONBUILD"));
+                return Err(at_least_one("ONBUILD").into());
             }
             let (sub_cmd, sub_flags, sub_args) = split_command(args, escape);
             match sub_cmd.to_ascii_uppercase().as_str() {
                 "ONBUILD" => return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
-                t @ ("MAINTAINER" | "FROM") => return Err(format!("{t} isn't allowed as an ONBUILD trigger")),
+                t @ ("MAINTAINER" | "FROM") => return Err(format!("{t} isn't allowed as an ONBUILD trigger").into()),
                 _ => {}
             }
             let trigger = parse_parts(&sub_cmd, &sub_flags, &sub_args, heredocs, args, escape)?;
@@ -1014,7 +1014,7 @@ fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc]
         }
         "healthcheck" => {
             if args.is_empty() {
-                return Err(at_least_one("HEALTHCHECK"));
+                return Err(at_least_one("HEALTHCHECK").into());
             }
             let (typ, rest) = super::words::split_whitespace2(args);
             let rest = rest.unwrap_or_default();
@@ -1038,7 +1038,7 @@ fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc]
                     if empty {
                         return Err("Missing command after HEALTHCHECK CMD".into());
                     }
-                    let dur = |name: &str| -> Result<Option<Duration>, String> {
+                    let dur = |name: &str| -> crate::Result<Option<Duration>> {
                         match f.string(name) {
                             None => Ok(None),
                             Some(v) if v.is_empty() => Ok(None),
@@ -1047,7 +1047,7 @@ fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc]
                                 if d.is_zero() {
                                     Ok(None)
                                 } else if d < Duration::from_millis(1) {
-                                    Err(format!("Interval {name:?} cannot be less than 1ms"))
+                                    Err(format!("Interval {name:?} cannot be less than 1ms").into())
                                 } else {
                                     Ok(Some(d))
                                 }
@@ -1060,7 +1060,7 @@ fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc]
                         Some(v) => {
                             let n: i64 = v.parse().map_err(|_| format!("strconv.ParseInt: parsing {v:?}: invalid syntax"))?;
                             if n < 0 {
-                                return Err(format!("--retries cannot be negative ({n})"));
+                                return Err(format!("--retries cannot be negative ({n})").into());
                             }
                             Some(n as u32)
                         }
@@ -1074,10 +1074,10 @@ fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc]
                         retries,
                     }))
                 }
-                _ => return Err(format!("Unknown type {typ:?} in HEALTHCHECK (try CMD)")),
+                _ => return Err(format!("Unknown type {typ:?} in HEALTHCHECK (try CMD)").into()),
             }
         }
-        _ => return Err(unknown_instruction(cmd)),
+        _ => return Err(unknown_instruction(cmd).into()),
     })
 }
 

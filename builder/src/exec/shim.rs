@@ -58,15 +58,15 @@ fn run_quiet(cmd: &mut Command) -> io::Result<std::process::Output> {
 }
 
 /// Runs the container `id` of `files.bundle`; `on_output(stream, bytes)` gets its output.
-pub fn run(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(u8, &[u8])) -> Result<Finished, String> {
+pub fn run(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(u8, &[u8])) -> crate::Result<Finished> {
     if !tools.shim.exists() {
-        return Err(format!("berth-shim not found at {} (install it beside berth-build, or set BERTH_SHIM)", tools.shim.display()));
+        return Err(format!("berth-shim not found at {} (install it beside berth-build, or set BERTH_SHIM)", tools.shim.display()).into());
     }
     if !tools.runtime.exists() {
-        return Err(format!("the OCI runtime {} is missing (install berth beside berth-build, or use --runtime PATH)", tools.runtime.display()));
+        return Err(format!("the OCI runtime {} is missing (install berth beside berth-build, or use --runtime PATH)", tools.runtime.display()).into());
     }
     let Some(creating) = cleanup::begin_create() else {
-        return Err("interrupted".to_string());
+        return Err("interrupted".to_string().into());
     };
     let out = run_quiet(
         Command::new(&tools.shim)
@@ -95,7 +95,7 @@ pub fn run(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(
     .map_err(|e| format!("cannot run {}: {e}", tools.shim.display()))?;
     if !out.status.success() {
         let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(if msg.is_empty() { format!("berth-shim failed: {}", out.status) } else { format!("RUN failed: {}", runtime_message(&msg)) });
+        return Err(if msg.is_empty() { format!("berth-shim failed: {}", out.status).into() } else { format!("RUN failed: {}", runtime_message(&msg)).into() });
     }
     cleanup::add_container(&tools.runtime, &tools.state, id);
     drop(creating);
@@ -114,12 +114,12 @@ pub fn run(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(
     result
 }
 
-fn attach_and_start(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(u8, &[u8])) -> Result<Finished, String> {
+fn attach_and_start(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(u8, &[u8])) -> crate::Result<Finished> {
     let sock = connect(&files.socket).map_err(|e| format!("attach to {}: {e}", files.socket.display()))?;
     let out = run_quiet(Command::new(&tools.runtime).arg("--root").arg(&tools.state).arg("start").arg(id))
         .map_err(|e| format!("cannot run {}: {e}", tools.runtime.display()))?;
     if !out.status.success() {
-        return Err(format!("{} start failed: {}", tools.runtime.display(), String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!("{} start failed: {}", tools.runtime.display(), String::from_utf8_lossy(&out.stderr).trim()).into());
     }
     let mut buf = vec![0u8; 8193 + 16];
     loop {

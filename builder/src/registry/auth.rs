@@ -104,7 +104,7 @@ impl AuthConfig {
 
     /// The credentials for `registry` (a reference's registry: `docker.io`,
     /// `host:port`), or None for anonymous access.
-    pub fn lookup(&self, registry: &str) -> Result<Option<Credential>, String> {
+    pub fn lookup(&self, registry: &str) -> crate::Result<Option<Credential>> {
         let want = normalize_registry_key(registry);
         if let Some(c) = self.explicit.get(&want) {
             return Ok(Some(c.clone()));
@@ -113,7 +113,7 @@ impl AuthConfig {
             let text = match fs::read(file) {
                 Ok(t) => t,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(format!("{}: {e}", file.display())),
+                Err(e) => return Err(format!("{}: {e}", file.display()).into()),
             };
             if text.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
@@ -212,7 +212,7 @@ pub fn auth_file_key(registry: &str) -> String {
     }
 }
 
-fn lookup_in_config(v: &Value, want: &str, use_helpers: bool) -> Result<Option<Credential>, String> {
+fn lookup_in_config(v: &Value, want: &str, use_helpers: bool) -> crate::Result<Option<Credential>> {
     // A per-registry helper wins over a stored entry, a stored entry over credsStore
     // (docker's order).
     if use_helpers {
@@ -252,7 +252,7 @@ fn helper_server_url(key: &str, want: &str) -> String {
     }
 }
 
-fn entry_credential(e: &Value) -> Result<Option<Credential>, String> {
+fn entry_credential(e: &Value) -> crate::Result<Option<Credential>> {
     let s = |k: &str| e.get(k).and_then(|x| x.as_str()).filter(|x| !x.is_empty()).map(str::to_string);
     let (mut user, mut pass) = (s("username"), s("password"));
     if let Some(a) = s("auth") {
@@ -275,9 +275,9 @@ fn entry_credential(e: &Value) -> Result<Option<Credential>, String> {
 }
 
 /// Runs `docker-credential-<helper> get` with `server_url` on stdin.
-pub fn run_helper(helper: &str, server_url: &str) -> Result<Option<Credential>, String> {
+pub fn run_helper(helper: &str, server_url: &str) -> crate::Result<Option<Credential>> {
     if helper.contains('/') {
-        return Err(format!("invalid credential helper name {helper:?}"));
+        return Err(format!("invalid credential helper name {helper:?}").into());
     }
     let prog = format!("docker-credential-{helper}");
     let mut child = Command::new(&prog)
@@ -298,7 +298,7 @@ pub fn run_helper(helper: &str, server_url: &str) -> Result<Option<Credential>, 
         if msg.to_ascii_lowercase().contains("credentials not found") {
             return Ok(None);
         }
-        return Err(format!("credential helper {prog} get {server_url}: {}", if msg.is_empty() { out.status.to_string() } else { msg }));
+        return Err(format!("credential helper {prog} get {server_url}: {}", if msg.is_empty() { out.status.to_string() } else { msg }).into());
     }
     let v: Value = serde_json::from_str(&stdout).map_err(|e| format!("credential helper {prog}: bad answer: {e}"))?;
     let user = v.get("Username").and_then(|x| x.as_str()).unwrap_or("").to_string();

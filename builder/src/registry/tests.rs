@@ -218,7 +218,7 @@ fn auth_files_and_helpers() {
     cfg2.set("docker.io", Credential::basic("x", "y"));
     assert_eq!(cfg2.lookup("index.docker.io").unwrap(), Some(Credential::basic("x", "y")));
     std::fs::write(&berth, "{not json").unwrap();
-    assert!(cfg.lookup("docker.io").unwrap_err().contains("auth.json"));
+    assert!(cfg.lookup("docker.io").unwrap_err().to_string().contains("auth.json"));
 }
 
 #[test]
