@@ -37,6 +37,8 @@ pub enum ErrorKind {
     Protocol,
     /// No manifest for the requested platform.
     Platform,
+    /// A path that leads out of the build context or out of a `COPY --from` rootfs.
+    Outside,
     /// Local I/O (the store, blob files, config files).
     Io,
     /// Credential configuration (unreadable auth file, failing helper).
@@ -170,18 +172,6 @@ impl From<berth_spec::image::DigestError> for Error {
 impl From<crate::dockerfile::ExpandError> for Error {
     fn from(e: crate::dockerfile::ExpandError) -> Error {
         Error::msg(e)
-    }
-}
-
-impl From<crate::context::Error> for Error {
-    fn from(e: crate::context::Error) -> Error {
-        use crate::context::Error as C;
-        let kind = match &e {
-            C::NotFound { .. } | C::NotFoundIn { .. } => ErrorKind::NotFound,
-            C::Io { .. } => ErrorKind::Io,
-            _ => ErrorKind::Other,
-        };
-        Error::new(kind, e.to_string())
     }
 }
 
