@@ -52,10 +52,18 @@ pub struct Location {
     pub file: String,
     /// 1-based; 0 when the error is about the whole file.
     pub line: usize,
+    /// The instruction's last line (continuations, heredoc bodies); `line` if one.
+    pub end_line: usize,
 }
 
 #[derive(Debug, Clone)]
 pub struct Error {
+    // Boxed: a Result<T> stays the size of T plus a pointer on the success path.
+    inner: Box<Inner>,
+}
+
+#[derive(Debug, Clone)]
+struct Inner {
     kind: ErrorKind,
     message: String,
     /// Outermost first: `pull busybox`, then `connect ...`.
@@ -69,7 +77,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error { kind, message: message.into(), context: Vec::new(), location: None, excerpt: None }
+        Error { inner: Box::new(Inner { kind, message: message.into(), context: Vec::new(), location: None, excerpt: None }) }
     }
 
     /// An error of kind [`ErrorKind::Other`].
@@ -83,38 +91,43 @@ impl Error {
     }
 
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The message without context or location.
     pub fn detail(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
 
     pub fn location(&self) -> Option<&Location> {
-        self.location.as_ref()
+        self.inner.location.as_ref()
     }
 
     /// Prefixes what was being done (`pull REF`) to the message.
     pub fn context(mut self, c: impl fmt::Display) -> Error {
-        self.context.insert(0, c.to_string());
+        self.inner.context.insert(0, c.to_string());
         self
     }
 
     /// Attaches a Dockerfile location unless one is already there: the innermost
     /// instruction that knows its line names it, outer ones do not move it.
-    pub fn at(mut self, file: &str, line: usize) -> Error {
-        if self.location.is_none() {
-            self.location = Some(Location { file: file.to_string(), line });
+    pub fn at(self, file: &str, line: usize) -> Error {
+        self.at_lines(file, line, line)
+    }
+
+    /// [`Error::at`] for an instruction spanning `line..=end_line`.
+    pub fn at_lines(mut self, file: &str, line: usize, end_line: usize) -> Error {
+        if self.inner.location.is_none() {
+            self.inner.location = Some(Location { file: file.to_string(), line, end_line: end_line.max(line) });
         }
         self
     }
 
     /// Attaches the excerpt of `text` (the Dockerfile the location refers to).
     pub fn with_excerpt(mut self, text: &str) -> Error {
-        if let Some(l) = &self.location {
+        if let Some(l) = &self.inner.location {
             if l.line > 0 {
-                self.excerpt = Some(excerpt(&l.file, text, l.line));
+                self.inner.excerpt = Some(excerpt(&l.file, text, l.line, l.end_line));
             }
         }
         self
@@ -122,12 +135,12 @@ impl Error {
 
     /// The excerpt, if one was attached.
     pub fn excerpt(&self) -> Option<&str> {
-        self.excerpt.as_deref()
+        self.inner.excerpt.as_deref()
     }
 
     /// Whether trying the whole operation again may help (5xx, 429, dropped connections).
     pub fn is_transient(&self) -> bool {
-        match self.kind {
+        match self.inner.kind {
             ErrorKind::Status(s) => s == 429 || s >= 500,
             ErrorKind::Network => true,
             _ => false,
@@ -137,15 +150,15 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.location {
-            Some(Location { file, line: 0 }) => write!(f, "{file}: ")?,
-            Some(Location { file, line }) => write!(f, "{file}:{line}: ")?,
+        match &self.inner.location {
+            Some(Location { file, line: 0, .. }) => write!(f, "{file}: ")?,
+            Some(Location { file, line, .. }) => write!(f, "{file}:{line}: ")?,
             None => {}
         }
-        for c in &self.context {
+        for c in &self.inner.context {
             write!(f, "{c}: ")?;
         }
-        f.write_str(&self.message)
+        f.write_str(&self.inner.message)
     }
 }
 
@@ -216,13 +229,13 @@ impl<T, E: Into<Error>> Context<T> for std::result::Result<T, E> {
     }
 }
 
-/// How many lines before and after the failing one an excerpt shows.
+/// How many lines before and after the failing instruction an excerpt shows.
 const BEFORE: usize = 2;
 const AFTER: usize = 1;
 const RULE: &str = "--------------------";
 
-/// The lines of `text` around `line` (1-based) with that line marked, as BuildKit
-/// shows a failing instruction:
+/// The lines of `text` around `line..=end_line` (1-based) with those lines marked,
+/// as BuildKit shows a failing instruction:
 ///
 /// ```text
 /// Dockerfile:3
@@ -233,14 +246,14 @@ const RULE: &str = "--------------------";
 ///    4 |     COPY a b
 /// --------------------
 /// ```
-pub fn excerpt(file: &str, text: &str, line: usize) -> String {
+pub fn excerpt(file: &str, text: &str, line: usize, end_line: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = format!("{file}:{line}\n{RULE}\n");
     if line >= 1 && line <= lines.len() {
         let first = line.saturating_sub(BEFORE).max(1);
-        let last = (line + AFTER).min(lines.len());
+        let last = (end_line.max(line) + AFTER).min(lines.len());
         for (n, l) in lines.iter().enumerate().take(last).skip(first - 1).map(|(i, l)| (i + 1, l)) {
-            let mark = if n == line { ">>> " } else { "    " };
+            let mark = if (line..=end_line).contains(&n) { ">>> " } else { "    " };
             out.push_str(&format!("{n:>4} | {mark}{l}\n"));
         }
     }
@@ -257,7 +270,7 @@ mod tests {
     fn excerpt_marks_the_line_with_two_before_and_one_after() {
         let text = "FROM base\nRUN true\nRUN false\nCOPY a b\nCMD x\n";
         assert_eq!(
-            excerpt("Dockerfile", text, 3),
+            excerpt("Dockerfile", text, 3, 3),
             "Dockerfile:3\n--------------------\n   1 |     FROM base\n   2 |     RUN true\n   3 | >>> RUN false\n   4 |     COPY a b\n--------------------\n"
         );
     }
@@ -265,10 +278,19 @@ mod tests {
     #[test]
     fn excerpt_is_clipped_at_the_ends_of_the_file() {
         let text = "FROM base\nRUN false";
-        assert_eq!(excerpt("f", text, 1), "f:1\n--------------------\n   1 | >>> FROM base\n   2 |     RUN false\n--------------------\n");
-        assert_eq!(excerpt("f", text, 2), "f:2\n--------------------\n   1 |     FROM base\n   2 | >>> RUN false\n--------------------\n");
+        assert_eq!(excerpt("f", text, 1, 1), "f:1\n--------------------\n   1 | >>> FROM base\n   2 |     RUN false\n--------------------\n");
+        assert_eq!(excerpt("f", text, 2, 2), "f:2\n--------------------\n   1 |     FROM base\n   2 | >>> RUN false\n--------------------\n");
         // A line past the end shows no source rather than panicking.
-        assert_eq!(excerpt("f", text, 9), "f:9\n--------------------\n--------------------\n");
+        assert_eq!(excerpt("f", text, 9, 9), "f:9\n--------------------\n--------------------\n");
+    }
+
+    #[test]
+    fn excerpt_marks_every_line_of_a_multi_line_instruction() {
+        let text = "FROM base\nRUN a \\\n  && b \\\n  && false\nCMD x\nCMD y\n";
+        assert_eq!(
+            excerpt("Dockerfile", text, 2, 4),
+            "Dockerfile:2\n--------------------\n   1 |     FROM base\n   2 | >>> RUN a \\\n   3 | >>>   && b \\\n   4 | >>>   && false\n   5 |     CMD x\n--------------------\n"
+        );
     }
 
     #[test]
@@ -283,7 +305,7 @@ mod tests {
     #[test]
     fn the_first_location_set_is_kept() {
         let e = Error::msg("RUN failed").at("Dockerfile", 5).at("Dockerfile", 1);
-        assert_eq!(e.location(), Some(&Location { file: "Dockerfile".into(), line: 5 }));
+        assert_eq!(e.location(), Some(&Location { file: "Dockerfile".into(), line: 5, end_line: 5 }));
         let r: std::result::Result<(), std::io::Error> = Err(std::io::Error::other("boom"));
         let e = r.context("write x").at("D", 2).unwrap_err();
         assert_eq!((e.kind(), e.to_string()), (ErrorKind::Io, "D:2: write x: boom".to_string()));

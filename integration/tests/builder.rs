@@ -268,6 +268,12 @@ fn failures_at_a_line_show_the_dockerfile_excerpt_around_it() {
         .stderr_has("Dockerfile:3\n--------------------\n   1 |     FROM busybox\n   2 |     RUN true\n   3 | >>> RUN false\n   4 |     COPY a b\n--------------------\n")
         .stderr_has("Dockerfile:3: RUN failed: exit code 1");
     b.assert_clean();
+    // An instruction over several lines has all of them marked.
+    let ctx = b.context("multi", &[("Dockerfile", "FROM busybox\nRUN true \\\n  && false\nCMD x\n")]);
+    b.build(&ctx, &[]).failed().stderr_has(
+        "Dockerfile:2\n--------------------\n   1 |     FROM busybox\n   2 | >>> RUN true \\\n   3 | >>>   && false\n   4 |     CMD x\n--------------------\n",
+    );
+    b.assert_clean();
     // A parse error: the same excerpt, before anything runs.
     let ctx = b.context("unknown", &[("Dockerfile", "FROM busybox\nRUN true\nFOOBAR x\n")]);
     b.build(&ctx, &[])

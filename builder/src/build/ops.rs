@@ -38,7 +38,7 @@ pub fn fs_instruction(b: &mut Builder, df: &Dockerfile, st: &mut StageState, arg
         _ => unreachable!("not a filesystem instruction"),
     };
     // The instruction names its line once; errors from below carry none.
-    r.map_err(|e| e.at(&df.file, ins.line))
+    r.map_err(|e| e.at_lines(&df.file, ins.line, ins.end_line))
 }
 
 /// Shortened for the progress line.

@@ -95,7 +95,7 @@ pub fn build_stage(b: &mut Builder, df: &Dockerfile, build_args: &BuildArgs, glo
         let tdf = dockerfile::parse(&format!("FROM scratch\n{t}\n"), "ONBUILD")
             .map_err(|e| Error::msg(format!("ONBUILD trigger {t:?}: {e}")).at(&df.file, stage.line))?;
         for ins in &tdf.stages[0].instructions {
-            let ins = Instruction { line: stage.line, ..ins.clone() };
+            let ins = Instruction { line: stage.line, end_line: stage.line, ..ins.clone() };
             if is_fs_step(&ins.kind) {
                 st.total += 1;
             }
@@ -136,7 +136,7 @@ pub(crate) fn config_instruction(
         }
         Instr::From(_) => Err(Error::at_line(&df.file, ins.line, "FROM inside a stage")),
         kind => {
-            let created_by = meta::apply(meta, kind, &df.lexer(), &*args).map_err(|e| e.at(&df.file, ins.line))?;
+            let created_by = meta::apply(meta, kind, &df.lexer(), &*args).map_err(|e| e.at_lines(&df.file, ins.line, ins.end_line))?;
             if let Some(c) = created_by {
                 history.push(History {
                     created: Some(crate::store::now_rfc3339()),

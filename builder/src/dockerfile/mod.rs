@@ -109,12 +109,12 @@ impl Dockerfile {
 
 /// Parse a Dockerfile. `file` names it in errors (`Dockerfile:3: ...`).
 pub fn parse(text: &str, file: &str) -> Result<Dockerfile> {
-    let scanned = parser::scan(text).map_err(|(line, msg)| Error::at_line(file, line, msg))?;
+    let scanned = parser::scan(text).map_err(|(line, e)| e.at(file, line))?;
     let escape = scanned.escape;
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
     for node in &scanned.nodes {
-        let err = |e: Error| e.at(file, node.start_line);
+        let err = |e: Error| e.at_lines(file, node.start_line, node.end_line);
         let mut kind = instructions::parse_node(node, escape).map_err(err)?;
         if let Instr::Arg(a) = &mut kind {
             a.line = node.start_line;
