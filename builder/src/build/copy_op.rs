@@ -40,7 +40,7 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
     };
     let workdir = st.meta.workdir();
     let checksum = match &checksum {
-        Some(c) => Some(context::Checksum::parse(c).map_err(|e| e.to_string())?),
+        Some(c) => Some(context::Checksum::parse(c).map_err(crate::Error::msg)?),
         None => None,
     };
 

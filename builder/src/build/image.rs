@@ -1,6 +1,7 @@
 //! The built image: config blob (creation time = now or SOURCE_DATE_EPOCH), manifest, tags
 //! and outputs.
 
+use crate::error::Context as _;
 use berth_spec::image::{ImageConfig, Manifest};
 
 use super::{Builder, Built, StageResult};
@@ -43,11 +44,11 @@ pub fn finish(b: &Builder, r: &StageResult) -> crate::Result<Built> {
             for name in targets {
                 let opts = ExportOptions { name: name.clone(), ..Default::default() };
                 export::export(&b.store, mdesc.digest.as_str(), out.format, dest, &opts)
-                    .map_err(|e| format!("output {} to {}: {e}", format_name(out.format), dest.display()))?;
+                    .with_context(|| format!("output {} to {}", format_name(out.format), dest.display()))?;
             }
         }
         if let Some(p) = &b.opts.iidfile {
-            std::fs::write(p, mdesc.digest.as_str()).map_err(|e| format!("--iidfile {}: {e}", p.display()))?;
+            std::fs::write(p, mdesc.digest.as_str()).with_context(|| format!("--iidfile {}", p.display()))?;
         }
         Ok(Built { id: mdesc.digest, names, cache_keys: b.cache_keys.clone() })
     })();

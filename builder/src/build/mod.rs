@@ -167,7 +167,7 @@ fn read_dockerfile(opts: &BuildOptions) -> crate::Result<(String, String, Option
         }
         p => {
             let path = p.clone().unwrap_or_else(|| opts.context.join("Dockerfile"));
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read Dockerfile {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read Dockerfile {}", path.display()))?;
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "Dockerfile".into());
             Ok((text, name, Some(path)))
         }
@@ -224,7 +224,7 @@ fn build_from(opts: &BuildOptions, text: &str, file: &str, path: Option<&Path>) 
     let runtime = std::path::absolute(&runtime).unwrap_or(runtime);
     // For whoever cleans up after this build if it is killed (Store::reclaim_temp).
     let runtime_file = work.path().join(crate::store::RUNTIME_FILE);
-    std::fs::write(&runtime_file, runtime.as_os_str().as_encoded_bytes()).map_err(|e| format!("write {}: {e}", runtime_file.display()))?;
+    std::fs::write(&runtime_file, runtime.as_os_str().as_encoded_bytes()).with_context(|| format!("write {}", runtime_file.display()))?;
     let tools = Tools { runtime, shim: opts.shim.clone().unwrap_or_else(|| beside_exe("berth-shim")), state: work.path().join(crate::store::STATE_DIR) };
     let mut b = Builder {
         opts: opts.clone(),

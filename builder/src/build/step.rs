@@ -95,7 +95,7 @@ fn run_step_dir(
 ) -> crate::Result<Option<u64>> {
     let (upper, work, merged) = (step_dir.join("u"), step_dir.join("w"), step_dir.join("m"));
     for d in [&upper, &work, &merged] {
-        std::fs::create_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        std::fs::create_dir(d).with_context(|| format!("{}", d.display()))?;
     }
     let stubs = match mode {
         Mode::Overlay => {
@@ -103,7 +103,7 @@ fn run_step_dir(
             let m = crate::overlay::mount(&mut b.links, &lowers, Some((&upper, &work)), &merged)?;
             let env = StepEnv { root: &merged, dir: step_dir, id };
             let stubs = op(b, &env)?;
-            m.unmount().map_err(|e| format!("unmount {}: {e}", merged.display()))?;
+            m.unmount().with_context(|| format!("unmount {}", merged.display()))?;
             stubs
         }
         Mode::Link => {

@@ -33,7 +33,7 @@ pub fn open_archive(path: &Path, kind: ArchiveKind) -> crate::Result<Box<dyn Rea
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
-                .map_err(|e| format!("{}: a {tool} archive needs the host's {tool} command: {e}", path.display()))?;
+                .with_context(|| format!("{}: a {tool} archive needs the host's {tool} command", path.display()))?;
             let out = child.stdout.take().expect("piped");
             Ok(Box::new(ChildReader { out, child }))
         }
@@ -148,7 +148,7 @@ pub fn extract(root: &Path, dest_abs: &str, r: impl Read, chown: Option<(u32, u3
                     Kind::Block => libc::S_IFBLK,
                     _ => libc::S_IFIFO,
                 };
-                let c = std::ffi::CString::new(full.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+                let c = std::ffi::CString::new(full.as_os_str().as_bytes()).map_err(crate::Error::msg)?;
                 let dev = libc::makedev(h.devmajor as u32, h.devminor as u32);
                 // SAFETY: mknod(2) with a valid C string.
                 if unsafe { libc::mknod(c.as_ptr(), t | 0o600, dev) } < 0 {

@@ -24,7 +24,7 @@ pub fn download(url: &str, dest: &Path) -> crate::Result<Download> {
         ureq::Agent::config_builder().max_redirects(10).timeout_global(Some(std::time::Duration::from_secs(3600))).user_agent("berth-build").build().into();
     let mut resp = agent.get(url).call().map_err(|e| crate::Error::msg(format!("ADD {url}: {e}")))?;
     let last_modified = resp.headers().get("last-modified").and_then(|v| v.to_str().ok()).and_then(parse_http_date);
-    let mut file = std::fs::File::create(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    let mut file = std::fs::File::create(dest).with_context(|| format!("{}", dest.display()))?;
     let mut r = resp.body_mut().as_reader();
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -35,7 +35,7 @@ pub fn download(url: &str, dest: &Path) -> crate::Result<Download> {
             break;
         }
         h.update(&buf[..n]);
-        file.write_all(&buf[..n]).map_err(|e| format!("{}: {e}", dest.display()))?;
+        file.write_all(&buf[..n]).with_context(|| format!("{}", dest.display()))?;
         size += n as u64;
     }
     file.sync_all()?;

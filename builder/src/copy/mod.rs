@@ -171,7 +171,7 @@ fn place(p: &CopyParams, abs: &str, item: Item) -> crate::Result<()> {
                 }
                 EntryKind::Other => {
                     remove_non_dir(&full, existing.as_ref(), abs)?;
-                    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(full.as_os_str())).map_err(|e| e.to_string())?;
+                    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(full.as_os_str())).map_err(crate::Error::msg)?;
                     // SAFETY: mknod(2) with a valid C string.
                     if unsafe { libc::mknod(c.as_ptr(), (md.mode() & libc::S_IFMT) | 0o600, md.rdev() as libc::dev_t) } < 0 {
                         let e = io::Error::last_os_error();

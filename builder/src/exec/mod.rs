@@ -54,7 +54,7 @@ const DEFAULT_MOUNT_POINTS: &[&str] = &["/proc", "/dev", "/sys"];
 /// Runs the container; output goes to `on_output`.
 pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut dyn FnMut(u8, &[u8])) -> crate::Result<Finished> {
     let bundle = req.run_dir.join("bundle");
-    std::fs::create_dir_all(&bundle).map_err(|e| format!("create {}: {e}", bundle.display()))?;
+    std::fs::create_dir_all(&bundle).with_context(|| format!("create {}", bundle.display()))?;
 
     let mut image_env: Vec<String> = req.image.container_config().env;
     let keys: std::collections::HashSet<&str> = image_env.iter().map(|kv| kv.split('=').next().unwrap_or("")).collect();
@@ -83,9 +83,9 @@ pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut d
         let resolv = req.run_dir.join("resolv.conf");
         let hosts = req.run_dir.join("hosts");
         let host_resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
-        std::fs::write(&resolv, host_resolv).map_err(|e| format!("write {}: {e}", resolv.display()))?;
+        std::fs::write(&resolv, host_resolv).with_context(|| format!("write {}", resolv.display()))?;
         std::fs::write(&hosts, "127.0.0.1\tlocalhost berth-build\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-            .map_err(|e| format!("write {}: {e}", hosts.display()))?;
+            .with_context(|| format!("write {}", hosts.display()))?;
         for (src, dst) in [(resolv, "/etc/resolv.conf"), (hosts, "/etc/hosts")] {
             mounts.push(Mount {
                 destination: dst.into(),

@@ -123,7 +123,7 @@ pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> crate:
         match m.kind {
             MountType::Bind => {
                 let src = bind_source(m, i, env, &mut p)?;
-                let md = std::fs::metadata(&src).map_err(|e| format!("bind mount source {}: {e}", m.source.as_deref().unwrap_or("/")))?;
+                let md = std::fs::metadata(&src).with_context(|| format!("bind mount source {}", m.source.as_deref().unwrap_or("/")))?;
                 let src = if m.readonly {
                     src
                 } else if md.is_dir() {
@@ -131,7 +131,7 @@ pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> crate:
                     let work = env.run_dir.join(format!("bw{i}"));
                     let merged = env.run_dir.join(format!("bm{i}"));
                     for d in [&upper, &work, &merged] {
-                        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+                        std::fs::create_dir_all(d).with_context(|| format!("{}", d.display()))?;
                     }
                     let g = overlay::mount(env.links, &[src], Some((&upper, &work)), &merged)?;
                     p.guards.push(g);
@@ -149,7 +149,7 @@ pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> crate:
                 }
                 let dir = env.store_root.join("cache-mounts").join(cache_dir_name(&m.cache_id()));
                 if !dir.is_dir() {
-                    std::fs::create_dir_all(&dir).map_err(|e| format!("create cache mount {}: {e}", dir.display()))?;
+                    std::fs::create_dir_all(&dir).with_context(|| format!("create cache mount {}", dir.display()))?;
                     let mode = m.mode.unwrap_or(0o755);
                     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))?;
                     std::os::unix::fs::lchown(&dir, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))?;

@@ -13,6 +13,7 @@
 //!
 //! The container is registered with [`crate::cleanup`] from create to delete.
 
+use crate::error::Context as _;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -92,7 +93,7 @@ pub fn run(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(
             // by pid) stay in this run's dir, never /tmp shared across PID namespaces.
             .env("TMPDIR", files.container_pid.parent().unwrap_or(Path::new("/tmp"))),
     )
-    .map_err(|e| format!("cannot run {}: {e}", tools.shim.display()))?;
+    .with_context(|| format!("cannot run {}", tools.shim.display()))?;
     if !out.status.success() {
         let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(if msg.is_empty() { format!("berth-shim failed: {}", out.status).into() } else { format!("RUN failed: {}", runtime_message(&msg)).into() });
@@ -115,9 +116,9 @@ pub fn run(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(
 }
 
 fn attach_and_start(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(u8, &[u8])) -> crate::Result<Finished> {
-    let sock = connect(&files.socket).map_err(|e| format!("attach to {}: {e}", files.socket.display()))?;
+    let sock = connect(&files.socket).with_context(|| format!("attach to {}", files.socket.display()))?;
     let out = run_quiet(Command::new(&tools.runtime).arg("--root").arg(&tools.state).arg("start").arg(id))
-        .map_err(|e| format!("cannot run {}: {e}", tools.runtime.display()))?;
+        .with_context(|| format!("cannot run {}", tools.runtime.display()))?;
     if !out.status.success() {
         return Err(format!("{} start failed: {}", tools.runtime.display(), String::from_utf8_lossy(&out.stderr).trim()).into());
     }

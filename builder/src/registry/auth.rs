@@ -13,6 +13,7 @@
 //! `{"Username":..,"Secret":..}` (a Username of `<token>` makes Secret an identity token).
 
 use super::reference::{DOCKER_HUB, DOCKER_HUB_AUTH_KEY};
+use crate::error::Context as _;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fs;
@@ -118,8 +119,8 @@ impl AuthConfig {
             if text.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
-            let v: Value = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-            if let Some(c) = lookup_in_config(&v, &want, self.use_helpers).map_err(|e| format!("{}: {e}", file.display()))? {
+            let v: Value = serde_json::from_slice(&text).with_context(|| format!("{}", file.display()))?;
+            if let Some(c) = lookup_in_config(&v, &want, self.use_helpers).with_context(|| format!("{}", file.display()))? {
                 return Ok(Some(c));
             }
         }
@@ -286,12 +287,12 @@ pub fn run_helper(helper: &str, server_url: &str) -> crate::Result<Option<Creden
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("credential helper {prog}: {e}"))?;
+        .with_context(|| format!("credential helper {prog}"))?;
     {
         let mut stdin = child.stdin.take().expect("piped");
         let _ = stdin.write_all(server_url.as_bytes());
     }
-    let out = child.wait_with_output().map_err(|e| format!("credential helper {prog}: {e}"))?;
+    let out = child.wait_with_output().with_context(|| format!("credential helper {prog}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         let msg = format!("{}{}", stdout.trim(), String::from_utf8_lossy(&out.stderr).trim());
@@ -300,7 +301,7 @@ pub fn run_helper(helper: &str, server_url: &str) -> crate::Result<Option<Creden
         }
         return Err(format!("credential helper {prog} get {server_url}: {}", if msg.is_empty() { out.status.to_string() } else { msg }).into());
     }
-    let v: Value = serde_json::from_str(&stdout).map_err(|e| format!("credential helper {prog}: bad answer: {e}"))?;
+    let v: Value = serde_json::from_str(&stdout).with_context(|| format!("credential helper {prog}: bad answer"))?;
     let user = v.get("Username").and_then(|x| x.as_str()).unwrap_or("").to_string();
     let secret = v.get("Secret").and_then(|x| x.as_str()).unwrap_or("").to_string();
     if secret.is_empty() {

@@ -260,7 +260,7 @@ fn load_docker(store: &Store, archive: &Path, manifest: &[u8], links: &Links) ->
     let mut out = Vec::new();
     for e in entries {
         let c = &got[&resolve(&e.config)?];
-        let config: ImageConfig = serde_json::from_slice(&store.read_blob(&c.digest)?).map_err(|err| format!("{}: {err}", e.config))?;
+        let config: ImageConfig = serde_json::from_slice(&store.read_blob(&c.digest)?).context(&e.config)?;
         if config.rootfs.diff_ids.len() != e.layers.len() {
             return Err(format!("{}: {} layers but {} diff_ids in the config", e.config, e.layers.len(), config.rootfs.diff_ids.len()).into());
         }
