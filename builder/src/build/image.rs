@@ -1,6 +1,7 @@
 //! The built image: config blob (creation time = now or SOURCE_DATE_EPOCH), manifest, tags
 //! and outputs.
 
+use crate::error::Context as _;
 use berth_spec::image::{ImageConfig, Manifest};
 
 use super::{Builder, Built, StageResult};
@@ -20,17 +21,17 @@ pub fn image_config(r: &StageResult) -> ImageConfig {
 }
 
 /// Stores the image, tags it, writes the outputs.
-pub fn finish(b: &Builder, r: &StageResult) -> Result<Built, String> {
+pub fn finish(b: &Builder, r: &StageResult) -> crate::Result<Built> {
     let id = b.progress.start("exporting to image");
-    let res = (|| -> Result<Built, String> {
+    let res = (|| -> crate::Result<Built> {
         let config = image_config(r);
-        let cdesc = b.store.put_config(&config).map_err(|e| e.to_string())?;
+        let cdesc = b.store.put_config(&config)?;
         let manifest = Manifest::new(cdesc, r.layers.iter().map(|l| l.blob.clone()).collect());
-        let mdesc = b.store.put_manifest(&manifest).map_err(|e| e.to_string())?;
+        let mdesc = b.store.put_manifest(&manifest)?;
         b.progress.note(id, &format!("writing image {}", mdesc.digest));
         let mut names = Vec::new();
         for t in &b.opts.tags {
-            let n = b.store.tag(t, &mdesc.digest).map_err(|e| e.to_string())?;
+            let n = b.store.tag(t, &mdesc.digest)?;
             b.progress.note(id, &format!("naming to {n}"));
             names.push(n);
         }
@@ -43,11 +44,11 @@ pub fn finish(b: &Builder, r: &StageResult) -> Result<Built, String> {
             for name in targets {
                 let opts = ExportOptions { name: name.clone(), ..Default::default() };
                 export::export(&b.store, mdesc.digest.as_str(), out.format, dest, &opts)
-                    .map_err(|e| format!("output {} to {}: {e}", format_name(out.format), dest.display()))?;
+                    .with_context(|| format!("output {} to {}", format_name(out.format), dest.display()))?;
             }
         }
         if let Some(p) = &b.opts.iidfile {
-            std::fs::write(p, mdesc.digest.as_str()).map_err(|e| format!("--iidfile {}: {e}", p.display()))?;
+            std::fs::write(p, mdesc.digest.as_str()).with_context(|| format!("--iidfile {}", p.display()))?;
         }
         Ok(Built { id: mdesc.digest, names, cache_keys: b.cache_keys.clone() })
     })();

@@ -23,6 +23,7 @@ pub mod run_op;
 pub mod stage;
 pub mod step;
 
+use crate::error::Context as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -47,7 +48,7 @@ pub struct Output {
 
 impl Output {
     /// `type=oci,dest=DIR` (also `dest` alone: `local`).
-    pub fn parse(s: &str) -> Result<Output, String> {
+    pub fn parse(s: &str) -> crate::Result<Output> {
         if !s.contains('=') {
             return Ok(Output { format: ExportFormat::Local, dest: PathBuf::from(s) });
         }
@@ -57,12 +58,12 @@ impl Output {
             match field.split_once('=') {
                 Some(("type", v)) => typ = Some(v.parse::<ExportFormat>()?),
                 Some(("dest", v)) | Some(("destination", v)) => dest = Some(PathBuf::from(v)),
-                _ => return Err(format!("invalid --output {s:?}: want type=oci|oci-archive|docker-archive|bundle|local,dest=PATH")),
+                _ => return Err(format!("invalid --output {s:?}: want type=oci|oci-archive|docker-archive|bundle|local,dest=PATH").into()),
             }
         }
         match (typ, dest) {
             (Some(format), Some(dest)) => Ok(Output { format, dest }),
-            _ => Err(format!("invalid --output {s:?}: both type= and dest= are needed")),
+            _ => Err(format!("invalid --output {s:?}: both type= and dest= are needed").into()),
         }
     }
 }
@@ -157,33 +158,37 @@ pub(crate) fn beside_exe(name: &str) -> PathBuf {
 }
 
 /// Reads the Dockerfile: `-f FILE` (`-` is stdin), else `CONTEXT/Dockerfile`.
-fn read_dockerfile(opts: &BuildOptions) -> Result<(String, String, Option<PathBuf>), String> {
+fn read_dockerfile(opts: &BuildOptions) -> crate::Result<(String, String, Option<PathBuf>)> {
     match &opts.dockerfile {
         Some(p) if p.as_os_str() == "-" => {
             let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| format!("reading the Dockerfile from stdin: {e}"))?;
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading the Dockerfile from stdin")?;
             Ok((s, "Dockerfile".into(), None))
         }
         p => {
             let path = p.clone().unwrap_or_else(|| opts.context.join("Dockerfile"));
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read Dockerfile {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read Dockerfile {}", path.display()))?;
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "Dockerfile".into());
             Ok((text, name, Some(path)))
         }
     }
 }
 
-/// Runs a build. Errors are complete messages (with the Dockerfile line where one
-/// applies).
-pub fn build(opts: &BuildOptions) -> Result<Built, String> {
+/// Runs a build. An error at a Dockerfile line carries that line and the excerpt of
+/// the Dockerfile around it.
+pub fn build(opts: &BuildOptions) -> crate::Result<Built> {
     let (text, file, path) = read_dockerfile(opts)?;
-    let df: Dockerfile = dockerfile::parse(&text, &file).map_err(|e| e.to_string())?;
+    build_from(opts, &text, &file, path.as_deref()).map_err(|e| e.with_excerpt(&text))
+}
+
+fn build_from(opts: &BuildOptions, text: &str, file: &str, path: Option<&Path>) -> crate::Result<Built> {
+    let df: Dockerfile = dockerfile::parse(text, file)?;
     let progress = Progress::new(opts.progress);
     for w in &df.warnings {
         progress.message(&format!("[warning] {}:{}: {}", df.file, w.line, w.message));
     }
-    let store = Store::open(&opts.store).map_err(|e| e.to_string())?;
-    let _lease = store.lease().map_err(|e| e.to_string())?;
+    let store = Store::open(&opts.store)?;
+    let _lease = store.lease()?;
     // What killed builds left: their temp dirs, and their containers' cgroups.
     match store.reclaim_temp(false) {
         Ok(r) if r.entries > 0 => progress.message(&format!(
@@ -195,13 +200,13 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
         Ok(_) => {}
         Err(e) => progress.message(&format!("[warning] cleaning the store's tmp/: {e}")),
     }
-    let context = Context::open_with_dockerignore(&opts.context, path.as_deref()).map_err(|e| e.to_string())?;
+    let context = Context::open_with_dockerignore(&opts.context, path)?;
 
     let host = berth_spec::image::host_platform();
     let platform = dockerfile::Platform { os: host.os.clone(), arch: host.architecture.clone(), variant: host.variant.clone().unwrap_or_default() };
     let build_args = BuildArgs::from_flags(&opts.build_args, &|k| std::env::var(k).ok()).with_platforms(platform.clone(), platform);
-    let globals = build_args.global_scope(&df).map_err(|e| e.to_string())?;
-    let needed = df.stages_needed_with(opts.target.as_deref(), &build_args).map_err(|e| e.to_string())?;
+    let globals = build_args.global_scope(&df)?;
+    let needed = df.stages_needed_with(opts.target.as_deref(), &build_args)?;
     let unused = build_args.unused_in(&df, &needed);
     if !unused.is_empty() {
         progress.message(&format!("[warning] one or more build args were not consumed: {}", unused.join(", ")));
@@ -212,14 +217,14 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
         secrets.insert(id, src);
     }
 
-    let work: TempDir = store.temp_dir("build").map_err(|e| e.to_string())?;
+    let work: TempDir = store.temp_dir("build")?;
     crate::cleanup::add_dir(work.path());
-    let links = LinkDir::new(&work.path().join("l")).map_err(|e| format!("temp dir: {e}"))?;
+    let links = LinkDir::new(&work.path().join("l")).context("temp dir")?;
     let runtime = opts.runtime.clone().unwrap_or_else(|| beside_exe("berth"));
     let runtime = std::path::absolute(&runtime).unwrap_or(runtime);
     // For whoever cleans up after this build if it is killed (Store::reclaim_temp).
     let runtime_file = work.path().join(crate::store::RUNTIME_FILE);
-    std::fs::write(&runtime_file, runtime.as_os_str().as_encoded_bytes()).map_err(|e| format!("write {}: {e}", runtime_file.display()))?;
+    std::fs::write(&runtime_file, runtime.as_os_str().as_encoded_bytes()).with_context(|| format!("write {}", runtime_file.display()))?;
     let tools = Tools { runtime, shim: opts.shim.clone().unwrap_or_else(|| beside_exe("berth-shim")), state: work.path().join(crate::store::STATE_DIR) };
     let mut b = Builder {
         opts: opts.clone(),
@@ -236,7 +241,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
         compression: opts.compression,
         cache_keys: Vec::new(),
     };
-    let result = (|| -> Result<Built, String> {
+    let result = (|| -> crate::Result<Built> {
         for &i in &needed {
             let r = stage::build_stage(&mut b, &df, &build_args, &globals, i)?;
             b.results[i] = Some(r);

@@ -58,24 +58,32 @@ Global options:
   --version     the version
 ";
 
-/// A command's failure: the message and the exit status.
+/// A command's failure: the message, the exit status, and the Dockerfile excerpt
+/// to show above the message when the failure is at a Dockerfile line.
 pub struct Fail {
     pub code: i32,
     pub msg: String,
+    pub excerpt: Option<String>,
 }
 
 impl Fail {
-    pub fn usage(msg: impl Into<String>) -> Fail {
-        Fail { code: 2, msg: msg.into() }
+    pub fn usage(msg: impl std::fmt::Display) -> Fail {
+        Fail { code: 2, msg: msg.to_string(), excerpt: None }
     }
-    pub fn err(msg: impl Into<String>) -> Fail {
-        Fail { code: 1, msg: msg.into() }
+    pub fn err(msg: impl std::fmt::Display) -> Fail {
+        Fail { code: 1, msg: msg.to_string(), excerpt: None }
     }
 }
 
 impl From<std::io::Error> for Fail {
     fn from(e: std::io::Error) -> Fail {
-        Fail::err(e.to_string())
+        Fail::err(e)
+    }
+}
+
+impl From<crate::Error> for Fail {
+    fn from(e: crate::Error) -> Fail {
+        Fail { code: 1, msg: e.to_string(), excerpt: e.excerpt().map(str::to_string) }
     }
 }
 
@@ -137,6 +145,9 @@ pub fn main(argv: Vec<String>) -> i32 {
     match r {
         Ok(()) => 0,
         Err(f) => {
+            if let Some(x) = &f.excerpt {
+                eprint!("{x}");
+            }
             eprintln!("berth-build: {}", f.msg);
             if f.code == 2 {
                 eprintln!("Run 'berth-build --help' for usage.");

@@ -15,6 +15,7 @@
 pub mod mounts;
 pub mod shim;
 
+use crate::error::Context as _;
 use std::path::{Path, PathBuf};
 
 use berth_spec::config::Mount;
@@ -51,9 +52,9 @@ pub struct RunRequest<'a> {
 const DEFAULT_MOUNT_POINTS: &[&str] = &["/proc", "/dev", "/sys"];
 
 /// Runs the container; output goes to `on_output`.
-pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut dyn FnMut(u8, &[u8])) -> Result<Finished, String> {
+pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut dyn FnMut(u8, &[u8])) -> crate::Result<Finished> {
     let bundle = req.run_dir.join("bundle");
-    std::fs::create_dir_all(&bundle).map_err(|e| format!("create {}: {e}", bundle.display()))?;
+    std::fs::create_dir_all(&bundle).with_context(|| format!("create {}", bundle.display()))?;
 
     let mut image_env: Vec<String> = req.image.container_config().env;
     let keys: std::collections::HashSet<&str> = image_env.iter().map(|kv| kv.split('=').next().unwrap_or("")).collect();
@@ -74,7 +75,7 @@ pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut d
         no_new_privileges: Some(false),
         ..Default::default()
     };
-    let mut spec = runtime_spec(&image, req.rootfs, &opts).map_err(|e| e.to_string())?;
+    let mut spec = runtime_spec(&image, req.rootfs, &opts)?;
     spec.annotations.clear();
 
     let mut mounts = req.mounts.clone();
@@ -82,9 +83,9 @@ pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut d
         let resolv = req.run_dir.join("resolv.conf");
         let hosts = req.run_dir.join("hosts");
         let host_resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
-        std::fs::write(&resolv, host_resolv).map_err(|e| format!("write {}: {e}", resolv.display()))?;
+        std::fs::write(&resolv, host_resolv).with_context(|| format!("write {}", resolv.display()))?;
         std::fs::write(&hosts, "127.0.0.1\tlocalhost berth-build\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-            .map_err(|e| format!("write {}: {e}", hosts.display()))?;
+            .with_context(|| format!("write {}", hosts.display()))?;
         for (src, dst) in [(resolv, "/etc/resolv.conf"), (hosts, "/etc/hosts")] {
             mounts.push(Mount {
                 destination: dst.into(),
@@ -106,8 +107,8 @@ pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut d
     }
     spec.mounts.extend(mounts);
 
-    let config = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
-    std::fs::write(bundle.join("config.json"), config).map_err(|e| format!("write config.json: {e}"))?;
+    let config = serde_json::to_vec_pretty(&spec)?;
+    std::fs::write(bundle.join("config.json"), config).context("write config.json")?;
     let files = RunFiles {
         bundle: bundle.clone(),
         socket: req.socket_dir.join(format!("{}.sock", short_name(&req.id))),
