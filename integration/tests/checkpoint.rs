@@ -297,3 +297,69 @@ fn a_foreground_restore_waits_for_the_container_returns_its_exit_and_removes_it(
     t.forget_ids();
     t.assert_nothing_left(&before, Some(&cg));
 }
+
+/// Accepts one connection on a console socket (in a thread) and returns the pty master
+/// the runtime sends on it.
+fn console_socket(path: &Path) -> std::thread::JoinHandle<Option<std::os::fd::OwnedFd>> {
+    use std::os::fd::AsRawFd;
+    let listener = std::os::unix::net::UnixListener::bind(path).expect("bind console socket");
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match listener.accept() {
+                Ok((c, _)) => return host::recv_fd(c.as_raw_fd()).ok().map(|(fd, _)| fd),
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                Err(_) => return None,
+            }
+        }
+    })
+}
+
+/// A container with a terminal: checkpointed while its master is held by the caller, and
+/// restored with `--console-socket`, where a new master arrives, on which the restored
+/// process goes on writing from where it was.
+#[test]
+fn a_container_with_a_terminal_restores_onto_a_new_pty_sent_to_the_console_socket() {
+    use std::os::fd::AsRawFd;
+    if !criu_runs_here() {
+        return;
+    }
+    let t = Test::exclusive("ckpt-tty");
+    let before = t.snapshot();
+    let id = t.id("orig");
+    let cg = t.cgroups_path("orig");
+    let mut b = t.bundle();
+    b.set("/process/terminal", json!(true)).sh("i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.1; done").set("/linux/cgroupsPath", json!(cg));
+    b.write();
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let sock = t.path("console.sock");
+    let accept = console_socket(&sock);
+    t.rt.cmd(&["create", "--console-socket", &s(&sock), "--bundle", &s(&b.dir), &id]).ok();
+    let master = accept.join().unwrap().expect("no pty master on the console socket");
+    t.rt.start(&id).ok();
+    let seen = String::from_utf8_lossy(&host::read_until_closed(master.as_raw_fd(), Duration::from_secs(2))).into_owned();
+    let last = |text: &str| text.lines().filter_map(|l| l.trim().strip_prefix("tick-")?.parse::<u64>().ok()).max().unwrap_or(0);
+    let before_dump = last(&seen);
+    assert!(before_dump > 0, "no ticks on the terminal: {seen:?}");
+
+    let (images, work) = (t.path("images"), t.path("work"));
+    let o = t.rt.cmd(&["checkpoint", "--image-path", &s(&images), "--work-path", &s(&work), &id]);
+    assert!(o.success(), "checkpoint failed\n{}\ncriu's errors:\n{}", o.describe(), criu_errors(&work.join("dump.log")));
+    drop(master);
+    t.rt.delete_force(&id).ok();
+
+    let rid = t.id("restored");
+    let sock2 = t.path("console2.sock");
+    let accept = console_socket(&sock2);
+    let o = t.rt.cmd(&["restore", "-d", "--console-socket", &s(&sock2), "--image-path", &s(&images), "--work-path", &s(&work), "--bundle", &s(&b.dir), &rid]);
+    assert!(o.success(), "restore failed\n{}\ncriu's errors:\n{}", o.describe(), criu_errors(&work.join("restore.log")));
+    let master = accept.join().unwrap().expect("no new pty master on the console socket at restore");
+    let seen = String::from_utf8_lossy(&host::read_until_closed(master.as_raw_fd(), Duration::from_secs(2))).into_owned();
+    assert!(last(&seen) > before_dump, "the restored process does not write on the new terminal past tick-{before_dump}: {seen:?}");
+    t.rt.kill(&rid, "KILL").ok();
+    t.rt.wait_status(&rid, "stopped", WAIT);
+    t.rt.delete(&rid).ok();
+    t.forget_ids();
+    t.assert_nothing_left(&before, Some(&cg));
+}

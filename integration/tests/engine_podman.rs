@@ -310,7 +310,7 @@ fn init(p: &Podman) {
 /// restore commands): a counter whose stdout is conmon's pipe goes on counting from where
 /// it was and still logs; `--leave-running` keeps it running; `--export`/`--import`
 /// restores into a new container from the tarball (the runtime restores with a new
-/// bundle). criu runs only in the VM lane (Debian's criu 3.17 fails on this host's kernel).
+/// bundle); a container with a terminal is restored onto a new pty. criu runs only in the VM lane (Debian's criu 3.17 fails on this host's kernel).
 fn checkpoint_restore(p: &Podman) {
     if !berth_integration::cgroup_support::v2::in_vm_lane() {
         suite::skip("Debian's criu 3.17 cannot checkpoint on this host's kernel; runs in the VM lane");
@@ -354,4 +354,17 @@ fn checkpoint_restore(p: &Podman) {
     count_past(&copy, imported);
     p.ok(&["rm", "-f", &copy]);
     let _ = std::fs::remove_file(&tar);
+
+    // With a terminal (-t) the pty's master is conmon's: the restore gets a new pty,
+    // whose master reaches conmon through the console socket, and the log goes on.
+    let tty = unique("ckpt-tty");
+    p.run_detached(&tty, &["-t", "--network", "none"], counter);
+    let before = count_past(&tty, 5);
+    p.ok(&["container", "checkpoint", &tty]);
+    p.ok(&["container", "restore", &tty]);
+    let after = count(&tty);
+    assert!(after >= before, "the count restarted: {after} after the restore, {before} before");
+    let now = count_past(&tty, after);
+    p.wait_log(&tty, &format!("tick-{now}"));
+    p.ok(&["rm", "-f", &tty]);
 }

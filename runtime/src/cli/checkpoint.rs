@@ -8,7 +8,7 @@ use super::args::{self, flag, opt, Flag};
 use super::Global;
 use crate::container::{Container, Status};
 use crate::error::{Error, Result};
-use crate::linux::criu;
+use crate::linux::{criu, criu_rpc};
 use std::path::{Path, PathBuf};
 
 const FLAGS: &[Flag] = &[
@@ -75,7 +75,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
     criu::write_descriptors(&opts.image_path, pid)?;
     let pre_dump = p.has("pre-dump");
     let leave_running = p.has("leave-running");
-    criu::dump(&criu::Dump { pid, opts: &opts, externals: &externals, leave_running, pre_dump, parent_path: p.get("parent-path").map(String::from) })?;
+    criu_rpc::dump(&criu_rpc::Dump { pid, opts: &opts, externals: &externals, leave_running, pre_dump, parent_path: p.get("parent-path").map(String::from) })?;
     if leave_running || pre_dump {
         return Ok(());
     }

@@ -84,9 +84,6 @@ pub fn main() -> i32 {
     if argv.get(1).map(|s| s.as_str()) == Some("init") && std::env::var_os(crate::spawn::INIT_SOCK_ENV).is_some() {
         return crate::init::main();
     }
-    if argv.len() == 1 && std::env::var_os("CRTOOLS_SCRIPT_ACTION").is_some() && std::env::var_os(restore::HOOKS_ID_ENV).is_some() {
-        return restore::hooks_main();
-    }
     // Split global flags from the subcommand: the first argument that is not a flag
     // (or a global flag's value) is the command.
     let rest = &argv[1..];
