@@ -8,11 +8,11 @@
 //!         [--secret id=ID,src=FILE]... [--runtime PATH] [--iidfile FILE] [-q]
 //!         [--output type=registry,name=REF]... [--push] [--cache-to type=registry,ref=R]
 //!         [--cache-from type=registry,ref=R] [REGISTRY FLAGS] CONTEXT
-//!   images [-q] [--format json]
-//!   inspect NAME
-//!   history [--no-trunc] NAME
+//!   images [-q] [--no-trunc] [--format FORMAT] [--filter KEY=VALUE]...
+//!   inspect [--format FORMAT] IMAGE
+//!   history [--no-trunc] [-q] [--format FORMAT] IMAGE
 //!   tag SOURCE TARGET
-//!   rmi NAME...
+//!   rmi [-f] IMAGE...
 //!   prune [--cache]
 //!   import [--compression gzip|zstd] [--message TEXT] TARBALL NAME
 //!   pull [REGISTRY FLAGS] [-q] REF
@@ -20,6 +20,11 @@
 //!   login [--tls-verify=false] [--authfile F] -u USER (--password-stdin | -p PASS) HOST
 //!   logout [--authfile F] HOST
 //!   load [-i] FILE [NAME]
+//!
+//! IMAGE: a name, an image id (the config digest) or a unique prefix of one (4+ hex).
+//! FORMAT: `json`, or a Go-template subset (see template.rs), `table ...` for columns.
+//! --filter: reference=PATTERN, label=KEY[=VALUE], dangling=true|false, before=IMAGE,
+//! since=IMAGE.
 //!
 //! REGISTRY FLAGS: --tls-verify=false, --insecure-registry HOST, --cert-file PEM,
 //! --creds USER:PASS, --authfile FILE, --platform OS/ARCH[/VARIANT]
@@ -32,6 +37,7 @@ pub mod args;
 mod build;
 mod images;
 pub mod remote;
+pub mod template;
 
 use std::path::PathBuf;
 
@@ -43,7 +49,7 @@ Commands:
   inspect  Show an image's manifest and config
   history  Show an image's history
   tag      Give an image another name
-  rmi      Remove image names
+  rmi      Remove image names (by name, or every name of an image id)
   prune    Remove unreferenced blobs, layers and temp files (--cache: also the build cache)
   import   Make an image from a rootfs tarball
   pull     Pull an image from a registry into the store
