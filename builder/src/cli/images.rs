@@ -351,7 +351,7 @@ pub fn prune(store: &Path, args: &[String]) -> Result<(), Fail> {
 }
 
 pub fn import(store: &Path, args: &[String]) -> Result<(), Fail> {
-    let p = parse(args, &[val("compression", None), val("message", Some('m'))]).map_err(Fail::usage)?;
+    let p = parse(args, &[val("compression", None), val("message", Some('m')), val("change", Some('c'))]).map_err(Fail::usage)?;
     let [tarball, name] = p.positionals.as_slice() else {
         return Err(Fail::usage("import needs TARBALL and NAME"));
     };
@@ -360,6 +360,16 @@ pub fn import(store: &Path, args: &[String]) -> Result<(), Fail> {
         opts.compression = Compression::parse(&c).map_err(Fail::usage)?;
     }
     opts.message = p.one("message");
+    // docker import's --change: Dockerfile config instructions, checked before anything is stored.
+    let changes = p.all("change");
+    if !changes.is_empty() {
+        let mut cc = berth_spec::image::ContainerConfig::default();
+        let mut author = None;
+        for c in &changes {
+            crate::working::change::apply(&mut cc, &mut author, c).map_err(|e| Fail::usage(e.to_string()))?;
+        }
+        opts.config = Some(cc);
+    }
     let s = open(store)?;
     let imported = if tarball == "-" {
         crate::layer::import_reader(&s, std::io::stdin(), name, &opts, "stdin", "berth-build import -")?

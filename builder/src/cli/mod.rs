@@ -14,7 +14,16 @@
 //!   tag SOURCE TARGET
 //!   rmi [-f] IMAGE...
 //!   prune [--cache]
-//!   import [--compression gzip|zstd] [--message TEXT] TARBALL NAME
+//!   import [--compression gzip|zstd] [--message TEXT] [--change INSTRUCTION]... TARBALL NAME
+//!   save [--format docker-archive|oci-archive] -o FILE IMAGE
+//!   from [--name NAME] IMAGE
+//!   run [-v SRC:DST[:ro]]... [--network host|none] NAME -- CMD...
+//!   copy [--chown USER[:GROUP]] NAME SRC... DST
+//!   config [--env K=V] [--cmd C] [--entrypoint E] [--workdir D] [--user U] [--label K=V]
+//!          [--port P] [--volume V] [--change INSTRUCTION] NAME
+//!   commit [--compression gzip|zstd] NAME IMAGE
+//!   rm NAME...
+//!   containers [-q] [--no-trunc] [--format FORMAT]
 //!   pull [REGISTRY FLAGS] [-q] REF
 //!   push [REGISTRY FLAGS] [--chunk-size N] [-q] NAME [REF]
 //!   login [--tls-verify=false] [--authfile F] -u USER (--password-stdin | -p PASS) HOST
@@ -38,6 +47,7 @@ mod build;
 mod images;
 pub mod remote;
 pub mod template;
+mod working;
 
 use std::path::PathBuf;
 
@@ -57,6 +67,16 @@ Commands:
   login    Log in to a registry
   logout   Log out of a registry
   load     Load an oci-archive or docker-archive into the store
+  save     Write an image as a docker-archive or oci-archive
+
+Working containers (scripted builds):
+  from        Make a working container from an image; prints its name
+  run         Run a command in a working container
+  copy        Copy files into a working container
+  config      Change a working container's image config
+  commit      Make an image of a working container's changes
+  rm          Remove working containers
+  containers  List working containers
 
 Global options:
   --store DIR   the image store (default: $BERTH_STORE, else /var/lib/berth)
@@ -146,6 +166,14 @@ pub fn main(argv: Vec<String>) -> i32 {
         "login" => remote::login(&store, &rest),
         "logout" => remote::logout(&store, &rest),
         "load" => remote::load(&store, &rest),
+        "from" => working::from(&store, &rest),
+        "run" => working::run(&store, &rest),
+        "copy" => working::copy(&store, &rest),
+        "config" => working::config(&store, &rest),
+        "commit" => working::commit(&store, &rest),
+        "rm" => working::rm(&store, &rest),
+        "containers" => working::containers(&store, &rest),
+        "save" => working::save(&store, &rest),
         other => Err(Fail::usage(format!("unknown command {other:?}"))),
     };
     match r {

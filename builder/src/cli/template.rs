@@ -25,12 +25,14 @@ pub struct Template {
     table: bool,
     /// `json`: each row as a JSON object.
     json_rows: bool,
+    /// The header of `{{.ID}}`: what the rows are the ids of.
+    id_header: &'static str,
 }
 
 impl Template {
     pub fn parse(format: &str) -> crate::Result<Template> {
         if format.trim() == "json" {
-            return Ok(Template { pieces: Vec::new(), table: false, json_rows: true });
+            return Ok(Template { pieces: Vec::new(), table: false, json_rows: true, id_header: "IMAGE ID" });
         }
         let (table, body) = match format.strip_prefix("table") {
             Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => (true, rest.trim_start()),
@@ -51,7 +53,13 @@ impl Template {
         if !rest.is_empty() {
             pieces.push(Piece::Text(rest.to_string()));
         }
-        Ok(Template { pieces, table, json_rows: false })
+        Ok(Template { pieces, table, json_rows: false, id_header: "IMAGE ID" })
+    }
+
+    /// Names the rows' `{{.ID}}` column (`CONTAINER ID`); default `IMAGE ID`.
+    pub fn id_header(mut self, h: &'static str) -> Template {
+        self.id_header = h;
+        self
     }
 
     /// `--format json`: the caller prints its JSON as it likes (inspect: pretty).
@@ -112,7 +120,10 @@ impl Template {
         for p in &self.pieces {
             match p {
                 Piece::Text(t) => out.push_str(t),
-                Piece::Field { path, .. } => out.push_str(&header_name(path.last().map(String::as_str).unwrap_or(""))),
+                Piece::Field { path, .. } => match path.last().map(String::as_str).unwrap_or("") {
+                    "ID" | "Id" => out.push_str(self.id_header),
+                    f => out.push_str(&header_name(f)),
+                },
             }
         }
         out
@@ -168,7 +179,6 @@ fn go_text(v: &Value) -> String {
 
 fn header_name(field: &str) -> String {
     match field {
-        "ID" | "Id" => "IMAGE ID".into(),
         "CreatedSince" => "CREATED".into(),
         "" => "VALUE".into(),
         f => {

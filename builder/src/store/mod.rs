@@ -582,6 +582,10 @@ impl Store {
                 }
             }
         }
+        // Working containers live on their base's layers (the base may have no name left).
+        let (cblobs, clayers) = crate::working::referenced(&self.root);
+        blobs.extend(cblobs.iter().map(|d| d.hex().to_string()));
+        layers.extend(clayers.iter().map(|d| d.hex().to_string()));
         for e in fs::read_dir(self.root.join("cache"))?.flatten() {
             let p = e.path();
             if opts.cache {
