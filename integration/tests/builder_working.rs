@@ -150,6 +150,12 @@ fn containers_lists_them_named_as_buildah_names_them() {
     assert_eq!(from(&b, &["--name", "mine"]), "mine");
     let o = b.bb(&["from", "--name", "mine", "busybox"]);
     o.failed().stderr_has("\"mine\" is already in use");
+    // By image id: named after the image's name.
+    let id = b.inspect("busybox")["Id"].as_str().unwrap().to_string();
+    let o = b.bb(&["from", &id[7..17]]);
+    o.ok();
+    assert_eq!(o.stdout, "busybox-working-container-2\n", "{}", o.describe());
+    b.bb(&["rm", "busybox-working-container-2"]).ok();
     let o = b.bb(&["containers"]);
     o.ok();
     let lines: Vec<&str> = o.stdout.lines().collect();
@@ -364,7 +370,11 @@ fn rmi_by_short_id_and_ambiguous_prefixes_name_the_candidates() {
     let o = b.bb(&["rmi", &prefix]);
     o.failed().stderr_has("ambiguous");
     assert!(o.stderr.contains(&ida[7..19]) && o.stderr.contains(&idb[7..19]), "the candidates are listed\n{}", o.describe());
-    b.bb(&["inspect", &prefix]).failed().stderr_has("ambiguous");
+    for cmd in ["inspect", "history", "from"] {
+        b.bb(&[cmd, &prefix]).failed().stderr_has("ambiguous");
+    }
+    b.bb(&["save", "-o", b.path("amb.tar").to_str().unwrap(), &prefix]).failed().stderr_has("ambiguous");
+    assert_eq!(b.bb(&["containers", "-q"]).stdout, "");
     // A longer, unique prefix removes the image (its only name).
     let o = b.bb(&["rmi", &ida[7..19]]);
     o.ok();

@@ -16,7 +16,7 @@
 //!   prune [--cache]
 //!   import [--compression gzip|zstd] [--message TEXT] [--change INSTRUCTION]... TARBALL NAME
 //!   save [--format docker-archive|oci-archive] -o FILE IMAGE
-//!   from [--name NAME] IMAGE
+//!   from [--name NAME] [REGISTRY FLAGS] IMAGE
 //!   run [-v SRC:DST[:ro]]... [--network host|none] NAME -- CMD...
 //!   copy [--chown USER[:GROUP]] NAME SRC... DST
 //!   config [--env K=V] [--cmd C] [--entrypoint E] [--workdir D] [--user U] [--label K=V]

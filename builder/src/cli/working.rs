@@ -16,14 +16,16 @@ fn open(store: &Path) -> Result<Store, Fail> {
     Store::open(store).map_err(|e| Fail::err(e.to_string()))
 }
 
-/// `from [--name NAME] IMAGE`: prints the container's name.
+/// `from [--name NAME] [REGISTRY FLAGS] IMAGE`: prints the container's name.
 pub fn from(store: &Path, args: &[String]) -> Result<(), Fail> {
-    let p = parse(args, &[val("name", None)]).map_err(Fail::usage)?;
+    let flags: Vec<_> = super::remote::REMOTE_FLAGS.iter().copied().chain([val("name", None)]).collect();
+    let p = parse(&super::remote::normalize_bool_flags(args), &flags).map_err(Fail::usage)?;
     let [image] = p.positionals.as_slice() else {
         return Err(Fail::usage("from needs exactly one IMAGE"));
     };
+    let remote = super::remote::remote_options(&p)?;
     let s = open(store)?;
-    let name = working::from(&s, image, p.one("name").as_deref(), &Default::default())?;
+    let name = working::from(&s, image, p.one("name").as_deref(), &remote)?;
     println!("{name}");
     Ok(())
 }

@@ -9,8 +9,8 @@
 //! ```
 //!
 //! A container is made in the store's tmp/ and renamed into place whole, so a name is
-//! taken only by a complete record. Its overlay is mounted only while `run`, `copy` or
-//! `commit` works (in the command's own mount namespace, see [`crate::isolation`]), so
+//! taken only by a complete record. Its overlay is mounted only while `run` or `copy`
+//! works (in the command's own mount namespace, see [`crate::isolation`]), so
 //! nothing stays mounted between commands. `commit` turns the upper dir into one layer,
 //! as a RUN step's snapshot does ([`crate::layer::diff`], then the dir is adopted as the
 //! layer's unpacked dir), writes the image and tags it; the container then continues
@@ -99,7 +99,12 @@ pub fn from(store: &Store, image: &str, name: Option<&str>, remote: &crate::remo
         let p = berth_spec::image::host_platform();
         (None, Vec::new(), ImageConfig { architecture: p.architecture, os: p.os, variant: p.variant, ..Default::default() })
     } else {
-        let d = crate::remote::pull::local_or_pull(store, image, remote, None).map_err(|e| crate::Error::msg(format!("image {image:?}: {e}")))?;
+        let d = match store.resolve(image) {
+            Ok(d) => d,
+            // An ambiguous id prefix is not a name to pull.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Err(e.into()),
+            Err(_) => crate::remote::pull::local_or_pull(store, image, remote, None).map_err(|e| crate::Error::msg(format!("image {image:?}: {e}")))?,
+        };
         let img = store.inspect(d.as_str())?;
         // Unpacked now: a container never waits for (or fails on) its base later.
         store.image_lowerdirs(&img)?;
@@ -109,7 +114,7 @@ pub fn from(store: &Store, image: &str, name: Option<&str>, remote: &crate::remo
         name: String::new(),
         id: random_hex()?,
         from: image.to_string(),
-        base,
+        base: base.clone(),
         layers,
         config,
         pending: Vec::new(),
@@ -120,7 +125,10 @@ pub fn from(store: &Store, image: &str, name: Option<&str>, remote: &crate::remo
     for d in ["upper", "work"] {
         fs::create_dir(tmp.path().join(d))?;
     }
-    let wanted = name.map(str::to_string).unwrap_or_else(|| default_name(image));
+    // Given by id, a container is named after the image's name, as buildah does.
+    let by_id = base.as_ref().is_some_and(|d| crate::store::normalize_name(image).ok().and_then(|n| store.resolve(&n).ok()).as_ref() != Some(d));
+    let named = if by_id { base.as_ref().and_then(|d| store.names_of(d).ok()).and_then(|n| n.into_iter().next()) } else { None };
+    let wanted = name.map(str::to_string).unwrap_or_else(|| default_name(named.as_deref().unwrap_or(image)));
     for i in 0.. {
         let n = match (name, i) {
             (_, 0) => wanted.clone(),
