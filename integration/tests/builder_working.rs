@@ -8,10 +8,11 @@
 
 use berth_build::export::{export, ExportFormat, ExportOptions};
 use berth_build::store::Store;
-use berth_integration::builder_support::{Bt, Out};
-use berth_integration::Value;
+use berth_integration::builder_support::{builder_bin, Bt, Out};
+use berth_integration::{procs, Value};
 use std::collections::HashMap;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
@@ -387,5 +388,54 @@ fn rmi_by_short_id_and_ambiguous_prefixes_name_the_candidates() {
     let o = b.bb(&["rmi", "-f", &idb[7..19]]);
     o.ok();
     assert!(o.stdout.contains("amb:b") && o.stdout.contains("amb:c"), "{}", o.describe());
+    b.assert_clean();
+}
+
+#[test]
+fn sigterm_of_run_ends_the_command_and_leaves_the_container_usable() {
+    let b = Bt::new("bw-sigterm");
+    let c = from(&b, &[]);
+    let out = b.path("run.out");
+    let mut cmd = Command::new(builder_bin());
+    cmd.arg("--store").arg(&b.store).args(["run", &c, "--", "sh", "-c", "echo started; exec sleep 300"]);
+    cmd.stdin(Stdio::null()).stdout(std::fs::File::create(&out).unwrap()).stderr(Stdio::null());
+    let mut child = procs::spawn(&mut cmd).expect("spawn berth-build run");
+    let pid = child.id();
+    // Killed and reaped even if an assertion below fails.
+    struct Reap(Option<std::process::Child>);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            if let Some(mut c) = self.0.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+                procs::untrack(c.id());
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&out).unwrap_or_default().contains("started") {
+        assert!(Instant::now() < deadline, "the command did not start");
+        assert!(child.try_wait().unwrap().is_none(), "berth-build run ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    procs::signal(pid as i32, libc::SIGTERM);
+    let mut guard = Reap(Some(child));
+    let c2 = guard.0.as_mut().unwrap();
+    let status = loop {
+        if let Some(s) = c2.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "berth-build run did not end after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    guard.0.take();
+    procs::untrack(pid);
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+    // No process, mount or temp dir is left, and the container still works.
+    b.assert_clean();
+    let o = b.bb(&["run", &c, "--", "echo", "again"]);
+    o.ok();
+    assert_eq!(o.stdout, "again\n");
+    b.bb(&["rm", &c]).ok();
     b.assert_clean();
 }

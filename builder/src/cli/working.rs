@@ -40,6 +40,8 @@ struct Mounted {
 
 fn prepare(s: &Store, c: &Container) -> Result<(Mounted, crate::overlay::Mounted), Fail> {
     let work = s.temp_dir("wc")?;
+    // Removed by the signal cleanup too (after the container and the mount).
+    crate::cleanup::add_dir(work.path());
     let mut links = LinkDir::new(&work.path().join("l"))?;
     let merged = work.path().join("m");
     std::fs::create_dir(&merged)?;
