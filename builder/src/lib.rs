@@ -21,5 +21,6 @@ pub mod registry;
 pub mod remote;
 pub mod rootfs;
 pub mod store;
+pub mod working;
 
 pub use error::{Context, Error, ErrorKind, Result};
