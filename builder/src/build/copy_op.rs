@@ -226,7 +226,7 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
                                     format!("{shown}: subdir {sub:?} not found in {} at {} (commit {})", src.remote, src.ref_shown(), resolved.commit),
                                 ));
                             }
-                            sub.clone()
+                            copy::git::literal_pattern(sub)
                         }
                         None => ".".to_string(),
                     };

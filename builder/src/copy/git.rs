@@ -148,6 +148,19 @@ pub fn clean_subdir(s: &str) -> Result<Option<String>, String> {
     Ok(if parts.is_empty() { None } else { Some(parts.join("/")) })
 }
 
+/// The subdir as a source pattern that matches only itself: it names one path of the
+/// tree, and `*`, `?`, `[` in a directory name are not wildcards there.
+pub fn literal_pattern(subdir: &str) -> String {
+    let mut out = String::with_capacity(subdir.len());
+    for c in subdir.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Whether `s` is a full commit sha (sha1 or sha256 object format).
 pub fn is_full_sha(s: &str) -> bool {
     (s.len() == 40 || s.len() == 64) && s.bytes().all(|c| c.is_ascii_hexdigit())
@@ -494,6 +507,14 @@ mod tests {
         let e = check_commit(&"b".repeat(40), &g, &res).unwrap_err().to_string();
         assert!(e.contains(&"a".repeat(40)) && e.contains(&"b".repeat(40)) && e.contains("main"), "{e}");
         assert!(check_commit("sha256:abc", &g, &res).unwrap_err().to_string().contains("full commit sha"));
+    }
+
+    #[test]
+    fn subdir_patterns_match_only_the_subdir() {
+        let pat = literal_pattern("a*/b?[c]\\d");
+        assert_eq!(pat, "a\\*/b\\?\\[c\\]\\\\d");
+        assert!(pat.split('/').all(|seg| !crate::context::pattern::has_wildcards(seg)));
+        assert_eq!(crate::context::pattern::unescape(&pat), "a*/b?[c]\\d");
     }
 
     #[test]
