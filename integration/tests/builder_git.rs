@@ -185,6 +185,7 @@ fn add_from_git_refuses_what_cannot_be_fetched_naming_the_line() {
     let wrong = "0".repeat(40);
     let cases = [
         (format!("ADD {url}#nope /x/"), format!("Dockerfile:2: ADD {url}#nope: git ref \"nope\" not found in {url}")),
+        (format!("ADD {url}#{wrong} /x/"), format!("commit {wrong} not found in {url}")),
         (format!("ADD {url}#main:nosuch /x/"), "subdir \"nosuch\" not found".to_string()),
         (format!("ADD {url}#main:../up /x/"), "leads out of the repository".to_string()),
         (format!("ADD --checksum={wrong} {url}#dev /x/"), format!("dev in {url} is commit {c2}, expected {wrong}")),

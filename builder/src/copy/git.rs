@@ -358,16 +358,35 @@ impl Git {
             None => res.commit.clone(),
         };
         let has_commit = || -> crate::Result<bool> { Ok(self.run(d, &["cat-file", "-e", &format!("{}^{{commit}}", res.commit)], LS_REMOTE_TIMEOUT)?.ok) };
-        let shallow = self.run(d, &["fetch", "-q", "--no-tags", "--depth=1", "origin", &spec], FETCH_TIMEOUT)?;
-        if !shallow.ok || !has_commit()? {
-            let full = self.run(d, &["fetch", "-q", "--no-tags", "origin", &spec], FETCH_TIMEOUT)?;
-            if !full.ok {
-                return Err(fail("fetch", &full));
+        // Depth 1 first; dumb HTTP cannot, and a branch may have moved on since it was
+        // resolved (its commit is then deeper). A sha is asked for by name, which servers
+        // of protocol v0 refuse unless configured: then every branch and tag is fetched.
+        let mut attempts: Vec<Vec<&str>> =
+            vec![vec!["fetch", "-q", "--no-tags", "--depth=1", "origin", &spec], vec!["fetch", "-q", "--no-tags", "origin", &spec]];
+        if res.refname.is_none() {
+            attempts.push(vec!["fetch", "-q", "--no-tags", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]);
+        }
+        let (mut found, mut any_fetched, mut last_failure) = (false, false, None);
+        for args in &attempts {
+            let ran = self.run(d, args, FETCH_TIMEOUT)?;
+            if ran.ok {
+                any_fetched = true;
+                if has_commit()? {
+                    found = true;
+                    break;
+                }
+            } else {
+                last_failure = Some(ran);
             }
-            if !has_commit()? {
-                // The branch moved on since it was resolved, or the sha is not in the remote.
-                return Err(Error::new(ErrorKind::NotFound, format!("commit {} ({}) not found in {}", res.commit, src.ref_shown(), src.remote)));
-            }
+        }
+        if !found {
+            return Err(match last_failure {
+                Some(ran) if !any_fetched => fail("fetch", &ran),
+                _ => {
+                    let via = res.refname.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
+                    Error::new(ErrorKind::NotFound, format!("commit {}{via} not found in {}", res.commit, src.remote))
+                }
+            });
         }
         let ran = match res.refname.as_deref().and_then(|r| r.strip_prefix("refs/heads/")) {
             Some(branch) => self.run(d, &["checkout", "-q", "-B", branch, &res.commit], FETCH_TIMEOUT)?,
