@@ -38,7 +38,7 @@ pub struct Dockerd {
     containerd: Option<i32>,
     // Held until both daemons are gone; closing it lets the namespace (docker0, its
     // iptables rules) go away with them.
-    _netns: NetNs,
+    netns: NetNs,
 }
 
 /// Why the buildkit subject cannot run here, if it cannot.
@@ -98,7 +98,7 @@ impl Dockerd {
     pub fn start(ctx: &mut Ctx, dir: &Path) -> Result<Dockerd> {
         std::fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
         let netns = NetNs::bare()?;
-        let mut d = Dockerd { dir: dir.to_path_buf(), sock: dir.join("docker.sock"), dockerd: None, containerd: None, _netns: netns };
+        let mut d = Dockerd { dir: dir.to_path_buf(), sock: dir.join("docker.sock"), dockerd: None, containerd: None, netns };
         match d.start_daemons(ctx) {
             Ok(()) => Ok(d),
             Err(e) => {
@@ -109,7 +109,7 @@ impl Dockerd {
     }
 
     fn start_daemons(&mut self, ctx: &mut Ctx) -> Result<()> {
-        let fd = self._netns.raw();
+        let fd = self.netns.raw();
         let mut lo = ctx.command(Path::new("ip"), None, &["link", "set", "lo", "up"], "bk-lo", false)?;
         // SAFETY: setns is async-signal-safe; the forked child is single-threaded.
         unsafe {
@@ -124,7 +124,7 @@ impl Dockerd {
         let ctd_sock = self.dir.join("containerd.sock");
         let conf = containerd::write_config(&self.dir, &ctd_sock, "the bench's dockerd (BuildKit)")?;
         let log = self.dir.join("containerd.log");
-        let mut cmd = daemon_command(containerd::CONTAINERD, &["--config".as_ref(), conf.as_os_str()], &self._netns, &log)?;
+        let mut cmd = daemon_command(containerd::CONTAINERD, &["--config".as_ref(), conf.as_os_str()], &self.netns, &log)?;
         self.containerd = Some(ctx.procs.spawn(&mut cmd)?);
         self.wait_until(ctx, "containerd", &log, |_| ctd_sock.exists())?;
 
@@ -141,7 +141,7 @@ impl Dockerd {
         let text = serde_json::to_string_pretty(&conf).map_err(|e| e.to_string())?;
         std::fs::write(&conf_path, text).map_err(|e| format!("write {}: {e}", conf_path.display()))?;
         let log = self.dir.join("dockerd.log");
-        let mut cmd = daemon_command(docker::DOCKERD, &["--config-file".as_ref(), conf_path.as_os_str()], &self._netns, &log)?;
+        let mut cmd = daemon_command(docker::DOCKERD, &["--config-file".as_ref(), conf_path.as_os_str()], &self.netns, &log)?;
         self.dockerd = Some(ctx.procs.spawn(&mut cmd)?);
         let sock = self.sock.clone();
         self.wait_until(ctx, "dockerd", &log, |ctx| {
