@@ -51,7 +51,7 @@ impl Server {
     fn git_daemon(dir: &Path) -> Server {
         let port = free_port();
         // git-daemon itself, not the `git` wrapper: the pid killed is the server's.
-        let exec_path = Command::new("git").arg("--exec-path").output().expect("git --exec-path");
+        let exec_path = berth_integration::procs::output(Command::new("git").arg("--exec-path")).expect("git --exec-path");
         let exec_path = String::from_utf8_lossy(&exec_path.stdout).trim().to_string();
         let mut c = Command::new(Path::new(&exec_path).join("git-daemon"));
         c.args(["--reuseaddr", "--export-all", "--informative-errors", "--listen=127.0.0.1"])
@@ -121,7 +121,7 @@ fn serve_repo(b: &Bt, repo: &Path) -> (Server, String) {
 }
 
 fn have_git_and_python() -> bool {
-    let ok = |c: &str| Command::new(c).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = |c: &str| berth_integration::procs::output(Command::new(c).arg("--version")).is_ok_and(|o| o.status.success());
     if ok("git") && ok("python3") {
         return true;
     }

@@ -31,7 +31,7 @@ fn from(b: &Bt, extra: &[&str]) -> String {
 /// The file names in a stored layer blob (gzip tar), as `tar -t` lists them.
 fn layer_entries(b: &Bt, digest: &str) -> Vec<String> {
     let blob = b.store.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
-    let o = Command::new("tar").arg("-tzf").arg(&blob).output().expect("run tar");
+    let o = berth_integration::procs::output(Command::new("tar").arg("-tzf").arg(&blob)).expect("run tar");
     assert!(o.status.success(), "tar -tzf {}: {}", blob.display(), String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim_start_matches("./").trim_end_matches('/').to_string()).filter(|l| !l.is_empty()).collect()
 }
@@ -217,7 +217,7 @@ fn import_change_sets_the_config() {
     let dir = b.t.mkdir("root");
     b.write(&dir.join("hello.txt"), "hi\n");
     let tar = b.path("root.tar");
-    assert!(Command::new("tar").arg("-C").arg(&dir).arg("-cf").arg(&tar).arg(".").status().unwrap().success());
+    assert!(berth_integration::procs::output(Command::new("tar").arg("-C").arg(&dir).arg("-cf").arg(&tar).arg(".")).unwrap().status.success());
     let t = tar.to_str().unwrap();
     b.bb(&["import", "--change", r#"CMD ["cat", "/hello.txt"]"#, "--change", "ENV A=1", "-c", "WORKDIR /srv", t, "imp:1"]).ok();
     let cfg = &b.inspect("imp:1")["Config"]["config"];
@@ -240,12 +240,13 @@ fn save_writes_archives_that_skopeo_reads() {
     for (format, transport, by) in [("docker-archive", "docker-archive", "wc/save:1"), ("oci-archive", "oci-archive", short)] {
         let file = b.path(&format!("{format}.tar"));
         b.bb(&["save", "--format", format, "-o", file.to_str().unwrap(), by]).ok();
-        let out = Command::new("skopeo").arg("inspect").arg(format!("{transport}:{}", file.display())).output().expect("run skopeo");
+        let out = berth_integration::procs::output(Command::new("skopeo").arg("inspect").arg(format!("{transport}:{}", file.display()))).expect("run skopeo");
         assert!(out.status.success(), "skopeo inspect {format}: {}", String::from_utf8_lossy(&out.stderr));
         let v = json(&String::from_utf8_lossy(&out.stdout));
         assert_eq!(v["Layers"].as_array().map(|l| l.len()), Some(layers), "{format}: {v}");
         assert_eq!(v["Labels"]["org.example"], "yes", "{format}: {v}");
-        let cfg = Command::new("skopeo").args(["inspect", "--config"]).arg(format!("{transport}:{}", file.display())).output().unwrap();
+        let cfg =
+            berth_integration::procs::output(Command::new("skopeo").args(["inspect", "--config"]).arg(format!("{transport}:{}", file.display()))).unwrap();
         assert!(cfg.status.success());
         assert_eq!(berth_integration::builder_support::sha256_hex(&cfg.stdout).len(), 64);
     }

@@ -138,12 +138,23 @@ pub fn run(store: &Path, args: &[String]) -> Result<(), Fail> {
         };
         let mut stubs = crate::exec::Stubs::default();
         let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+        let mut shown = [0usize; 2];
         let fin = crate::exec::run(&tools, &req, &mut stubs, &mut |stream, data| {
             let _ = if stream == 2 { err.write_all(data) } else { out.write_all(data).and_then(|_| out.flush()) };
+            shown[(stream == 2) as usize] += data.len();
         });
         mount.unmount().map_err(|e| Fail::err(format!("unmount {}: {e}", m.merged.display())))?;
         stubs.remove_from(&c.upper());
         let fin = fin?;
+        if fin.dropped {
+            // The shim let go of us (a slow reader) before the end: the rest of each
+            // stream is in its log. A script reads this output, so nothing is repeated.
+            for (i, name) in ["stdout", "stderr"].into_iter().enumerate() {
+                let full = crate::exec::run_log_stream(&run_dir, name);
+                let rest = full.as_bytes().get(shown[i]..).unwrap_or_default();
+                let _ = if i == 1 { err.write_all(rest) } else { out.write_all(rest).and_then(|_| out.flush()) };
+            }
+        }
         c.record.pending.push(format!("RUN {}", cmd.join(" ")));
         c.save()?;
         Ok(fin.code)

@@ -131,6 +131,11 @@ pub fn run_log(run_dir: &Path) -> String {
     shim::read_log(&run_dir.join("log"))
 }
 
+/// One stream of [`run_log`].
+pub fn run_log_stream(run_dir: &Path, stream: &str) -> String {
+    shim::read_log_stream(&run_dir.join("log"), stream)
+}
+
 /// (mode, uid, gid) of a directory.
 type Owner = (u32, u32, u32);
 

@@ -228,12 +228,24 @@ fn reap(pid: i32, timeout: Duration) {
 /// The container's output from the shim's k8s-file log (for when the attach client was
 /// dropped): the text of every entry, lines rejoined.
 pub fn read_log(path: &Path) -> String {
+    read_log_of(path, None)
+}
+
+/// The same for one stream (`stdout` or `stderr`).
+pub fn read_log_stream(path: &Path, stream: &str) -> String {
+    read_log_of(path, Some(stream))
+}
+
+fn read_log_of(path: &Path, only: Option<&str>) -> String {
     let Ok(text) = std::fs::read_to_string(path) else { return String::new() };
     let mut out = String::new();
     for line in text.lines() {
         // <time> <stream> <P|F> <text>
         let mut parts = line.splitn(4, ' ');
-        let (_, _, tag, msg) = (parts.next(), parts.next(), parts.next(), parts.next().unwrap_or(""));
+        let (_, stream, tag, msg) = (parts.next(), parts.next(), parts.next(), parts.next().unwrap_or(""));
+        if only.is_some_and(|o| stream != Some(o)) {
+            continue;
+        }
         out.push_str(msg);
         if tag == Some("F") {
             out.push('\n');
@@ -251,4 +263,21 @@ pub fn runtime_message(text: &str) -> String {
     let m = rest[..end].replace("\\\"", "\"");
     let m = m.split_once(" failed: ").map(|(a, b)| if a.split_whitespace().count() <= 2 { b.to_string() } else { m.clone() }).unwrap_or(m.clone());
     m.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_gives_each_stream_back_with_partial_lines_joined() {
+        let dir = std::env::temp_dir().join(format!("berth-shimlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        std::fs::write(&log, "t stdout P still \nt stderr F oops\nt stdout F here\nt stdout P no-newline\n").unwrap();
+        assert_eq!(read_log_stream(&log, "stdout"), "still here\nno-newline");
+        assert_eq!(read_log_stream(&log, "stderr"), "oops\n");
+        assert_eq!(read_log(&log), "still oops\nhere\nno-newline");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
