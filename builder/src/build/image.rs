@@ -1,5 +1,5 @@
-//! The built image: config blob (creation time = now or SOURCE_DATE_EPOCH), manifest, tags
-//! and outputs.
+//! The built image: config blob (creation time: see [`super::times`]), manifest, tags and
+//! outputs.
 
 use berth_spec::image::{ImageConfig, Manifest};
 
@@ -7,9 +7,9 @@ use super::{Builder, Built, StageResult};
 use crate::export::{self, ExportFormat, ExportOptions};
 
 /// The image config of a stage result, as written.
-pub fn image_config(r: &StageResult) -> ImageConfig {
+pub fn image_config(r: &StageResult, epoch: Option<i64>) -> ImageConfig {
     let mut c = r.config.clone();
-    c.created = Some(crate::store::now_rfc3339());
+    super::times::set_image_created(epoch, &mut c);
     c.rootfs.diff_ids = r.diff_ids();
     if let Some(cc) = c.config.as_mut() {
         if cc.on_build.as_ref().is_some_and(|v| v.is_empty()) {
@@ -23,7 +23,7 @@ pub fn image_config(r: &StageResult) -> ImageConfig {
 pub fn finish(b: &Builder, r: &StageResult) -> Result<Built, String> {
     let id = b.progress.start("exporting to image");
     let res = (|| -> Result<Built, String> {
-        let config = image_config(r);
+        let config = image_config(r, b.epoch);
         let cdesc = b.store.put_config(&config).map_err(|e| e.to_string())?;
         let manifest = Manifest::new(cdesc, r.layers.iter().map(|l| l.blob.clone()).collect());
         let mdesc = b.store.put_manifest(&manifest).map_err(|e| e.to_string())?;

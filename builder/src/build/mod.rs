@@ -22,6 +22,7 @@ pub mod ops;
 pub mod run_op;
 pub mod stage;
 pub mod step;
+pub mod times;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -150,6 +151,10 @@ pub struct Builder {
     pub compression: Compression,
     /// The cache keys of the steps so far, hits and misses.
     pub cache_keys: Vec<Digest>,
+    /// SOURCE_DATE_EPOCH (see [`times`]).
+    pub epoch: Option<i64>,
+    /// The diff_ids of the layers of base images (kept as they are at export).
+    pub base_layers: std::collections::HashSet<Digest>,
 }
 
 pub(crate) fn beside_exe(name: &str) -> PathBuf {
@@ -202,7 +207,10 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
     let build_args = BuildArgs::from_flags(&opts.build_args, &|k| std::env::var(k).ok()).with_platforms(platform.clone(), platform);
     let globals = build_args.global_scope(&df).map_err(|e| e.to_string())?;
     let needed = df.stages_needed_with(opts.target.as_deref(), &build_args).map_err(|e| e.to_string())?;
-    let unused = build_args.unused_in(&df, &needed);
+    let epoch = times::source_date_epoch(&build_args)?;
+    let mut unused = build_args.unused_in(&df, &needed);
+    // Like BuildKit: the build arg sets the build's epoch, declared or not.
+    unused.retain(|k| k != times::ARG);
     if !unused.is_empty() {
         progress.message(&format!("[warning] one or more build args were not consumed: {}", unused.join(", ")));
     }
@@ -235,6 +243,8 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
         multi: needed.len() > 1,
         compression: opts.compression,
         cache_keys: Vec::new(),
+        epoch,
+        base_layers: Default::default(),
     };
     let result = (|| -> Result<Built, String> {
         for &i in &needed {
@@ -242,7 +252,8 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
             b.results[i] = Some(r);
         }
         let target = *needed.last().expect("at least the target stage");
-        let r = b.results[target].clone().expect("built");
+        let mut r = b.results[target].clone().expect("built");
+        r.layers = times::clamp_layers(&b, &r.layers)?;
         image::finish(&b, &r)
     })();
     drop(work);
