@@ -2,7 +2,8 @@
 //! (unchanged rebuilds, SOURCE_DATE_EPOCH), `--platform`, and the docker/buildx build
 //! flags. Same needs as tests/builder.rs: root, busybox-static, the built binaries.
 
-use berth_integration::builder_support::{run_cmd, Bt, BuildOutput, Out};
+use berth_integration::builder_support::{run_cmd, sha256_hex, Bt, BuildOutput, Out};
+use berth_integration::Value;
 use std::path::Path;
 use std::process::Command;
 
@@ -135,4 +136,103 @@ fn same_source_date_epoch_gives_the_same_digest_in_clean_stores_whatever_the_fil
     assert!(o.stderr.contains("SOURCE_DATE_EPOCH") && o.stderr.contains("yesterday"), "{}", o.describe());
     one.assert_clean();
     two.assert_clean();
+}
+
+/// The host's platform as berth-build names it, and one it cannot run.
+fn host_and_foreign() -> (&'static str, &'static str) {
+    if std::env::consts::ARCH == "x86_64" {
+        ("linux/amd64", "linux/arm64")
+    } else {
+        (if std::env::consts::ARCH == "aarch64" { "linux/arm64" } else { "linux/unknown" }, "linux/amd64")
+    }
+}
+
+#[test]
+fn a_platform_the_host_cannot_run_is_refused_before_any_step() {
+    let b = Bt::new("ci-platform");
+    let (host, foreign) = host_and_foreign();
+    let ctx = b.context("ctx", &[("Dockerfile", "FROM busybox\nRUN echo ran > /ran\n")]);
+    let (id, _) = build_id(&b, &ctx, &["--platform", host], &[]);
+    let v = b.inspect(&id);
+    assert_eq!(format!("{}/{}", v["Config"]["os"].as_str().unwrap(), v["Config"]["architecture"].as_str().unwrap()), host);
+
+    let o = b.build(&ctx, &["--platform", foreign, "--no-cache"]);
+    o.failed();
+    assert!(o.stderr.contains(&format!("--platform {foreign}")) && o.stderr.contains(host), "{}", o.describe());
+    assert!(!o.stderr.contains("RUN echo ran"), "a step ran:\n{}", o.describe());
+    let o = b.build(&ctx, &["--platform", &format!("{host},{foreign}")]);
+    o.failed();
+    assert!(o.stderr.contains("multi-platform"), "{}", o.describe());
+
+    let ctx =
+        b.context("ctx2", &[("Dockerfile", &format!("FROM busybox AS a\nRUN echo ran > /ran\nFROM --platform={foreign} busybox\nCOPY --from=a /ran /\n"))]);
+    let o = b.build(&ctx, &["--no-cache"]);
+    o.failed();
+    assert!(o.stderr.contains(&format!("Dockerfile:3: FROM --platform {foreign}")), "{}", o.describe());
+    assert!(!o.stderr.contains("RUN echo ran"), "a step ran:\n{}", o.describe());
+    // The automatic platform args name the host's.
+    let ctx = b.context("ctx3", &[("Dockerfile", "FROM --platform=$BUILDPLATFORM busybox\nRUN echo ran > /ran\n")]);
+    b.build(&ctx, &["--platform", host]).ok();
+    b.assert_clean();
+}
+
+/// Rewrites the one image of the OCI layout `dir` to say it is for `platform`
+/// (config `os`/`architecture`, and the index entry), as a foreign image would.
+fn retarget(dir: &Path, platform: &str) {
+    let (os, arch) = platform.split_once('/').unwrap();
+    let blob = |d: &str| dir.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+    let put = |v: &Value| -> (String, usize) {
+        let bytes = serde_json::to_vec(v).unwrap();
+        let d = format!("sha256:{}", sha256_hex(&bytes));
+        std::fs::write(blob(&d), &bytes).unwrap();
+        (d, bytes.len())
+    };
+    let index_path = dir.join("index.json");
+    let mut index: Value = serde_json::from_str(&read(&index_path)).unwrap();
+    let mut manifest: Value = serde_json::from_str(&read(&blob(index["manifests"][0]["digest"].as_str().unwrap()))).unwrap();
+    let mut config: Value = serde_json::from_str(&read(&blob(manifest["config"]["digest"].as_str().unwrap()))).unwrap();
+    config["os"] = os.into();
+    config["architecture"] = arch.into();
+    let (d, n) = put(&config);
+    manifest["config"]["digest"] = d.into();
+    manifest["config"]["size"] = n.into();
+    let (d, n) = put(&manifest);
+    let entry = &mut index["manifests"][0];
+    entry["digest"] = d.into();
+    entry["size"] = n.into();
+    if entry.get("platform").is_some() {
+        entry["platform"] = serde_json::json!({"os": os, "architecture": arch});
+    }
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+#[test]
+fn a_base_image_for_another_platform_is_refused_before_any_step() {
+    let b = Bt::new("ci-foreign-base");
+    let (host, foreign) = host_and_foreign();
+    let layout = b.path("layout");
+    let ctx = b.context("ctx", &[("Dockerfile", "FROM busybox\n")]);
+    b.build(&ctx, &["-t", "foreign:1", "-o", &format!("type=oci,dest={}", layout.display())]).ok();
+    retarget(&layout, foreign);
+    sh(&b.t.dir, &format!("tar -C {} -cf foreign.tar .", layout.display())).ok();
+    b.bb(&["load", "foreign.tar", "foreign:arm"]).ok();
+
+    let df = "FROM busybox AS first\nRUN echo ran > /ran\nFROM foreign:arm\nCOPY --from=first /ran /ran\n";
+    let ctx = b.context("ctx2", &[("Dockerfile", df)]);
+    for flags in [&[][..], &["--platform", host][..]] {
+        let mut f = vec!["--no-cache"];
+        f.extend_from_slice(flags);
+        let o = b.build(&ctx, &f);
+        o.failed();
+        assert!(
+            o.stderr.contains("Dockerfile:3") && o.stderr.contains("\"foreign:arm\"") && o.stderr.contains(foreign) && o.stderr.contains(host),
+            "{}",
+            o.describe()
+        );
+        assert!(!o.stderr.contains("RUN echo ran"), "a step ran:\n{}", o.describe());
+    }
+    // The same base for the host's platform builds.
+    let ok = b.context("ctx3", &[("Dockerfile", &df.replace("foreign:arm", "foreign:1"))]);
+    b.build(&ok, &["--platform", host]).ok();
+    b.assert_clean();
 }

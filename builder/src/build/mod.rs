@@ -19,6 +19,7 @@ pub mod copy_op;
 pub mod image;
 pub mod meta;
 pub mod ops;
+pub mod platform;
 pub mod run_op;
 pub mod stage;
 pub mod step;
@@ -181,6 +182,8 @@ fn read_dockerfile(opts: &BuildOptions) -> Result<(String, String, Option<PathBu
 /// Runs a build. Errors are complete messages (with the Dockerfile line where one
 /// applies).
 pub fn build(opts: &BuildOptions) -> Result<Built, String> {
+    // Before anything: a platform this host cannot run is refused.
+    let target_platform = platform::target(opts.remote.platform.as_deref())?;
     let (text, file, path) = read_dockerfile(opts)?;
     let df: Dockerfile = dockerfile::parse(&text, &file).map_err(|e| e.to_string())?;
     let progress = Progress::new(opts.progress);
@@ -247,6 +250,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
         base_layers: Default::default(),
     };
     let result = (|| -> Result<Built, String> {
+        platform::check_stages(&b, &df, &globals, &needed, &target_platform)?;
         for &i in &needed {
             let r = stage::build_stage(&mut b, &df, &build_args, &globals, i)?;
             b.results[i] = Some(r);
