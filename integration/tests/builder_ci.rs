@@ -212,7 +212,7 @@ fn a_base_image_for_another_platform_is_refused_before_any_step() {
     let (host, foreign) = host_and_foreign();
     let layout = b.path("layout");
     let ctx = b.context("ctx", &[("Dockerfile", "FROM busybox\n")]);
-    b.build(&ctx, &["-t", "foreign:1", "-o", &format!("type=oci,dest={}", layout.display())]).ok();
+    b.build(&ctx, &["-t", "foreign:1", "-o", &format!("type=oci,dest={},tar=false", layout.display())]).ok();
     retarget(&layout, foreign);
     sh(&b.t.dir, &format!("tar -C {} -cf foreign.tar .", layout.display())).ok();
     b.bb(&["load", "foreign.tar", "foreign:arm"]).ok();
@@ -234,5 +234,323 @@ fn a_base_image_for_another_platform_is_refused_before_any_step() {
     // The same base for the host's platform builds.
     let ok = b.context("ctx3", &[("Dockerfile", &df.replace("foreign:arm", "foreign:1"))]);
     b.build(&ok, &["--platform", host]).ok();
+    b.assert_clean();
+}
+
+#[test]
+fn label_annotation_and_metadata_file_describe_the_image_as_buildx_does() {
+    let b = Bt::new("ci-meta");
+    let ctx = b.context("ctx", &[("Dockerfile", "FROM busybox\nLABEL a=from-dockerfile keep=yes\n")]);
+    let layout = b.path("layout");
+    let meta = b.path("meta.json");
+    let o = b.build(
+        &ctx,
+        &[
+            "-t",
+            "ann:1",
+            "--label",
+            "a=from-flag",
+            "--label",
+            "b=2",
+            "--annotation",
+            "org.opencontainers.image.title=app",
+            "--annotation",
+            "manifest:m=1",
+            "--annotation",
+            "manifest-descriptor:d=1",
+            "--annotation",
+            "index:i=1",
+            "--provenance=false",
+            "--sbom=false",
+            "--metadata-file",
+            meta.to_str().unwrap(),
+            "-o",
+            &format!("type=oci,dest={},tar=false", layout.display()),
+        ],
+    );
+    o.ok();
+    let v = b.inspect("ann:1");
+    let labels = &v["Config"]["config"]["Labels"];
+    assert_eq!((labels["a"].as_str(), labels["b"].as_str(), labels["keep"].as_str()), (Some("from-flag"), Some("2"), Some("yes")), "{v}");
+    let ann = &v["Manifest"]["annotations"];
+    assert_eq!((ann["org.opencontainers.image.title"].as_str(), ann["m"].as_str()), (Some("app"), Some("1")), "{v}");
+    assert!(ann.get("d").is_none() && ann.get("i").is_none(), "{v}");
+    let index: Value = serde_json::from_str(&read(&layout.join("index.json"))).unwrap();
+    assert_eq!(index["annotations"]["i"], "1", "{index}");
+    assert_eq!(index["manifests"][0]["annotations"]["d"], "1", "{index}");
+    assert_eq!(index["manifests"][0]["digest"], v["Id"], "{index}");
+
+    let m: Value = serde_json::from_str(&read(&meta)).unwrap();
+    assert_eq!(m["containerimage.digest"], v["Id"], "{m}");
+    assert_eq!(m["containerimage.config.digest"], v["Manifest"]["config"]["digest"], "{m}");
+    assert_eq!(m["containerimage.descriptor"]["digest"], v["Id"], "{m}");
+    assert!(m["image.name"].as_str().unwrap().contains("ann:1"), "{m}");
+
+    for (flags, says) in [
+        (&["--provenance=true"][..], "--provenance=true"),
+        (&["--provenance=mode=max"][..], "--provenance=mode=max"),
+        (&["--sbom"][..], "--sbom=true"),
+        (&["--annotation", "index-descriptor:x=1"][..], "index-descriptor:x=1"),
+        (&["--label", "=x"][..], "--label"),
+    ] {
+        let o = b.build(&ctx, flags);
+        o.failed();
+        assert!(o.stderr.contains(says), "{says}: {}", o.describe());
+    }
+    b.assert_clean();
+}
+
+#[test]
+fn run_steps_get_add_host_shm_size_and_ulimit() {
+    let b = Bt::new("ci-run-settings");
+    let df = "FROM busybox\nRUN grep registry.test /etc/hosts > /hosts; grep ' /dev/shm ' /proc/mounts > /shm; grep 'open files' /proc/self/limits > /nofile\n";
+    let ctx = b.context("ctx", &[("Dockerfile", df)]);
+    let flags = ["--add-host", "registry.test:10.1.2.3", "--add-host", "v6.test=[fd00::1]", "--shm-size", "128m", "--ulimit", "nofile=4096:8192"];
+    for network in ["host", "none"] {
+        let out = b.path(&format!("out-{network}"));
+        let mut f = flags.to_vec();
+        let o = format!("type=local,dest={}", out.display());
+        f.extend_from_slice(&["--network", network, "-o", &o]);
+        b.build(&ctx, &f).ok();
+        assert_eq!(read(&out.join("hosts")), "10.1.2.3\tregistry.test\n", "network {network}");
+        assert!(read(&out.join("shm")).contains("size=131072k"), "{}", read(&out.join("shm")));
+        let nofile: Vec<String> = read(&out.join("nofile")).split_whitespace().map(str::to_string).collect();
+        assert_eq!(nofile[3..5], ["4096", "8192"], "{nofile:?}");
+    }
+    // Other settings are another step: it runs again.
+    let o = b.build(&ctx, &["--add-host", "registry.test:10.9.9.9", "--network", "none"]);
+    o.ok();
+    assert!(!o.step_was_cached("RUN grep"), "{}", o.describe());
+    for bad in [&["--add-host", "registry.test"][..], &["--shm-size", "lots"][..], &["--ulimit", "nofile=9:1"][..], &["--cgroup-parent", "../x"][..]] {
+        let o = b.build(&ctx, bad);
+        o.failed();
+        assert!(o.stderr.contains(bad[0]) && o.stderr.contains(bad[1]), "{}", o.describe());
+    }
+    b.assert_clean();
+}
+
+/// Removes the cgroup directory tree `rel` (below every hierarchy) on drop.
+struct CgroupGuard(String);
+
+impl CgroupGuard {
+    fn dirs(&self) -> Vec<std::path::PathBuf> {
+        let root = Path::new("/sys/fs/cgroup");
+        if root.join("cgroup.controllers").exists() {
+            return vec![root.join(&self.0)];
+        }
+        std::fs::read_dir(root).map(|d| d.flatten().map(|e| e.path().join(&self.0)).collect()).unwrap_or_default()
+    }
+}
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        for d in self.dirs() {
+            for sub in std::fs::read_dir(&d).map(|r| r.flatten().filter(|e| e.path().is_dir()).map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default() {
+                let _ = std::fs::remove_dir(sub);
+            }
+            let _ = std::fs::remove_dir(&d);
+        }
+    }
+}
+
+#[test]
+fn cgroup_parent_puts_run_containers_under_it() {
+    let b = Bt::new("ci-cgroup-parent");
+    let guard = CgroupGuard(format!("berth-ci-{}", std::process::id()));
+    assert!(guard.dirs().iter().all(|d| !d.exists()), "{:?} exists already", guard.dirs());
+    let ctx = b.context("ctx", &[("Dockerfile", "FROM busybox\nRUN sleep 4\n")]);
+    let parent = format!("/{}", guard.0);
+    let builder = {
+        let mut c = Command::new(berth_integration::builder_support::builder_bin());
+        c.arg("--store").arg(&b.store).args(["build", "--progress", "plain", "--cgroup-parent", &parent]).arg(&ctx);
+        let dir = b.t.dir.clone();
+        std::thread::spawn(move || run_cmd(c.current_dir(&dir), &dir))
+    };
+    // While RUN sleeps, its processes are in a cgroup below the parent.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut seen = Vec::new();
+    while seen.is_empty() && std::time::Instant::now() < deadline && !builder.is_finished() {
+        for d in guard.dirs() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let procs = std::fs::read_to_string(e.path().join("cgroup.procs")).unwrap_or_default();
+                if e.path().is_dir() && !procs.trim().is_empty() {
+                    seen.push(e.path());
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = builder.join().expect("build thread");
+    o.ok();
+    assert!(!seen.is_empty(), "no RUN process was ever under {parent}\n{}", o.describe());
+    b.assert_clean();
+}
+
+#[test]
+fn rm_and_force_rm_are_accepted_and_no_container_is_left_either_way() {
+    let b = Bt::new("ci-rm");
+    let ctx = b.context("ctx", &[("Dockerfile", "FROM busybox\nRUN echo ok > /ok\n")]);
+    b.build(&ctx, &["--rm", "--force-rm", "--no-cache"]).ok();
+    b.assert_clean();
+    let bad = b.context("bad", &[("Dockerfile", "FROM busybox\nRUN echo failing; exit 3\n")]);
+    let o = b.build(&bad, &["--rm=false", "--force-rm=true"]);
+    o.failed();
+    assert!(o.stderr.contains("exit code 3"), "{}", o.describe());
+    b.assert_clean();
+}
+
+#[test]
+fn secret_from_an_environment_variable_reaches_run_and_not_the_image() {
+    let b = Bt::new("ci-secret-env");
+    let df = "FROM busybox\nRUN --mount=type=secret,id=tok cat /run/secrets/tok > /got\n";
+    let ctx = b.context("ctx", &[("Dockerfile", df)]);
+    let out = b.path("out");
+    let o = b.bb_env(
+        &["build", "--progress", "plain", "--secret", "id=tok,env=CI_TOKEN", "-o", &format!("type=local,dest={}", out.display()), ctx.to_str().unwrap()],
+        &[("CI_TOKEN", "s3cr3t-value")],
+    );
+    o.ok();
+    assert_eq!(read(&out.join("got")), "s3cr3t-value");
+    assert!(!out.join("run/secrets/tok").exists());
+    b.assert_clean();
+}
+
+/// The entry names of the tar file `p`.
+fn tar_names(b: &Bt, p: &Path) -> Vec<String> {
+    let o = sh(&b.t.dir, &format!("tar -tf {}", p.display()));
+    o.ok();
+    o.stdout.lines().map(|l| l.trim_start_matches("./").trim_end_matches('/').to_string()).collect()
+}
+
+#[test]
+fn outputs_are_tarballs_by_default_directories_with_tar_false_and_stdout_with_dest_dash() {
+    let b = Bt::new("ci-outputs");
+    let ctx = b.context("ctx", &[("Dockerfile", "FROM busybox\nRUN mkdir /app && echo built > /app/built.txt\n"), ("unused", "x")]);
+    let p = |n: &str| b.path(n).display().to_string();
+    let outs = [
+        format!("type=tar,dest={}", p("rootfs.tar")),
+        format!("type=oci,dest={}", p("oci.tar")),
+        format!("type=oci,dest={},tar=false", p("oci-dir")),
+        format!("type=docker,dest={}", p("docker.tar")),
+        format!("type=docker,dest={},tar=false", p("docker-dir")),
+    ];
+    let mut flags = vec!["-t", "outs:1", "--build-arg", "SOURCE_DATE_EPOCH=1600000000"];
+    for o in &outs {
+        flags.extend_from_slice(&["-o", o]);
+    }
+    b.build(&ctx, &flags).ok();
+
+    let rootfs = tar_names(&b, &b.path("rootfs.tar"));
+    assert!(rootfs.contains(&"app/built.txt".to_string()) && rootfs.contains(&"bin/busybox".to_string()), "{rootfs:?}");
+    // The rootfs tar has the image's clamped times.
+    let o = sh(&b.t.dir, "tar --utc --full-time -tvf rootfs.tar app/built.txt");
+    o.ok();
+    assert!(o.stdout.contains("2020-09-13 12:26:40"), "{}", o.stdout);
+    let oci = tar_names(&b, &b.path("oci.tar"));
+    assert!(oci.contains(&"index.json".to_string()) && oci.contains(&"oci-layout".to_string()), "{oci:?}");
+    assert!(b.path("oci-dir/index.json").is_file() && b.path("oci-dir/oci-layout").is_file());
+    let docker = tar_names(&b, &b.path("docker.tar"));
+    assert!(docker.contains(&"manifest.json".to_string()), "{docker:?}");
+    let m: Value = serde_json::from_str(&read(&b.path("docker-dir/manifest.json"))).unwrap();
+    assert_eq!(m[0]["RepoTags"][0], "outs:1", "{m}");
+    assert!(b.path("docker-dir").join(m[0]["Config"].as_str().unwrap()).is_file());
+
+    // dest=-: the tarball is the whole of stdout.
+    let bin = berth_integration::builder_support::builder_bin();
+    for (typ, inside) in [("tar", "app/built.txt"), ("oci", "index.json"), ("docker", "manifest.json")] {
+        let o = sh(
+            &b.t.dir,
+            &format!("{} --store {} build --progress plain -o type={typ},dest=- {} > stdout-{typ}.tar", bin.display(), b.store.display(), ctx.display()),
+        );
+        o.ok();
+        let names = tar_names(&b, &b.path(&format!("stdout-{typ}.tar")));
+        assert!(names.contains(&inside.to_string()), "{typ}: {names:?}");
+    }
+    for (bad, says) in [
+        ("type=local,dest=-".to_string(), "stdout"),
+        (format!("type=oci,dest={},tar=maybe", p("x")), "tar=\"maybe\""),
+        (format!("type=tar,dest={},tar=false", p("x")), "tar="),
+        (format!("type=zip,dest={}", p("x")), "\"zip\""),
+    ] {
+        let o = b.build(&ctx, &["-o", &bad]);
+        o.failed();
+        assert!(o.stderr.contains(says), "{bad}: {}", o.describe());
+    }
+    let o = b.build(&ctx, &["-q", "-o", "type=tar,dest=-"]);
+    o.failed();
+    assert!(o.stderr.contains("-q"), "{}", o.describe());
+    b.assert_clean();
+}
+
+#[test]
+fn ignorefile_and_a_per_dockerfile_dockerignore_win_over_the_contexts() {
+    let b = Bt::new("ci-ignore");
+    let ctx = b.context(
+        "ctx",
+        &[
+            ("app.Dockerfile", "FROM busybox\nCOPY . /ctx/\n"),
+            (".dockerignore", "a.txt\n"),
+            ("app.Dockerfile.dockerignore", "b.txt\n"),
+            ("a.txt", "a"),
+            ("b.txt", "b"),
+            ("c.txt", "c"),
+        ],
+    );
+    b.write(&b.path("other.ignore"), "c.txt\n*.Dockerfile*\n");
+    let listing = |flags: &[&str], out: &str| -> Vec<String> {
+        let dest = b.path(out);
+        let o = format!("type=local,dest={}", dest.display());
+        let mut f = flags.to_vec();
+        // -f relative to the working directory (the test dir), not to the context.
+        f.extend_from_slice(&["-f", "ctx/app.Dockerfile", "-o", &o]);
+        b.build(&ctx, &f).ok();
+        let mut v: Vec<String> = std::fs::read_dir(dest.join("ctx")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(listing(&[], "out1"), [".dockerignore", "a.txt", "app.Dockerfile", "app.Dockerfile.dockerignore", "c.txt"]);
+    assert_eq!(listing(&["--ignorefile", "other.ignore"], "out2"), [".dockerignore", "a.txt", "b.txt"]);
+    let o = b.build(&ctx, &["-f", "ctx/app.Dockerfile", "--ignorefile", "missing.ignore"]);
+    o.failed();
+    assert!(o.stderr.contains("--ignorefile missing.ignore"), "{}", o.describe());
+    b.assert_clean();
+}
+
+#[test]
+fn quiet_prints_only_the_image_id_and_help_lists_the_flags() {
+    let b = Bt::new("ci-quiet");
+    let ctx = b.context("ctx", &[("Dockerfile", "FROM busybox\nRUN echo noisy-step-output\n")]);
+    let iid = b.path("iid");
+    let o = b.bb(&["build", "-q", "--iidfile", iid.to_str().unwrap(), ctx.to_str().unwrap()]);
+    o.ok();
+    assert_eq!(o.stdout, format!("{}\n", read(&iid)), "{}", o.describe());
+    assert_eq!(o.stderr, "", "{}", o.describe());
+    // A failing quiet build still says why, step output included.
+    let bad = b.context("bad", &[("Dockerfile", "FROM busybox\nRUN echo why-it-failed; exit 7\n")]);
+    let o = b.bb(&["build", "-q", bad.to_str().unwrap()]);
+    o.failed();
+    assert!(o.stdout.is_empty() && o.stderr.contains("why-it-failed") && o.stderr.contains("exit code 7"), "{}", o.describe());
+
+    let h = b.bb(&["build", "--help"]);
+    h.ok();
+    for flag in [
+        "--label",
+        "--annotation",
+        "--add-host",
+        "--shm-size",
+        "--ulimit",
+        "--cgroup-parent",
+        "--rm ",
+        "--force-rm",
+        "--pull",
+        "--metadata-file",
+        "--provenance",
+        "--sbom",
+        "--ignorefile",
+        "--platform",
+        "-q, --quiet",
+    ] {
+        assert_eq!(h.stdout.lines().filter(|l| l.contains(flag)).count(), 1, "{flag}:\n{}", h.stdout);
+    }
     b.assert_clean();
 }

@@ -3,7 +3,7 @@
 
 use berth_spec::image::{ImageConfig, Manifest};
 
-use super::{Builder, Built, StageResult};
+use super::{extras, Builder, Built, StageResult};
 use crate::export::{self, ExportFormat, ExportOptions};
 
 /// The image config of a stage result, as written.
@@ -23,9 +23,12 @@ pub fn image_config(r: &StageResult, epoch: Option<i64>) -> ImageConfig {
 pub fn finish(b: &Builder, r: &StageResult) -> Result<Built, String> {
     let id = b.progress.start("exporting to image");
     let res = (|| -> Result<Built, String> {
-        let config = image_config(r, b.epoch);
+        let extra = &b.opts.extra;
+        let mut config = image_config(r, b.epoch);
+        extras::apply_labels(&mut config, &extra.labels);
         let cdesc = b.store.put_config(&config).map_err(|e| e.to_string())?;
-        let manifest = Manifest::new(cdesc, r.layers.iter().map(|l| l.blob.clone()).collect());
+        let mut manifest = Manifest::new(cdesc.clone(), r.layers.iter().map(|l| l.blob.clone()).collect());
+        manifest.annotations.extend(extra.annotations.manifest.iter().map(|(k, v)| (k.clone(), v.clone())));
         let mdesc = b.store.put_manifest(&manifest).map_err(|e| e.to_string())?;
         b.progress.note(id, &format!("writing image {}", mdesc.digest));
         let mut names = Vec::new();
@@ -36,18 +39,31 @@ pub fn finish(b: &Builder, r: &StageResult) -> Result<Built, String> {
         }
         for out in &b.opts.outputs {
             let dest = &out.dest;
-            b.progress.note(id, &format!("exporting {} to {}", format_name(out.format), dest.display()));
+            b.progress
+                .note(id, &format!("exporting {} to {}", format_name(out.format), if out.to_stdout() { "stdout".into() } else { dest.display().to_string() }));
             // An OCI layout names the manifest by each tag.
             let targets: Vec<Option<String>> =
                 if out.format == ExportFormat::Oci && names.len() > 1 { names.iter().cloned().map(Some).collect() } else { vec![names.first().cloned()] };
             for name in targets {
-                let opts = ExportOptions { name: name.clone(), ..Default::default() };
-                export::export(&b.store, mdesc.digest.as_str(), out.format, dest, &opts)
-                    .map_err(|e| format!("output {} to {}: {e}", format_name(out.format), dest.display()))?;
+                let opts = ExportOptions {
+                    name: name.clone(),
+                    descriptor_annotations: extra.annotations.manifest_descriptor.clone(),
+                    index_annotations: extra.annotations.index.clone(),
+                    ..Default::default()
+                };
+                let err = |e: std::io::Error| format!("output {} to {}: {e}", format_name(out.format), dest.display());
+                if out.to_stdout() {
+                    to_stdout(b, mdesc.digest.as_str(), out.format, &opts).map_err(err)?;
+                } else {
+                    export::export(&b.store, mdesc.digest.as_str(), out.format, dest, &opts).map_err(err)?;
+                }
             }
         }
         if let Some(p) = &b.opts.iidfile {
             std::fs::write(p, mdesc.digest.as_str()).map_err(|e| format!("--iidfile {}: {e}", p.display()))?;
+        }
+        if let Some(p) = &extra.metadata_file {
+            extras::write_metadata(p, &mdesc, &cdesc, &names)?;
         }
         Ok(Built { id: mdesc.digest, names, cache_keys: b.cache_keys.clone() })
     })();
@@ -58,6 +74,16 @@ pub fn finish(b: &Builder, r: &StageResult) -> Result<Built, String> {
     res
 }
 
+/// `dest=-`: the tarball written in the store's tmp/, then copied to stdout.
+fn to_stdout(b: &Builder, id: &str, format: ExportFormat, opts: &ExportOptions) -> std::io::Result<()> {
+    let dir = b.store.temp_dir("stdout")?;
+    let file = dir.path().join("out.tar");
+    export::export(&b.store, id, format, &file, opts)?;
+    let mut out = std::io::stdout().lock();
+    std::io::copy(&mut std::fs::File::open(&file)?, &mut out)?;
+    std::io::Write::flush(&mut out)
+}
+
 fn format_name(f: ExportFormat) -> &'static str {
     match f {
         ExportFormat::Oci => "oci",
@@ -65,5 +91,7 @@ fn format_name(f: ExportFormat) -> &'static str {
         ExportFormat::DockerArchive => "docker-archive",
         ExportFormat::Local => "local",
         ExportFormat::Bundle => "bundle",
+        ExportFormat::Tar => "tar",
+        ExportFormat::DockerDir => "docker (directory)",
     }
 }

@@ -16,6 +16,7 @@
 //! wrapper, temp dirs by their owners; [`crate::cleanup`] covers signals.
 
 pub mod copy_op;
+pub mod extras;
 pub mod image;
 pub mod meta;
 pub mod ops;
@@ -48,24 +49,54 @@ pub struct Output {
 }
 
 impl Output {
-    /// `type=oci,dest=DIR` (also `dest` alone: `local`).
+    /// `type=TYPE,dest=PATH[,tar=BOOL]` (also `dest` alone: `local`), with buildx's
+    /// types: `oci` and `docker` are tarballs unless `tar=false` (then an OCI layout dir /
+    /// the docker-archive's files in a dir), `tar` is the rootfs as one tar; `dest=-`
+    /// writes a tarball to stdout. berth's own names `oci-archive`, `docker-archive`,
+    /// `local` and `bundle` stay.
     pub fn parse(s: &str) -> Result<Output, String> {
         if !s.contains('=') {
             return Ok(Output { format: ExportFormat::Local, dest: PathBuf::from(s) });
         }
-        let mut typ = None;
-        let mut dest = None;
+        let usage = "want type=oci|docker|tar|local|bundle|oci-archive|docker-archive,dest=PATH[,tar=false]";
+        let (mut typ, mut dest, mut tar) = (None, None, None);
         for field in s.split(',') {
             match field.split_once('=') {
-                Some(("type", v)) => typ = Some(v.parse::<ExportFormat>()?),
+                Some(("type", v)) => typ = Some(v.to_string()),
                 Some(("dest", v)) | Some(("destination", v)) => dest = Some(PathBuf::from(v)),
-                _ => return Err(format!("invalid --output {s:?}: want type=oci|oci-archive|docker-archive|bundle|local,dest=PATH")),
+                Some(("tar", v)) => {
+                    tar = Some(match v {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(format!("invalid --output {s:?}: tar={v:?}, want true or false")),
+                    })
+                }
+                _ => return Err(format!("invalid --output {s:?}: {usage}")),
             }
         }
-        match (typ, dest) {
-            (Some(format), Some(dest)) => Ok(Output { format, dest }),
-            _ => Err(format!("invalid --output {s:?}: both type= and dest= are needed")),
+        let (Some(typ), Some(dest)) = (typ, dest) else {
+            return Err(format!("invalid --output {s:?}: both type= and dest= are needed"));
+        };
+        let format = match (typ.as_str(), tar) {
+            ("oci", None | Some(true)) => ExportFormat::OciArchive,
+            ("oci", Some(false)) => ExportFormat::Oci,
+            ("docker", None | Some(true)) => ExportFormat::DockerArchive,
+            ("docker", Some(false)) => ExportFormat::DockerDir,
+            ("tar", None) => ExportFormat::Tar,
+            ("oci-archive" | "docker-archive", None | Some(true)) | ("local" | "bundle", None) => typ.parse::<ExportFormat>()?,
+            (_, Some(_)) if typ.parse::<ExportFormat>().is_ok() => return Err(format!("invalid --output {s:?}: tar= is for type=oci and type=docker")),
+            _ => return Err(format!("invalid --output {s:?}: unknown type {typ:?}; {usage}")),
+        };
+        let tarball = matches!(format, ExportFormat::OciArchive | ExportFormat::DockerArchive | ExportFormat::Tar);
+        if dest.as_os_str() == "-" && !tarball {
+            return Err(format!("invalid --output {s:?}: only a tarball (type=oci, docker or tar) can go to stdout (dest=-)"));
         }
+        Ok(Output { format, dest })
+    }
+
+    /// Writes to stdout.
+    pub fn to_stdout(&self) -> bool {
+        self.dest.as_os_str() == "-"
     }
 }
 
@@ -94,6 +125,8 @@ pub struct BuildOptions {
     pub iidfile: Option<PathBuf>,
     /// How base images not in the store are pulled.
     pub remote: crate::remote::RemoteOptions,
+    /// The other docker/buildx flags (see [`extras`]).
+    pub extra: extras::ExtraOptions,
 }
 
 /// A layer of a stage.
@@ -186,7 +219,10 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
     let target_platform = platform::target(opts.remote.platform.as_deref())?;
     let (text, file, path) = read_dockerfile(opts)?;
     let df: Dockerfile = dockerfile::parse(&text, &file).map_err(|e| e.to_string())?;
-    let progress = Progress::new(opts.progress);
+    let progress = match &opts.extra.quiet_log {
+        Some(log) => Progress::with_writer(Mode::Plain, Box::new(log.clone())),
+        None => Progress::new(opts.progress),
+    };
     for w in &df.warnings {
         progress.message(&format!("[warning] {}:{}: {}", df.file, w.line, w.message));
     }
@@ -203,7 +239,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
         Ok(_) => {}
         Err(e) => progress.message(&format!("[warning] cleaning the store's tmp/: {e}")),
     }
-    let context = Context::open_with_dockerignore(&opts.context, path.as_deref()).map_err(|e| e.to_string())?;
+    let context = open_context(opts, path.as_deref())?;
 
     let host = berth_spec::image::host_platform();
     let platform = dockerfile::Platform { os: host.os.clone(), arch: host.architecture.clone(), variant: host.variant.clone().unwrap_or_default() };
@@ -263,6 +299,19 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
     drop(work);
     crate::cleanup::remove_dir(&b.work);
     result
+}
+
+/// The context with its ignore patterns: `--ignorefile`, else `<Dockerfile>.dockerignore`
+/// beside the Dockerfile, else the context's `.dockerignore`.
+fn open_context(opts: &BuildOptions, dockerfile: Option<&Path>) -> Result<Context, String> {
+    if let Some(f) = &opts.extra.ignorefile {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("--ignorefile {}: {e}", f.display()))?;
+        let m = crate::context::PatternMatcher::new(&crate::context::read_patterns(&text)).map_err(|e| format!("--ignorefile {}: {e}", f.display()))?;
+        return Context::open(&opts.context, m).map_err(|e| e.to_string());
+    }
+    // `-f` is relative to the working directory, not to the context.
+    let dockerfile = dockerfile.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+    Context::open_with_dockerignore(&opts.context, dockerfile.as_deref()).map_err(|e| e.to_string())
 }
 
 pub(crate) fn is_empty_dir(p: &Path) -> bool {

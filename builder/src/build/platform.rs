@@ -54,9 +54,11 @@ pub fn check_config(name: &str, c: &ImageConfig, want: &Platform) -> Result<(), 
 
 /// Before any step: the platform of every needed stage (`FROM --platform=`, expanded
 /// with the global args, else the build's), and every base image resolved (pulled if
-/// needed) and checked against it. A stored index without the platform is named as such.
+/// needed; with `--pull` always looked up in its registry) and checked against it. A
+/// stored index without the platform is named as such.
 pub fn check_stages(b: &Builder, df: &Dockerfile, globals: &ArgScope, needed: &[usize], target: &Platform) -> Result<(), String> {
     let lex = df.lexer();
+    let mut pulled = std::collections::HashSet::new();
     for &i in needed {
         let stage = &df.stages[i];
         let at = |msg: String| format!("{}:{}: {msg}", df.file, stage.line);
@@ -70,14 +72,33 @@ pub fn check_stages(b: &Builder, df: &Dockerfile, globals: &ArgScope, needed: &[
         if name.eq_ignore_ascii_case("scratch") || df.stages[..i].iter().any(|s| s.name.as_deref() == Some(lower.as_str())) {
             continue;
         }
-        stored_index_has(b, &name, &want).map_err(at)?;
         let mut remote = b.opts.remote.clone();
         remote.platform = Some(want.to_string());
+        if b.opts.extra.pull && pulled.insert((name.clone(), want.to_string())) {
+            pull(b, &name, &remote, &want).map_err(at)?;
+        }
+        stored_index_has(b, &name, &want).map_err(at)?;
         let id = crate::remote::pull::local_or_pull(&b.store, &name, &remote, None)
             .map_err(|e| at(format!("base image {name:?} for {want} is not in the store {}, and {e}", b.store.root().display())))?;
         let img = b.store.inspect(id.as_str()).map_err(|e| at(e.to_string()))?;
         check_config(&name, &img.config, &want).map_err(at)?;
     }
+    Ok(())
+}
+
+/// `--pull`: `name` resolved in its registry and what changed downloaded (blobs the
+/// store has are not), tagged in the store so the stage finds it.
+fn pull(b: &Builder, name: &str, remote: &crate::remote::RemoteOptions, want: &Platform) -> Result<(), String> {
+    let r = crate::registry::Reference::parse(name).map_err(|e| format!("--pull: base image {name:?}: {e}"))?;
+    let client = remote.client(&[r.registry()]).map_err(|e| format!("--pull: base image {name:?}: {e}"))?;
+    let progress = b.progress.clone();
+    let cb = move |p: &crate::registry::Progress| {
+        if let Some(line) = crate::remote::describe("pulled", p) {
+            progress.message(&line);
+        }
+    };
+    let p = crate::remote::pull::pull_into(&b.store, &client, &r, want, Some(&cb)).map_err(|e| format!("--pull: base image {name:?}: {e}"))?;
+    b.progress.message(&format!("[info] --pull: {name} is {} ({} blob(s) downloaded)", p.digest, p.downloaded));
     Ok(())
 }
 

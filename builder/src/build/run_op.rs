@@ -37,6 +37,11 @@ pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageAr
         .field("workdir", &workdir)
         .field("network", if network == NetworkMode::Host { "host" } else { "none" })
         .list("mounts", &r.mounts_raw);
+    let settings = b.opts.extra.run.clone();
+    // Only when set: the keys of builds without these flags stay as they were.
+    if !settings.key_fields().is_empty() {
+        key.list("settings", &settings.key_fields());
+    }
     if let Some(f) = &plan.inline_file {
         key.field("inline", &format!("{} {:o} {}", f.path, f.mode, f.data));
     }
@@ -121,6 +126,7 @@ pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageAr
             extra_env: env_all,
             network,
             mounts: all_mounts,
+            settings: &settings,
         };
         let progress = b.progress.clone();
         let id = e.id;

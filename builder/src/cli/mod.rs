@@ -112,7 +112,7 @@ pub fn main(argv: Vec<String>) -> i32 {
     };
     let rest: Vec<String> = argv[i + 1..].to_vec();
     if rest.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
+        print!("{}", if cmd == "build" { build::HELP } else { USAGE });
         return 0;
     }
     // Absolute: RUN's overlay lowerdirs are links into the store, read from elsewhere.

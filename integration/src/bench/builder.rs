@@ -22,7 +22,7 @@
 //!   step deletes its files does not isolate the commit: deleting 20,000 files costs
 //!   about as much as berth-build's commit.)
 //! - `export_oci`: an OCI layout of the app image: berth-build's cached build with
-//!   `--output type=oci` (so it includes the cached build) against `buildah push IMG
+//!   `--output type=oci,tar=false` (so it includes the cached build) against `buildah push IMG
 //!   oci:DIR`.
 
 use super::procs::Exit;
@@ -175,7 +175,7 @@ fn build_args_with(d: &Dirs, who: &str, context: &Path, tag: &str, no_cache: boo
     }
     if let Some(o) = oci_out {
         v.push("--output".into());
-        v.push(format!("type=oci,dest={}", o.display()));
+        v.push(format!("type=oci,dest={},tar=false", o.display()));
     }
     v.push(c);
     v
