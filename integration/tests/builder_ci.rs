@@ -554,3 +554,71 @@ fn quiet_prints_only_the_image_id_and_help_lists_the_flags() {
     }
     b.assert_clean();
 }
+
+#[test]
+fn pull_looks_the_base_up_in_its_registry_even_when_stored() {
+    use berth_integration::registry_support::{Registry, RegistryConfig};
+    let b = Bt::new("ci-pull");
+    let mut reg = Registry::start(&b.path("registry"), &RegistryConfig::default());
+    let base = format!("{}/base:1", reg.host);
+    b.bb(&["push", "busybox", &base]).ok();
+    let v2 = b.context("v2", &[("Dockerfile", "FROM busybox\nRUN echo v2 > /version\n")]);
+    b.build(&v2, &["-t", "v2"]).ok();
+    let ctx = b.context("ctx", &[("Dockerfile", &format!("FROM {base}\nRUN if [ -f /version ]; then cat /version; else echo v1; fi > /seen\n"))]);
+    let seen = |flags: &[&str], out: &str| -> String {
+        let dest = b.path(out);
+        let o = format!("type=local,dest={}", dest.display());
+        let mut f = flags.to_vec();
+        f.extend_from_slice(&["-o", &o]);
+        b.build(&ctx, &f).ok();
+        read(&dest.join("seen"))
+    };
+    assert_eq!(seen(&[], "out1"), "v1\n");
+    // The tag moves in the registry; the store still has the old image under the name.
+    b.bb(&["push", "v2", &base]).ok();
+    assert_eq!(seen(&["--no-cache"], "out2"), "v1\n");
+    assert_eq!(seen(&["--pull"], "out3"), "v2\n");
+    // --pull asks the registry: without it, the build fails, naming the base.
+    reg.stop();
+    let o = b.build(&ctx, &["--pull"]);
+    o.failed();
+    assert!(o.stderr.contains("--pull") && o.stderr.contains(&base), "{}", o.describe());
+    b.assert_clean();
+}
+
+#[test]
+fn a_base_whose_index_lacks_the_hosts_platform_is_refused_naming_both() {
+    use berth_build::registry::{self, AuthConfig, Client, ClientOptions, PushOptions, Reference};
+    use berth_build::store::Store;
+    use berth_integration::registry_support::{Registry, RegistryConfig};
+    use berth_spec::image::{Manifest, MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST};
+    let b = Bt::new("ci-index-platform");
+    let reg = Registry::start(&b.path("registry"), &RegistryConfig::default());
+    let (host, foreign) = host_and_foreign();
+    let (os, arch) = foreign.split_once('/').unwrap();
+    // An index with one foreign manifest (busybox's layers, a config saying so).
+    let store = Store::open(&b.store).unwrap();
+    let bb = store.inspect("busybox").unwrap();
+    let mut cfg: Value = serde_json::from_slice(&store.read_blob(&bb.manifest.config.digest).unwrap()).unwrap();
+    cfg["architecture"] = arch.into();
+    let cdesc = store.put_blob_bytes(MEDIA_TYPE_OCI_CONFIG, &serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let m = store.put_manifest(&Manifest::new(cdesc, bb.manifest.layers.clone())).unwrap();
+    let index = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_OCI_INDEX, "manifests": [
+        {"mediaType": MEDIA_TYPE_OCI_MANIFEST, "digest": m.digest.as_str(), "size": m.size, "platform": {"architecture": arch, "os": os}}]}))
+    .unwrap();
+    let client = Client::new(ClientOptions { auth: AuthConfig::none(), ..ClientOptions::default() }).unwrap();
+    let name = format!("{}/foreign-only:1", reg.host);
+    registry::push(&client, &Reference::parse(&name).unwrap(), &store, &index, MEDIA_TYPE_OCI_INDEX, &PushOptions::default()).unwrap();
+    drop(store);
+
+    let ctx = b.context("ctx", &[("Dockerfile", &format!("FROM busybox AS first\nRUN echo ran > /ran\nFROM {name}\nCOPY --from=first /ran /ran\n"))]);
+    let o = b.build(&ctx, &["--platform", host]);
+    o.failed();
+    assert!(
+        o.stderr.contains("Dockerfile:3") && o.stderr.contains(&name) && o.stderr.contains(&format!("no image for platform {host} (available: {foreign})")),
+        "{}",
+        o.describe()
+    );
+    assert!(!o.stderr.contains("RUN echo ran"), "a step ran:\n{}", o.describe());
+    b.assert_clean();
+}
