@@ -78,8 +78,8 @@ pub fn check_stages(b: &Builder, df: &Dockerfile, globals: &ArgScope, needed: &[
             pull(b, &name, &remote, &want).map_err(at)?;
         }
         stored_index_has(b, &name, &want).map_err(at)?;
-        let id = crate::remote::pull::local_or_pull(&b.store, &name, &remote, None)
-            .map_err(|e| at(format!("base image {name:?} for {want} is not in the store {}, and {e}", b.store.root().display())))?;
+        let id = crate::remote::pull::local_or_pull(&b.store, &name, &remote, Some(&pull_progress(b)))
+            .map_err(|e| at(format!("base image {name:?} is not in the store {}, and {e}", b.store.root().display())))?;
         let img = b.store.inspect(id.as_str()).map_err(|e| at(e.to_string()))?;
         check_config(&name, &img.config, &want).map_err(at)?;
     }
@@ -91,15 +91,19 @@ pub fn check_stages(b: &Builder, df: &Dockerfile, globals: &ArgScope, needed: &[
 fn pull(b: &Builder, name: &str, remote: &crate::remote::RemoteOptions, want: &Platform) -> Result<(), String> {
     let r = crate::registry::Reference::parse(name).map_err(|e| format!("--pull: base image {name:?}: {e}"))?;
     let client = remote.client(&[r.registry()]).map_err(|e| format!("--pull: base image {name:?}: {e}"))?;
+    let p = crate::remote::pull::pull_into(&b.store, &client, &r, want, Some(&pull_progress(b))).map_err(|e| format!("--pull: base image {name:?}: {e}"))?;
+    b.progress.message(&format!("[info] --pull: {name} is {} ({} blob(s) downloaded)", p.digest, p.downloaded));
+    Ok(())
+}
+
+/// Pull progress as messages of the build's display.
+fn pull_progress(b: &Builder) -> impl Fn(&crate::registry::Progress) {
     let progress = b.progress.clone();
-    let cb = move |p: &crate::registry::Progress| {
+    move |p: &crate::registry::Progress| {
         if let Some(line) = crate::remote::describe("pulled", p) {
             progress.message(&line);
         }
-    };
-    let p = crate::remote::pull::pull_into(&b.store, &client, &r, want, Some(&cb)).map_err(|e| format!("--pull: base image {name:?}: {e}"))?;
-    b.progress.message(&format!("[info] --pull: {name} is {} ({} blob(s) downloaded)", p.digest, p.downloaded));
-    Ok(())
+    }
 }
 
 /// When `name` is an index in the store: an error unless it has an entry for `want`.
