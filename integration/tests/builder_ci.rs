@@ -622,3 +622,31 @@ fn a_base_whose_index_lacks_the_hosts_platform_is_refused_naming_both() {
     assert!(!o.stderr.contains("RUN echo ran"), "a step ran:\n{}", o.describe());
     b.assert_clean();
 }
+
+#[test]
+fn a_local_cache_dir_makes_a_fresh_stores_build_all_hits_with_the_same_digest() {
+    let one = with_base("ci-local-cache-1");
+    let two = with_base("ci-local-cache-2");
+    let cache = one.path("ci-cache");
+    let ctx1 = one.context("ctx", &[("Dockerfile", CI_APP), ("app.txt", "hello\n")]);
+    let ctx2 = two.context("ctx", &[("Dockerfile", CI_APP), ("app.txt", "hello\n")]);
+    let (a, o) = build_id(&one, &ctx1, &["--cache-to", &format!("type=local,dest={},mode=max", cache.display())], &[]);
+    assert!(o.stderr.contains("exported 2 cache record(s)"), "{}", o.describe());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Another machine's empty cache: a warning, the build runs.
+    let (_, o) = build_id(&two, &ctx2, &["--cache-from", &format!("type=local,src={}", two.path("nothing-yet").display())], &[]);
+    assert!(o.stderr.contains("[warning] no cache in"), "{}", o.describe());
+    let fresh = with_base("ci-local-cache-3");
+    let ctx3 = fresh.context("ctx", &[("Dockerfile", CI_APP), ("app.txt", "hello\n")]);
+    let (c, o) = build_id(&fresh, &ctx3, &["--cache-from", &format!("type=local,src={}", cache.display())], &[]);
+    assert!(o.stderr.contains("imported 2 cache record(s)"), "{}", o.describe());
+    assert!(o.step_was_cached("COPY app.txt") && o.step_was_cached("RUN echo built"), "{}", o.describe());
+    // The cache carries the steps' times too: the very same image, without an epoch.
+    assert_eq!(a, c, "{}", o.describe());
+    let o = fresh.build(&ctx3, &["--cache-to", "type=local"]);
+    o.failed();
+    assert!(o.stderr.contains("type=local,dest=DIR"), "{}", o.describe());
+    one.assert_clean();
+    two.assert_clean();
+    fresh.assert_clean();
+}

@@ -65,8 +65,8 @@ Options:
   -q, --quiet                  print only the image id (the progress is shown if the build fails)
       --store DIR              the image store
       --push                   push every -t name to its registry
-      --cache-to SPEC          type=registry,ref=REF: export the build cache
-      --cache-from SPEC        type=registry,ref=REF: import a build cache
+      --cache-to SPEC          type=registry,ref=REF or type=local,dest=DIR: export the build cache
+      --cache-from SPEC        type=registry,ref=REF or type=local,src=DIR: import a build cache
       --label K=V              set a label of the image config (repeatable)
       --annotation [TYPE:]K=V  annotate the manifest (default), manifest-descriptor: or index: of OCI outputs
       --add-host HOST:IP       add a line to RUN's /etc/hosts (repeatable)
@@ -156,11 +156,20 @@ pub fn run(store: &Path, args: &[String]) -> Result<(), Fail> {
         return Err(Fail::usage("--push needs at least one -t NAME"));
     }
     let remote = remote_options(&p)?;
-    let parse_cache = |flag: &str| {
-        p.all(flag).iter().map(|s| crate::remote::cache::parse_cache_spec(&format!("--{flag}"), s)).collect::<Result<Vec<_>, _>>().map_err(Fail::usage)
+    // type=local: a directory (remote/local_cache.rs); else a registry.
+    let parse_cache = |flag: &str| -> Result<(Vec<Reference>, Vec<PathBuf>), Fail> {
+        let (mut refs, mut dirs) = (Vec::new(), Vec::new());
+        for s in p.all(flag) {
+            let f = format!("--{flag}");
+            match crate::remote::local_cache::parse_spec(&f, &s).map_err(Fail::usage)? {
+                Some(d) => dirs.push(d),
+                None => refs.push(crate::remote::cache::parse_cache_spec(&f, &s).map_err(Fail::usage)?),
+            }
+        }
+        Ok((refs, dirs))
     };
-    let cache_to = parse_cache("cache-to")?;
-    let cache_from = parse_cache("cache-from")?;
+    let (cache_to, cache_to_dirs) = parse_cache("cache-to")?;
+    let (cache_from, cache_from_dirs) = parse_cache("cache-from")?;
     let opts = BuildOptions {
         store: p.one("store").map(PathBuf::from).unwrap_or_else(|| store.to_path_buf()),
         context: PathBuf::from(context),
@@ -198,6 +207,9 @@ pub fn run(store: &Path, args: &[String]) -> Result<(), Fail> {
         for r in &cache_from {
             import_cache(&opts.store, &remote, r);
         }
+        for d in &cache_from_dirs {
+            import_local_cache(&opts.store, d);
+        }
     }
     let r = build::build(&opts);
     crate::cleanup::run_all();
@@ -232,6 +244,11 @@ pub fn run(store: &Path, args: &[String]) -> Result<(), Fail> {
             let (d, n) = crate::remote::cache::export(&st, &client, r, &b.cache_keys).map_err(Fail::err)?;
             eprintln!("exported {n} cache record(s) to {} ({d})", r.familiar());
         }
+    }
+    for d in &cache_to_dirs {
+        let st = crate::store::Store::open(&opts.store).map_err(|e| Fail::err(e.to_string()))?;
+        let n = crate::remote::local_cache::export(&st, d, &b.cache_keys).map_err(Fail::err)?;
+        eprintln!("exported {n} cache record(s) to {}", d.display());
     }
     if quiet {
         println!("{}", b.id);
@@ -279,6 +296,16 @@ fn import_cache(store: &Path, remote: &crate::remote::RemoteOptions, r: &Referen
         Ok(Some(n)) => eprintln!("imported {n} cache record(s) from {}", r.familiar()),
         Ok(None) => eprintln!("[warning] no cache at {} yet", r.familiar()),
         Err(e) => eprintln!("[warning] --cache-from {}: {e}", r.familiar()),
+    }
+}
+
+/// `--cache-from type=local,src=DIR`: a warning when it cannot be read, as a registry's.
+fn import_local_cache(store: &Path, dir: &Path) {
+    let res = crate::store::Store::open(store).map_err(|e| e.to_string()).and_then(|st| crate::remote::local_cache::import(&st, dir));
+    match res {
+        Ok(Some(n)) => eprintln!("imported {n} cache record(s) from {}", dir.display()),
+        Ok(None) => eprintln!("[warning] no cache in {} yet", dir.display()),
+        Err(e) => eprintln!("[warning] --cache-from {}: {e}", dir.display()),
     }
 }
 
