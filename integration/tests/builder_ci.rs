@@ -650,3 +650,48 @@ fn a_local_cache_dir_makes_a_fresh_stores_build_all_hits_with_the_same_digest() 
     two.assert_clean();
     fresh.assert_clean();
 }
+
+#[test]
+fn ssh_agent_sockets_reach_run_mounts_and_not_the_image() {
+    let b = Bt::new("ci-ssh");
+    // A stand-in agent: a listening socket (the RUN only checks it is there).
+    let sock = b.path("agent.sock");
+    let _agent = std::os::unix::net::UnixListener::bind(&sock).expect("bind agent socket");
+    let df = "FROM busybox\n\
+        RUN --mount=type=ssh [ -S \"$SSH_AUTH_SOCK\" ] && echo \"$SSH_AUTH_SOCK\" > /default.txt\n\
+        RUN --mount=type=ssh,id=deploy,target=/tmp/agent [ -S /tmp/agent ] && echo deploy > /deploy.txt\n\
+        RUN --mount=type=ssh,id=absent echo optional-by-default > /absent.txt\n";
+    let ctx = b.context("ctx", &[("Dockerfile", df)]);
+    let out = b.path("out");
+    let s = sock.to_str().unwrap();
+    let o = b.bb_env(
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--ssh",
+            "default",
+            "--ssh",
+            &format!("deploy={s}"),
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+            ctx.to_str().unwrap(),
+        ],
+        &[("SSH_AUTH_SOCK", s)],
+    );
+    o.ok();
+    assert_eq!(read(&out.join("default.txt")), "/run/buildkit/ssh_agent.0\n");
+    assert_eq!(read(&out.join("deploy.txt")), "deploy\n");
+    assert_eq!(read(&out.join("absent.txt")), "optional-by-default\n");
+    assert!(!out.join("run/buildkit/ssh_agent.0").exists() && !out.join("tmp/agent").exists(), "the socket's mount point is in the image");
+
+    let req = b.context("req", &[("Dockerfile", "FROM busybox\nRUN --mount=type=ssh,id=absent,required true\n")]);
+    let o = b.build(&req, &[]);
+    o.failed();
+    assert!(o.stderr.contains("no ssh agent \"absent\" forwarded"), "{}", o.describe());
+    b.write(&b.path("id_ed25519"), "not a socket");
+    let o = b.build(&req, &["--ssh", "default=id_ed25519"]);
+    o.failed();
+    assert!(o.stderr.contains("--ssh default") && o.stderr.contains("not a socket"), "{}", o.describe());
+    b.assert_clean();
+}

@@ -23,6 +23,8 @@ pub struct ExtraOptions {
     pub metadata_file: Option<PathBuf>,
     /// `--ignorefile`: the ignore patterns, instead of the context's .dockerignore.
     pub ignorefile: Option<PathBuf>,
+    /// `--ssh ID[=SOCKET]`: ssh-agent sockets for `RUN --mount=type=ssh`.
+    pub ssh: BTreeMap<String, PathBuf>,
     /// `-q`: the progress goes here instead of stderr (the caller shows it if the build
     /// fails, as docker does).
     pub quiet_log: Option<QuietLog>,
@@ -86,6 +88,31 @@ impl Annotations {
         map.insert(k.to_string(), v.to_string());
         Ok(())
     }
+}
+
+/// `--ssh ID[=SOCKET]` (`default` alone: `$SSH_AUTH_SOCK`). Only agent sockets: buildx
+/// also takes key files, loading them into an agent of its own, which berth-build has not.
+pub fn parse_ssh(s: &str, env_sock: Option<&str>, out: &mut BTreeMap<String, PathBuf>) -> Result<(), String> {
+    let (id, path) = match s.split_once('=') {
+        Some((id, p)) => (id, p.to_string()),
+        None => (
+            s,
+            env_sock
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| format!("--ssh {s}: SSH_AUTH_SOCK is not set; give the agent's socket as --ssh {s}=SOCKET"))?
+                .to_string(),
+        ),
+    };
+    if id.is_empty() || path.contains(',') {
+        return Err(format!("invalid --ssh {s:?}: want ID[=SOCKET] (one socket per id)"));
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let md = std::fs::metadata(&path).map_err(|e| format!("--ssh {id}: {path}: {e}"))?;
+    if !md.file_type().is_socket() {
+        return Err(format!("--ssh {id}: {path} is not a socket: only ssh-agent sockets are supported (load keys into an agent with ssh-add)"));
+    }
+    out.insert(id.to_string(), std::path::absolute(&path).unwrap_or_else(|_| PathBuf::from(&path)));
+    Ok(())
 }
 
 /// `--label K=V` (a key alone is an empty value, as docker takes it).

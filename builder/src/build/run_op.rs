@@ -108,8 +108,16 @@ pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageAr
         let lookup = |f: &str| -> Result<Vec<PathBuf>, String> { from_dirs.get(f).cloned().ok_or_else(|| format!("unknown mount source {f}")) };
         let context = b.context.clone();
         let secrets = b.secrets.clone();
-        let mut menv =
-            mounts::MountEnv { store_root: &store_root, context: &context, secrets: &secrets, run_dir: &run_dir, links: &mut b.links, layers_of: &lookup };
+        let ssh = b.opts.extra.ssh.clone();
+        let mut menv = mounts::MountEnv {
+            store_root: &store_root,
+            context: &context,
+            secrets: &secrets,
+            run_dir: &run_dir,
+            links: &mut b.links,
+            layers_of: &lookup,
+            ssh: &ssh,
+        };
         let prepared = mounts::prepare(&specs, &workdir, &mut menv)?;
         let mut all_mounts = prepared.mounts.clone();
         all_mounts.extend(mounts_extra);

@@ -42,6 +42,7 @@ const FLAGS: &[Flag] = &[
     val("provenance", None),
     val("sbom", None),
     val("ignorefile", None),
+    val("ssh", None),
 ];
 
 /// `build --help`: every flag, one line each (a unit test holds it to FLAGS).
@@ -80,6 +81,7 @@ Options:
       --provenance false       accepted as false only: provenance attestations are not supported
       --sbom false             accepted as false only: SBOM attestations are not supported
       --ignorefile FILE        ignore patterns instead of the context's .dockerignore
+      --ssh ID[=SOCKET]        an ssh-agent socket for RUN --mount=type=ssh (default alone: $SSH_AUTH_SOCK)
       --tls-verify BOOL        verify registries' TLS certificates (default true)
       --insecure-registry HOST use plain HTTP or unverified TLS for HOST (repeatable)
       --cert-file PEM          trust this CA for registries (repeatable)
@@ -282,6 +284,10 @@ fn extra_options(p: &super::args::Parsed) -> Result<ExtraOptions, Fail> {
     x.pull = p.has("pull");
     x.metadata_file = p.one("metadata-file").map(PathBuf::from);
     x.ignorefile = p.one("ignorefile").map(PathBuf::from);
+    let agent = std::env::var("SSH_AUTH_SOCK").ok();
+    for s in p.all("ssh") {
+        extras::parse_ssh(&s, agent.as_deref(), &mut x.ssh).map_err(Fail::usage)?;
+    }
     x.quiet_log = p.has("quiet").then(QuietLog::default);
     Ok(x)
 }
