@@ -695,3 +695,47 @@ fn ssh_agent_sockets_reach_run_mounts_and_not_the_image() {
     assert!(o.stderr.contains("--ssh default") && o.stderr.contains("not a socket"), "{}", o.describe());
     b.assert_clean();
 }
+
+#[test]
+fn build_contexts_replace_stages_and_images_and_give_copy_a_directory() {
+    let b = Bt::new("ci-build-context");
+    let docs = b.context("docs", &[("readme.txt", "read me\n")]);
+    let df = "FROM busybox AS base\nRUN echo from-stage > /which\nFROM base\nCOPY --from=docs / /docs/\nRUN --mount=type=bind,from=docs,target=/d cat /d/readme.txt > /mounted.txt\n";
+    let ctx = b.context("ctx", &[("Dockerfile", df)]);
+    let build = |out: &str| -> Out {
+        let o = format!("type=local,dest={}", b.path(out).display());
+        let d = format!("docs={}", docs.display());
+        let o = b.build(&ctx, &["--build-context", &d, "--build-context", "base=docker-image://busybox", "-o", &o]);
+        o.ok();
+        o
+    };
+    let o = build("out1");
+    // The stage named base is replaced by the image: it is not built at all.
+    assert!(!o.stderr.contains("echo from-stage"), "{}", o.describe());
+    assert!(!b.path("out1/which").exists());
+    assert_eq!(read(&b.path("out1/docs/readme.txt")), "read me\n");
+    assert_eq!(read(&b.path("out1/mounted.txt")), "read me\n");
+    // The directory's content is in the cache key.
+    let o = build("out2");
+    assert!(o.step_was_cached("COPY --from=docs"), "{}", o.describe());
+    b.write(&docs.join("readme.txt"), "changed\n");
+    let o = build("out3");
+    assert!(!o.step_was_cached("COPY --from=docs") && !o.step_was_cached("RUN cat /d/readme.txt"), "{}", o.describe());
+    assert_eq!(read(&b.path("out3/mounted.txt")), "changed\n");
+
+    let d = format!("docs={}", docs.display());
+    for (flags, says) in [
+        (vec!["--build-context", "src=https://example.invalid/x.tar"], "only docker-image://REF and local directories"),
+        (vec!["--build-context", "src=no-such-dir"], "no-such-dir is not a directory"),
+        (vec!["--build-context", "base"], "--build-context \"base\""),
+    ] {
+        let o = b.build(&ctx, &flags);
+        o.failed();
+        assert!(o.stderr.contains(says), "{}", o.describe());
+    }
+    let from_dir = b.context("fromdir", &[("Dockerfile", "FROM docs\n")]);
+    let o = b.build(&from_dir, &["--build-context", &d]);
+    o.failed();
+    assert!(o.stderr.contains("Dockerfile:1") && o.stderr.contains("cannot be a base image"), "{}", o.describe());
+    b.assert_clean();
+}

@@ -6,7 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use berth_spec::image::{Descriptor, ImageConfig};
+use berth_spec::image::{Descriptor, Digest, ImageConfig};
+
+use crate::context::{Context, PatternMatcher};
+use crate::dockerfile::{ArgScope, Dockerfile};
 
 use crate::exec::settings::RunSettings;
 
@@ -25,6 +28,8 @@ pub struct ExtraOptions {
     pub ignorefile: Option<PathBuf>,
     /// `--ssh ID[=SOCKET]`: ssh-agent sockets for `RUN --mount=type=ssh`.
     pub ssh: BTreeMap<String, PathBuf>,
+    /// `--build-context NAME=VALUE`, by lower-cased name.
+    pub contexts: BTreeMap<String, NamedContext>,
     /// `-q`: the progress goes here instead of stderr (the caller shows it if the build
     /// fails, as docker does).
     pub quiet_log: Option<QuietLog>,
@@ -88,6 +93,78 @@ impl Annotations {
         map.insert(k.to_string(), v.to_string());
         Ok(())
     }
+}
+
+/// A named build context: what `FROM NAME`, `COPY --from=NAME` and
+/// `RUN --mount=from=NAME` mean instead of a stage or image of that name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// `docker-image://REF`: that image.
+    Image(String),
+    /// A local directory (absolute): its files, for COPY --from and bind mounts.
+    Dir(PathBuf),
+}
+
+impl NamedContext {
+    /// How errors name it.
+    pub fn describe(&self, name: &str) -> String {
+        match self {
+            NamedContext::Image(r) => format!("build context {name} (image {r})"),
+            NamedContext::Dir(d) => format!("build context {name} ({})", d.display()),
+        }
+    }
+}
+
+/// `--build-context NAME=docker-image://REF` or `NAME=DIR`.
+pub fn parse_build_context(s: &str, out: &mut BTreeMap<String, NamedContext>) -> Result<(), String> {
+    let bad = |why: &str| format!("invalid --build-context {s:?}: {why}");
+    let (name, value) = s.split_once('=').ok_or_else(|| bad("want NAME=docker-image://REF or NAME=DIR"))?;
+    if name.is_empty() || value.is_empty() {
+        return Err(bad("want NAME=docker-image://REF or NAME=DIR"));
+    }
+    let c = if let Some(r) = value.strip_prefix("docker-image://") {
+        crate::registry::Reference::parse(r).map_err(|e| bad(&e))?;
+        NamedContext::Image(r.to_string())
+    } else if value.contains("://") || value.starts_with("target:") || value.starts_with("git@") {
+        return Err(bad("only docker-image://REF and local directories are supported"));
+    } else {
+        let d = std::path::absolute(value).map_err(|e| bad(&e.to_string()))?;
+        if !d.is_dir() {
+            return Err(bad(&format!("{value} is not a directory")));
+        }
+        NamedContext::Dir(d)
+    };
+    out.insert(name.to_ascii_lowercase(), c);
+    Ok(())
+}
+
+/// The stages to build when named contexts replace the stages of their names (as
+/// BuildKit does): the target and what it depends on, without the replaced stages and
+/// what only they need.
+pub fn stages_needed(df: &Dockerfile, target: Option<&str>, globals: &ArgScope, contexts: &BTreeMap<String, NamedContext>) -> Result<Vec<usize>, String> {
+    let t = df.target_index(target).map_err(|e| e.to_string())?;
+    let (mut needed, mut todo) = (std::collections::BTreeSet::new(), vec![t]);
+    while let Some(i) = todo.pop() {
+        if !needed.insert(i) {
+            continue;
+        }
+        for d in df.stage_deps(i, globals).map_err(|e| e.to_string())? {
+            if !df.stages[d.stage].name.as_ref().is_some_and(|n| contexts.contains_key(n)) {
+                todo.push(d.stage);
+            }
+        }
+    }
+    Ok(needed.into_iter().collect())
+}
+
+/// What a directory context is for the cache: a key of its files' content (paths,
+/// modes, data), as the main context's files are keyed.
+pub fn dir_content_key(d: &Path) -> Result<Digest, String> {
+    let what = |e: &dyn std::fmt::Display| format!("build context {}: {e}", d.display());
+    let ctx = Context::open(d, PatternMatcher::default()).map_err(|e| what(&e))?;
+    let all = ctx.resolve_sources(&[".".to_string()]).map_err(|e| what(&e))?;
+    let h = ctx.content_hash(&all).map_err(|e| what(&e))?;
+    Ok(crate::cache::KeyBuilder::new("build-context", &crate::cache::content_key(&[])).field("content", &h).finish())
 }
 
 /// `--ssh ID[=SOCKET]` (`default` alone: `$SSH_AUTH_SOCK`). Only agent sockets: buildx

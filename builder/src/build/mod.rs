@@ -245,7 +245,11 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
     let platform = dockerfile::Platform { os: host.os.clone(), arch: host.architecture.clone(), variant: host.variant.clone().unwrap_or_default() };
     let build_args = BuildArgs::from_flags(&opts.build_args, &|k| std::env::var(k).ok()).with_platforms(platform.clone(), platform);
     let globals = build_args.global_scope(&df).map_err(|e| e.to_string())?;
-    let needed = df.stages_needed_with(opts.target.as_deref(), &build_args).map_err(|e| e.to_string())?;
+    let needed = if opts.extra.contexts.is_empty() {
+        df.stages_needed_with(opts.target.as_deref(), &build_args).map_err(|e| e.to_string())?
+    } else {
+        extras::stages_needed(&df, opts.target.as_deref(), &globals, &opts.extra.contexts)?
+    };
     let epoch = times::source_date_epoch(&build_args)?;
     let mut unused = build_args.unused_in(&df, &needed);
     // Like BuildKit: the build arg sets the build's epoch, declared or not.

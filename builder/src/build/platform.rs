@@ -67,8 +67,16 @@ pub fn check_stages(b: &Builder, df: &Dockerfile, globals: &ArgScope, needed: &[
             Some(p) => runnable(&p, "FROM --platform").map_err(at)?,
             None => target.clone(),
         };
-        let name = from.expand_image(&lex, globals).map_err(|e| at(e.to_string()))?;
-        let lower = name.to_ascii_lowercase();
+        let mut name = from.expand_image(&lex, globals).map_err(|e| at(e.to_string()))?;
+        let mut lower = name.to_ascii_lowercase();
+        match b.opts.extra.contexts.get(&lower) {
+            Some(super::extras::NamedContext::Image(r)) => {
+                name = r.clone();
+                lower = String::new();
+            }
+            Some(c) => return Err(at(format!("FROM {name}: {} is a directory, which cannot be a base image (use docker-image://REF)", c.describe(&name)))),
+            None => {}
+        }
         if name.eq_ignore_ascii_case("scratch") || df.stages[..i].iter().any(|s| s.name.as_deref() == Some(lower.as_str())) {
             continue;
         }

@@ -168,6 +168,17 @@ fn resolve_base(b: &mut Builder, df: &Dockerfile, name: &str, index: usize) -> R
         return Ok((Vec::new(), cfg));
     }
     let lower = name.to_ascii_lowercase();
+    // A named build context replaces a stage or image of its name.
+    match b.opts.extra.contexts.get(&lower) {
+        Some(super::extras::NamedContext::Image(r)) => {
+            let r = r.clone();
+            let (layers, config) = image_layers(b, &r)?;
+            b.base_layers.extend(layers.iter().map(|l| l.diff_id.clone()));
+            return Ok((layers, config));
+        }
+        Some(c) => return Err(format!("FROM {name}: {} is a directory, which cannot be a base image (use docker-image://REF)", c.describe(name))),
+        None => {}
+    }
     if let Some(i) = df.stages[..index].iter().position(|s| s.name.as_deref() == Some(lower.as_str())) {
         let r = b.results[i].as_ref().ok_or_else(|| format!("stage {name} was not built"))?;
         return Ok((r.layers.clone(), r.config.clone()));

@@ -43,6 +43,7 @@ const FLAGS: &[Flag] = &[
     val("sbom", None),
     val("ignorefile", None),
     val("ssh", None),
+    val("build-context", None),
 ];
 
 /// `build --help`: every flag, one line each (a unit test holds it to FLAGS).
@@ -81,6 +82,7 @@ Options:
       --provenance false       accepted as false only: provenance attestations are not supported
       --sbom false             accepted as false only: SBOM attestations are not supported
       --ignorefile FILE        ignore patterns instead of the context's .dockerignore
+      --build-context NAME=VALUE  FROM/COPY --from/RUN --mount from=NAME: docker-image://REF or a local directory
       --ssh ID[=SOCKET]        an ssh-agent socket for RUN --mount=type=ssh (default alone: $SSH_AUTH_SOCK)
       --tls-verify BOOL        verify registries' TLS certificates (default true)
       --insecure-registry HOST use plain HTTP or unverified TLS for HOST (repeatable)
@@ -284,6 +286,9 @@ fn extra_options(p: &super::args::Parsed) -> Result<ExtraOptions, Fail> {
     x.pull = p.has("pull");
     x.metadata_file = p.one("metadata-file").map(PathBuf::from);
     x.ignorefile = p.one("ignorefile").map(PathBuf::from);
+    for c in p.all("build-context") {
+        extras::parse_build_context(&c, &mut x.contexts).map_err(Fail::usage)?;
+    }
     let agent = std::env::var("SSH_AUTH_SOCK").ok();
     for s in p.all("ssh") {
         extras::parse_ssh(&s, agent.as_deref(), &mut x.ssh).map_err(Fail::usage)?;
