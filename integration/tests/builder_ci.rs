@@ -1,6 +1,8 @@
 //! End-to-end tests of `berth-build` in CI pipelines (issue 16): reproducible digests
 //! (unchanged rebuilds, SOURCE_DATE_EPOCH), `--platform`, and the docker/buildx build
-//! flags. Same needs as tests/builder.rs: root, busybox-static, the built binaries.
+//! flags (outputs, RUN settings, caches in a directory, ssh, named contexts...). Same
+//! needs as tests/builder.rs: root, busybox-static, the built binaries; the `--pull` and
+//! index tests also start a docker-registry, as tests/registry_build.rs does.
 
 use berth_integration::builder_support::{run_cmd, sha256_hex, Bt, BuildOutput, Out};
 use berth_integration::Value;
