@@ -119,6 +119,13 @@ fn same_source_date_epoch_gives_the_same_digest_in_clean_stores_whatever_the_fil
     // The second, clean, with the environment variable instead of the build arg.
     let (c, _) = build_id(&two, &ctx2, &[], &[("SOURCE_DATE_EPOCH", EPOCH)]);
     assert_eq!(a, c, "same SOURCE_DATE_EPOCH, different digests");
+    // A third, clean too, with the build arg and its files from yet another day.
+    let three = with_base("ci-epoch-3");
+    let ctx3 = three.context("ctx", &[("Dockerfile", CI_APP), ("app.txt", "hello\n")]);
+    sh(&ctx3, "touch -d '2026-01-02 03:04:05' app.txt Dockerfile .").ok();
+    let (d, _) = build_id(&three, &ctx3, &["--build-arg", &format!("SOURCE_DATE_EPOCH={EPOCH}")], &[]);
+    assert_eq!(c, d, "two clean builds with the same SOURCE_DATE_EPOCH differ");
+    three.assert_clean();
 
     let v = two.inspect(&c);
     assert_eq!(v["Config"]["created"], EPOCH_RFC3339);
