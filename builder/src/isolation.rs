@@ -15,20 +15,21 @@
 //! The child mounts a /proc of its PID namespace (in its own mount namespace, not
 //! propagated to the host): the runtime it runs reads /proc for the pids it made.
 
+use crate::error::Context as _;
 use std::io;
 use std::path::Path;
 
-fn errno<T>(what: &str) -> Result<T, String> {
-    Err(format!("{what}: {}", io::Error::last_os_error()))
+fn errno<T>(what: &str) -> crate::Result<T> {
+    Err(format!("{what}: {}", io::Error::last_os_error()).into())
 }
 
 /// Forks the build into its namespaces. Returns in the child, ready to build; the parent
 /// never returns (it exits with the child's status). Must be called while the process is
 /// single-threaded.
-pub fn enter(store: &Path) -> Result<(), String> {
+pub fn enter(store: &Path) -> crate::Result<()> {
     // To go back to after the fork: the parent's later children (the runtime it runs to
     // reclaim a killed build's containers) cannot be made in a namespace whose init died.
-    let own = std::fs::File::open("/proc/self/ns/pid").map_err(|e| format!("open /proc/self/ns/pid: {e}"))?;
+    let own = std::fs::File::open("/proc/self/ns/pid").context("open /proc/self/ns/pid")?;
     // SAFETY: unshare(2) with a flag; it only affects the children made after it.
     if unsafe { libc::unshare(libc::CLONE_NEWPID) } < 0 {
         return errno("cannot make a PID namespace for the build (berth-build needs root)");
@@ -81,8 +82,8 @@ pub fn enter(store: &Path) -> Result<(), String> {
         libc::close(fds[0]);
         libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
     }
-    crate::overlay::private_mount_namespace().map_err(|e| format!("cannot make a private mount namespace (berth-build needs root): {e}"))?;
-    mount_proc().map_err(|e| format!("cannot mount /proc for the build's PID namespace: {e}"))
+    crate::overlay::private_mount_namespace().context("cannot make a private mount namespace (berth-build needs root)")?;
+    mount_proc().context("cannot mount /proc for the build's PID namespace")
 }
 
 /// A /proc of our PID namespace over /proc (in our mount namespace only).

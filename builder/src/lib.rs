@@ -8,6 +8,7 @@ pub mod cli;
 pub mod context;
 pub mod copy;
 pub mod dockerfile;
+pub mod error;
 pub mod exec;
 pub mod export;
 #[cfg(test)]
@@ -20,3 +21,6 @@ pub mod registry;
 pub mod remote;
 pub mod rootfs;
 pub mod store;
+pub mod working;
+
+pub use error::{Context, Error, ErrorKind, Result};

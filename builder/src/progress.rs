@@ -28,12 +28,12 @@ pub enum Mode {
 
 impl Mode {
     /// `auto`, `plain` or `tty`; auto is tty when stderr is a terminal.
-    pub fn parse(s: &str) -> Result<Mode, String> {
+    pub fn parse(s: &str) -> crate::Result<Mode> {
         match s {
             "auto" => Ok(if stderr_is_tty() { Mode::Tty } else { Mode::Plain }),
             "plain" => Ok(Mode::Plain),
             "tty" => Ok(Mode::Tty),
-            _ => Err(format!("invalid --progress {s:?}: want auto, plain or tty")),
+            _ => Err(format!("invalid --progress {s:?}: want auto, plain or tty").into()),
         }
     }
 }
@@ -221,7 +221,9 @@ impl Progress {
     }
 
     /// The step failed: its output so far is shown in full (TTY), then the error.
-    pub fn error(&self, id: StepId, msg: &str) {
+    pub fn error(&self, id: StepId, msg: impl std::fmt::Display) {
+        let msg = msg.to_string();
+        let msg = msg.as_str();
         let name = self.name(id);
         let lines = {
             let s = self.lock();

@@ -54,7 +54,7 @@ fn read_text(root: Option<&Path>, inside: &str) -> String {
 /// the rootfs' /etc/passwd and /etc/group (`root` None: no files, only numbers work).
 /// Without a group, the group is the user's primary group for a name, and the same
 /// number for a uid (as BuildKit does: `--chown=1000` gives 1000:1000).
-pub fn resolve_chown(spec: &str, root: Option<&Path>) -> Result<(u32, u32), String> {
+pub fn resolve_chown(spec: &str, root: Option<&Path>) -> crate::Result<(u32, u32)> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -126,7 +126,7 @@ mod tests {
         assert_eq!(resolve_chown("app:staff", Some(&r)).unwrap(), (1000, 50));
         assert_eq!(resolve_chown("42", None).unwrap(), (42, 42));
         assert_eq!(resolve_chown("42:7", None).unwrap(), (42, 7));
-        assert!(resolve_chown("ghost", Some(&r)).unwrap_err().contains("ghost"));
+        assert!(resolve_chown("ghost", Some(&r)).unwrap_err().to_string().contains("ghost"));
         assert!(resolve_chown("app:nogrp", Some(&r)).is_err());
         std::fs::remove_dir_all(&r).unwrap();
     }

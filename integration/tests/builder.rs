@@ -259,6 +259,31 @@ RUN cat /base.txt /usr/bin.txt /from-index.txt && test ! -e /out
 }
 
 #[test]
+fn failures_at_a_line_show_the_dockerfile_excerpt_around_it() {
+    let b = Bt::new("bld-excerpt");
+    // A failing step: the step's line marked, two lines before it and one after.
+    let ctx = b.context("run", &[("Dockerfile", "FROM busybox\nRUN true\nRUN false\nCOPY a b\nCMD x\n")]);
+    b.build(&ctx, &[])
+        .failed()
+        .stderr_has("Dockerfile:3\n--------------------\n   1 |     FROM busybox\n   2 |     RUN true\n   3 | >>> RUN false\n   4 |     COPY a b\n--------------------\n")
+        .stderr_has("Dockerfile:3: RUN failed: exit code 1");
+    b.assert_clean();
+    // An instruction over several lines has all of them marked.
+    let ctx = b.context("multi", &[("Dockerfile", "FROM busybox\nRUN true \\\n  && false\nCMD x\n")]);
+    b.build(&ctx, &[]).failed().stderr_has(
+        "Dockerfile:2\n--------------------\n   1 |     FROM busybox\n   2 | >>> RUN true \\\n   3 | >>>   && false\n   4 |     CMD x\n--------------------\n",
+    );
+    b.assert_clean();
+    // A parse error: the same excerpt, before anything runs.
+    let ctx = b.context("unknown", &[("Dockerfile", "FROM busybox\nRUN true\nFOOBAR x\n")]);
+    b.build(&ctx, &[])
+        .failed()
+        .stderr_has("Dockerfile:3\n--------------------\n   1 |     FROM busybox\n   2 |     RUN true\n   3 | >>> FOOBAR x\n--------------------\n")
+        .stderr_has("Dockerfile:3: unknown instruction: FOOBAR");
+    b.assert_clean();
+}
+
+#[test]
 fn errors_name_the_line_and_leave_nothing_behind() {
     let b = Bt::new("bld-errors");
     let cases: &[(&str, &str)] = &[

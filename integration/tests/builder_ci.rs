@@ -102,8 +102,8 @@ fn same_source_date_epoch_gives_the_same_digest_in_clean_stores_whatever_the_fil
     // the epoch, as a checkout's are), RUN at other times.
     let one = with_base("ci-epoch-1");
     let two = with_base("ci-epoch-2");
-    let base_one = one.inspect("base")["Id"].clone();
-    assert_eq!(base_one, two.inspect("base")["Id"], "the two imports of busybox differ");
+    let base_one = one.inspect("base")["Digest"].clone();
+    assert_eq!(base_one, two.inspect("base")["Digest"], "the two imports of busybox differ");
     let ctx1 = one.context("ctx", &[("Dockerfile", CI_APP), ("app.txt", "hello\n")]);
     let ctx2 = two.context("ctx", &[("Dockerfile", CI_APP), ("app.txt", "hello\n")]);
     sh(&ctx1, "touch -d '2024-03-01 10:00:00' app.txt Dockerfile .").ok();
@@ -147,6 +147,12 @@ fn same_source_date_epoch_gives_the_same_digest_in_clean_stores_whatever_the_fil
     two.assert_clean();
 }
 
+/// Whether the progress shows a step `text` (`#N [..] text`); the error's excerpt of
+/// the Dockerfile may hold the text without the step having started.
+fn step_started(o: &Out, text: &str) -> bool {
+    o.stderr.lines().any(|l| l.starts_with('#') && l.contains(text))
+}
+
 /// The host's platform as berth-build names it, and one it cannot run.
 fn host_and_foreign() -> (&'static str, &'static str) {
     if std::env::consts::ARCH == "x86_64" {
@@ -168,7 +174,7 @@ fn a_platform_the_host_cannot_run_is_refused_before_any_step() {
     let o = b.build(&ctx, &["--platform", foreign, "--no-cache"]);
     o.failed();
     assert!(o.stderr.contains(&format!("--platform {foreign}")) && o.stderr.contains(host), "{}", o.describe());
-    assert!(!o.stderr.contains("RUN echo ran"), "a step ran:\n{}", o.describe());
+    assert!(!step_started(&o, "RUN echo ran"), "a step ran:\n{}", o.describe());
     let o = b.build(&ctx, &["--platform", &format!("{host},{foreign}")]);
     o.failed();
     assert!(o.stderr.contains("multi-platform"), "{}", o.describe());
@@ -178,7 +184,7 @@ fn a_platform_the_host_cannot_run_is_refused_before_any_step() {
     let o = b.build(&ctx, &["--no-cache"]);
     o.failed();
     assert!(o.stderr.contains(&format!("Dockerfile:3: FROM --platform {foreign}")), "{}", o.describe());
-    assert!(!o.stderr.contains("RUN echo ran"), "a step ran:\n{}", o.describe());
+    assert!(!step_started(&o, "RUN echo ran"), "a step ran:\n{}", o.describe());
     // The automatic platform args name the host's.
     let ctx = b.context("ctx3", &[("Dockerfile", "FROM --platform=$BUILDPLATFORM busybox\nRUN echo ran > /ran\n")]);
     b.build(&ctx, &["--platform", host]).ok();
@@ -238,7 +244,7 @@ fn a_base_image_for_another_platform_is_refused_before_any_step() {
             "{}",
             o.describe()
         );
-        assert!(!o.stderr.contains("RUN echo ran"), "a step ran:\n{}", o.describe());
+        assert!(!step_started(&o, "RUN echo ran"), "a step ran:\n{}", o.describe());
     }
     // The same base for the host's platform builds.
     let ok = b.context("ctx3", &[("Dockerfile", &df.replace("foreign:arm", "foreign:1"))]);
@@ -287,12 +293,12 @@ fn label_annotation_and_metadata_file_describe_the_image_as_buildx_does() {
     let index: Value = serde_json::from_str(&read(&layout.join("index.json"))).unwrap();
     assert_eq!(index["annotations"]["i"], "1", "{index}");
     assert_eq!(index["manifests"][0]["annotations"]["d"], "1", "{index}");
-    assert_eq!(index["manifests"][0]["digest"], v["Id"], "{index}");
+    assert_eq!(index["manifests"][0]["digest"], v["Digest"], "{index}");
 
     let m: Value = serde_json::from_str(&read(&meta)).unwrap();
-    assert_eq!(m["containerimage.digest"], v["Id"], "{m}");
+    assert_eq!(m["containerimage.digest"], v["Digest"], "{m}");
     assert_eq!(m["containerimage.config.digest"], v["Manifest"]["config"]["digest"], "{m}");
-    assert_eq!(m["containerimage.descriptor"]["digest"], v["Id"], "{m}");
+    assert_eq!(m["containerimage.descriptor"]["digest"], v["Digest"], "{m}");
     assert!(m["image.name"].as_str().unwrap().contains("ann:1"), "{m}");
 
     for (flags, says) in [
@@ -628,7 +634,7 @@ fn a_base_whose_index_lacks_the_hosts_platform_is_refused_naming_both() {
         "{}",
         o.describe()
     );
-    assert!(!o.stderr.contains("RUN echo ran"), "a step ran:\n{}", o.describe());
+    assert!(!step_started(&o, "RUN echo ran"), "a step ran:\n{}", o.describe());
     b.assert_clean();
 }
 

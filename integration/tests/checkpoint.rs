@@ -195,3 +195,171 @@ fn restore_without_images_fails_naming_the_image_dir_and_leaves_nothing() {
     t.forget_ids();
     t.assert_nothing_left(&before, Some(&rcg));
 }
+
+/// `--pre-dump` copies the memory while the container runs; the final dump with
+/// `--parent-path` (relative to its image dir, as runc takes it) writes only what changed
+/// since, and a restore from it has everything. The counter writes into a bind mount
+/// from the host, which criu takes as external at both ends.
+#[test]
+fn a_pre_dumped_container_restores_from_the_final_dump_with_its_bind_mount_and_prestart_hook() {
+    if !criu_runs_here() {
+        return;
+    }
+    let t = Test::exclusive("ckpt-pre");
+    let before = t.snapshot();
+    let id = t.id("orig");
+    let cg = t.cgroups_path("orig");
+    let data = t.mkdir("data");
+    let mut b = t.bundle();
+    b.sh(&COUNTER.replace("/count", "/data/count")).bind(&data, "/data", &["rw"]).set("/linux/cgroupsPath", json!(cg));
+    t.rt.create(&id, &b).ok();
+    t.rt.start(&id).ok();
+    count_past(&data, 5);
+
+    let (pre, last, work) = (t.path("ckpt/pre"), t.path("ckpt/final"), t.path("work"));
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let o = t.rt.cmd(&["checkpoint", "--pre-dump", "--image-path", &s(&pre), "--work-path", &s(&work), &id]);
+    assert!(o.success(), "pre-dump failed\n{}\ncriu's errors:\n{}", o.describe(), criu_errors(&work.join("pre-dump.log")));
+    assert_eq!(t.rt.status(&id), "running", "a pre-dump stopped the container");
+    let after_pre = count_past(&data, count(&data));
+    let o = t.rt.cmd(&["checkpoint", "--parent-path", "../pre", "--image-path", &s(&last), "--work-path", &s(&work), &id]);
+    assert!(o.success(), "dump after the pre-dump failed\n{}\ncriu's errors:\n{}", o.describe(), criu_errors(&work.join("dump.log")));
+    // The final dump points at its parent's pages instead of copying them all.
+    assert!(last.join("parent").exists(), "no parent link in {}", last.display());
+    t.rt.delete_force(&id).ok();
+    // The file is empty if the dump froze the counter between truncating and writing it.
+    let at_dump = count(&data).max(after_pre);
+
+    // The restore's config has a prestart hook: it runs once the restored namespaces
+    // exist, with the restored init's pid in the state, as runc runs it.
+    let hook_state = t.path("hook-state");
+    let hook = format!("cat > {}", hook_state.display());
+    b.set("/hooks", json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", hook]}]}));
+    b.write();
+    let rid = t.id("restored");
+    let o = t.rt.cmd(&["restore", "-d", "--image-path", &s(&last), "--work-path", &s(&work), "--bundle", &s(&b.dir), &rid]);
+    assert!(o.success(), "restore failed\n{}\ncriu's errors:\n{}", o.describe(), criu_errors(&work.join("restore.log")));
+    assert_eq!(t.rt.status(&rid), "running");
+    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(&hook_state).expect("the prestart hook did not run at restore")).unwrap();
+    assert_eq!((st["id"].as_str(), st["pid"].as_i64()), (Some(rid.as_str()), t.rt.state(&rid)["pid"].as_i64()), "hook state {st}");
+    let resumed = count_past(&data, at_dump);
+    assert!(resumed > at_dump, "the restored counter did not go on from {at_dump}");
+    t.rt.kill(&rid, "KILL").ok();
+    t.rt.wait_status(&rid, "stopped", WAIT);
+    t.rt.delete(&rid).ok();
+    t.forget_ids();
+    t.assert_nothing_left(&before, Some(&cg));
+}
+
+/// `restore` without `-d` stays in the foreground until the restored container ends,
+/// exits as its init did (128+9 after a SIGKILL) and removes the container, as `run` does.
+#[test]
+fn a_foreground_restore_waits_for_the_container_returns_its_exit_and_removes_it() {
+    if !criu_runs_here() {
+        return;
+    }
+    let t = Test::exclusive("ckpt-fg");
+    let before = t.snapshot();
+    let id = t.id("orig");
+    let cg = t.cgroups_path("orig");
+    let mut b = t.bundle();
+    b.writable().sh(COUNTER).set("/linux/cgroupsPath", json!(cg));
+    let rootfs = b.rootfs();
+    t.rt.create(&id, &b).ok();
+    t.rt.start(&id).ok();
+    count_past(&rootfs, 3);
+    let (images, work) = (t.path("images"), t.path("work"));
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let o = t.rt.cmd(&["checkpoint", "--image-path", &s(&images), "--work-path", &s(&work), &id]);
+    assert!(o.success(), "checkpoint failed\n{}\ncriu's errors:\n{}", o.describe(), criu_errors(&work.join("dump.log")));
+    t.rt.delete_force(&id).ok();
+
+    let rid = t.id("restored");
+    let o = std::thread::scope(|sc| {
+        let restore = sc.spawn(|| t.rt.cmd(&["restore", "--image-path", &s(&images), "--work-path", &s(&work), "--bundle", &s(&b.dir), &rid]));
+        wait_until(WAIT, "the restored container to run", || restore.is_finished() || t.rt.cmd(&["state", &rid]).stdout.contains("\"running\""));
+        if !restore.is_finished() {
+            let now = count(&rootfs);
+            count_past(&rootfs, now);
+            t.rt.kill(&rid, "KILL").ok();
+        }
+        restore.join().unwrap()
+    });
+    assert_eq!(
+        o.code(),
+        137,
+        "the foreground restore did not return the init's end\n{}\ncriu's errors:\n{}",
+        o.describe(),
+        criu_errors(&work.join("restore.log"))
+    );
+    // And removed the container, as `run` does.
+    assert!(!t.rt.cmd(&["state", &rid]).success(), "the container is left after its foreground restore");
+    t.forget_ids();
+    t.assert_nothing_left(&before, Some(&cg));
+}
+
+/// Accepts one connection on a console socket (in a thread) and returns the pty master
+/// the runtime sends on it.
+fn console_socket(path: &Path) -> std::thread::JoinHandle<Option<std::os::fd::OwnedFd>> {
+    use std::os::fd::AsRawFd;
+    let listener = std::os::unix::net::UnixListener::bind(path).expect("bind console socket");
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match listener.accept() {
+                Ok((c, _)) => return host::recv_fd(c.as_raw_fd()).ok().map(|(fd, _)| fd),
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                Err(_) => return None,
+            }
+        }
+    })
+}
+
+/// A container with a terminal: checkpointed while its master is held by the caller, and
+/// restored with `--console-socket`, where a new master arrives, on which the restored
+/// process goes on writing from where it was.
+#[test]
+fn a_container_with_a_terminal_restores_onto_a_new_pty_sent_to_the_console_socket() {
+    use std::os::fd::AsRawFd;
+    if !criu_runs_here() {
+        return;
+    }
+    let t = Test::exclusive("ckpt-tty");
+    let before = t.snapshot();
+    let id = t.id("orig");
+    let cg = t.cgroups_path("orig");
+    let mut b = t.bundle();
+    b.set("/process/terminal", json!(true)).sh("i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.1; done").set("/linux/cgroupsPath", json!(cg));
+    b.write();
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let sock = t.path("console.sock");
+    let accept = console_socket(&sock);
+    t.rt.cmd(&["create", "--console-socket", &s(&sock), "--bundle", &s(&b.dir), &id]).ok();
+    let master = accept.join().unwrap().expect("no pty master on the console socket");
+    t.rt.start(&id).ok();
+    let seen = String::from_utf8_lossy(&host::read_until_closed(master.as_raw_fd(), Duration::from_secs(2))).into_owned();
+    let last = |text: &str| text.lines().filter_map(|l| l.trim().strip_prefix("tick-")?.parse::<u64>().ok()).max().unwrap_or(0);
+    let before_dump = last(&seen);
+    assert!(before_dump > 0, "no ticks on the terminal: {seen:?}");
+
+    let (images, work) = (t.path("images"), t.path("work"));
+    let o = t.rt.cmd(&["checkpoint", "--image-path", &s(&images), "--work-path", &s(&work), &id]);
+    assert!(o.success(), "checkpoint failed\n{}\ncriu's errors:\n{}", o.describe(), criu_errors(&work.join("dump.log")));
+    drop(master);
+    t.rt.delete_force(&id).ok();
+
+    let rid = t.id("restored");
+    let sock2 = t.path("console2.sock");
+    let accept = console_socket(&sock2);
+    let o = t.rt.cmd(&["restore", "-d", "--console-socket", &s(&sock2), "--image-path", &s(&images), "--work-path", &s(&work), "--bundle", &s(&b.dir), &rid]);
+    assert!(o.success(), "restore failed\n{}\ncriu's errors:\n{}", o.describe(), criu_errors(&work.join("restore.log")));
+    let master = accept.join().unwrap().expect("no new pty master on the console socket at restore");
+    let seen = String::from_utf8_lossy(&host::read_until_closed(master.as_raw_fd(), Duration::from_secs(2))).into_owned();
+    assert!(last(&seen) > before_dump, "the restored process does not write on the new terminal past tick-{before_dump}: {seen:?}");
+    t.rt.kill(&rid, "KILL").ok();
+    t.rt.wait_status(&rid, "stopped", WAIT);
+    t.rt.delete(&rid).ok();
+    t.forget_ids();
+    t.assert_nothing_left(&before, Some(&cg));
+}

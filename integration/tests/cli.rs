@@ -106,6 +106,42 @@ fn systemd_cgroup_flag_is_accepted() {
     o.ok();
 }
 
+/// Engines probe a command with `--help` (podman runs `checkpoint --help` before a
+/// checkpoint): every command answers with its flags and exit 0, and does nothing else.
+#[test]
+fn every_command_answers_help_with_its_flags_and_success() {
+    let t = Test::new("help");
+    for cmd in [
+        "create",
+        "start",
+        "run",
+        "exec",
+        "state",
+        "kill",
+        "delete",
+        "list",
+        "spec",
+        "pause",
+        "resume",
+        "update",
+        "events",
+        "ps",
+        "checkpoint",
+        "restore",
+        "features",
+    ] {
+        for h in ["--help", "-h"] {
+            let o = t.rt.cmd(&[cmd, h]);
+            o.ok();
+            assert!(o.stdout.contains(cmd), "`{cmd} {h}` printed no usage:\n{}", o.describe());
+        }
+    }
+    let o = t.rt.cmd(&["checkpoint", "--help"]);
+    assert!(o.stdout.contains("--image-path"), "{}", o.describe());
+    // `spec --help` wrote no config.json.
+    assert!(!std::env::current_dir().unwrap().join("config.json").exists());
+}
+
 #[test]
 fn unknown_subcommand_fails() {
     let t = Test::new("unknown_cmd");

@@ -63,6 +63,7 @@ const SCENARIOS: &[Scenario<Podman>] = &[
     ("seccomp", compat::seccomp_profiles),
     ("apparmor", compat::apparmor),
     ("rm_leaves_nothing", compat::rm_leaves_nothing),
+    ("checkpoint_restore", checkpoint_restore),
 ];
 
 /// podman reads the runtime's --log JSON and maps the error words to 127 (command not
@@ -303,4 +304,67 @@ fn init(p: &Podman) {
     assert_eq!(o.code(), 9, "{}", o.describe());
     assert!(o.stdout.starts_with("/run/podman-init -- sh"), "PID 1 is not the init: {}", o.describe());
     assert!(!o.stdout.contains("pid=1\n"), "{}", o.describe());
+}
+
+/// `podman container checkpoint`/`restore` (criu through the runtime's checkpoint and
+/// restore commands): a counter whose stdout is conmon's pipe goes on counting from where
+/// it was and still logs; `--leave-running` keeps it running; `--export`/`--import`
+/// restores into a new container from the tarball (the runtime restores with a new
+/// bundle); a container with a terminal is restored onto a new pty. criu runs only in the VM lane (Debian's criu 3.17 fails on this host's kernel).
+fn checkpoint_restore(p: &Podman) {
+    if !berth_integration::cgroup_support::v2::in_vm_lane() {
+        suite::skip("Debian's criu 3.17 cannot checkpoint on this host's kernel; runs in the VM lane");
+    }
+    let counter = "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; echo tick-$i; sleep 0.1; done";
+    let count = |name: &str| -> u64 { p.podman(&["exec", name, "cat", "/tmp/count"]).stdout.trim().parse().unwrap_or(0) };
+    let count_past = |name: &str, n: u64| -> u64 {
+        berth_integration::engines::poll(Duration::from_secs(60), &format!("the count of {name} past {n}"), || {
+            let c = count(name);
+            (c > n).then_some(c)
+        })
+    };
+    let name = unique("ckpt");
+    p.run_detached(&name, &["--network", "none"], counter);
+    let before = count_past(&name, 5);
+
+    p.ok(&["container", "checkpoint", &name]);
+    assert_eq!(p.inspect(&name, "{{.State.Status}}"), "exited", "checkpointed container's status");
+    p.ok(&["container", "restore", &name]);
+    assert_eq!(p.inspect(&name, "{{.State.Status}}"), "running");
+    // Restored, not restarted: the count goes on from where it was, and the log with it.
+    let after = count(&name);
+    assert!(after >= before, "the count restarted: {after} after the restore, {before} before");
+    let now = count_past(&name, after);
+    p.wait_log(&name, &format!("tick-{now}"));
+
+    p.ok(&["container", "checkpoint", "--leave-running", &name]);
+    assert_eq!(p.inspect(&name, "{{.State.Status}}"), "running", "--leave-running stopped the container");
+    count_past(&name, count(&name));
+
+    // In the suite's work dir, which the suite removes.
+    let tar = p.dir.join(format!("{name}-export.tar.gz"));
+    let tar_s = tar.to_string_lossy().into_owned();
+    p.ok(&["container", "checkpoint", "--export", &tar_s, &name]);
+    p.ok(&["rm", "-f", &name]);
+    let copy = unique("ckpt-import");
+    p.ok(&["container", "restore", "--import", &tar_s, "--name", &copy]);
+    assert_eq!(p.inspect(&copy, "{{.State.Status}}"), "running");
+    let imported = count(&copy);
+    assert!(imported >= now, "the imported container restarted its count: {imported}, was past {now}");
+    count_past(&copy, imported);
+    p.ok(&["rm", "-f", &copy]);
+    let _ = std::fs::remove_file(&tar);
+
+    // With a terminal (-t) the pty's master is conmon's: the restore gets a new pty,
+    // whose master reaches conmon through the console socket, and the log goes on.
+    let tty = unique("ckpt-tty");
+    p.run_detached(&tty, &["-t", "--network", "none"], counter);
+    let before = count_past(&tty, 5);
+    p.ok(&["container", "checkpoint", &tty]);
+    p.ok(&["container", "restore", &tty]);
+    let after = count(&tty);
+    assert!(after >= before, "the count restarted: {after} after the restore, {before} before");
+    let now = count_past(&tty, after);
+    p.wait_log(&tty, &format!("tick-{now}"));
+    p.ok(&["rm", "-f", &tty]);
 }

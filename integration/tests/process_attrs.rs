@@ -60,6 +60,36 @@ fn scheduler_policy_and_nice_apply_to_the_process_and_to_exec() {
 }
 
 #[test]
+fn a_realtime_policy_gets_its_priority_for_the_process_and_for_exec() {
+    if runtime_predates_them() {
+        return;
+    }
+    let t = Test::new("sched_rt");
+    let id = t.id("");
+    let mut b = t.bundle();
+    // With realtime group scheduling (cgroup v1's cpu.rt_runtime_us), a new cgroup has no
+    // realtime time until it is given some; without it, nothing is needed.
+    // The kernel gives a group no more than its parent has: the cgroup sits right below
+    // the root, which has the host's realtime time.
+    if std::path::Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists() {
+        b.set("/linux/cgroupsPath", json!(t.cgroups_path("rt")));
+        b.set("/linux/resources/cpu", json!({"realtimePeriod": 1000000, "realtimeRuntime": 10000}));
+    }
+    b.set("/process/scheduler", json!({"policy": "SCHED_FIFO", "priority": 10}));
+    b.args(&["sleep", "300"]);
+    t.rt.create(&id, &b).ok();
+    t.rt.start(&id).ok();
+    let pid = t.rt.state(&id)["pid"].as_i64().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    // rt_priority and policy are fields 40 and 41; the split starts at field 3.
+    assert_eq!((fields[37], fields[38]), ("10", "1"), "the init is not SCHED_FIFO at 10: {stat}");
+    let o = exec_with(&t, &id, SCHED_FIELDS, json!({"scheduler": {"policy": "SCHED_RR", "priority": 5}}));
+    o.ok();
+    assert_eq!(o.stdout, "0 5 2\n", "{}", o.describe());
+}
+
+#[test]
 fn a_scheduler_priority_without_a_realtime_policy_is_refused_by_name() {
     if runtime_predates_them() {
         return;
@@ -147,13 +177,56 @@ fn exec_cpu_affinity_initial_then_final_cpus_apply_to_exec_only() {
     let cpus = "grep Cpus_allowed_list /proc/self/status | cut -f2";
     let o = t.rt.cmd(&["exec", &id, "sh", "-c", cpus]);
     assert_eq!(o.stdout, "1\n", "{}", o.describe());
-    // initial alone stays the process's CPUs; final replaces it once in the cgroup.
+    // initial holds only until the process is in the cgroup: then every CPU the cgroup
+    // allows, or final's.
     let o = exec_with(&t, &id, cpus, json!({"execCPUAffinity": {"initial": "0"}}));
-    assert_eq!(o.stdout, "0\n", "{}", o.describe());
+    assert_eq!(o.stdout, format!("{host_cpus}\n"), "{}", o.describe());
     let o = exec_with(&t, &id, cpus, json!({"execCPUAffinity": {"initial": "1", "final": "0"}}));
     assert_eq!(o.stdout, "0\n", "{}", o.describe());
     let o = exec_with(&t, &id, cpus, json!({"execCPUAffinity": {"initial": "0-x"}}));
     o.failed().stderr_has("process.execCPUAffinity.initial");
+}
+
+/// Runs `f` with this thread (and so the processes it starts) on CPU 0 only.
+fn pinned_to_cpu0<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: cpu_set_t is plain data; the calls read and write only the sets given.
+    let (mut old, mut one): (libc::cpu_set_t, libc::cpu_set_t) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: as above.
+    unsafe {
+        assert_eq!(libc::sched_getaffinity(0, size, &mut old), 0);
+        libc::CPU_SET(0, &mut one);
+        assert_eq!(libc::sched_setaffinity(0, size, &one), 0);
+    }
+    let r = f();
+    // SAFETY: as above.
+    unsafe { libc::sched_setaffinity(0, size, &old) };
+    r
+}
+
+#[test]
+fn a_runtime_pinned_to_one_cpu_does_not_pin_the_container_or_its_execs() {
+    if flavor().is_runc_before(1, 2) {
+        return; // runc resets the affinity from 1.2 on
+    }
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return; // with one CPU, pinned and not pinned look the same
+    }
+    let t = Test::new("affinity_reset");
+    let id = t.id("");
+    let host_cpus = host::status_field(std::process::id() as i32, "Cpus_allowed_list").unwrap();
+    let mut b = t.bundle();
+    b.args(&["sleep", "300"]);
+    let exec_cpus = pinned_to_cpu0(|| {
+        t.rt.create(&id, &b).ok();
+        t.rt.start(&id).ok();
+        let o = t.rt.cmd(&["exec", &id, "sh", "-c", "grep Cpus_allowed_list /proc/self/status | cut -f2"]);
+        o.ok();
+        o.stdout
+    });
+    let pid = t.rt.state(&id)["pid"].as_i64().unwrap() as i32;
+    assert_eq!(host::status_field(pid, "Cpus_allowed_list").unwrap(), host_cpus, "the init kept its caller's pinning");
+    assert_eq!(exec_cpus, format!("{host_cpus}\n"), "the exec'd process kept its caller's pinning");
 }
 
 #[test]

@@ -7,11 +7,11 @@
 //! Run: `cargo test -p berth-integration --test registry`.
 
 use berth_build::registry::auth::base64_encode;
-use berth_build::registry::media::{self, Descriptor, Platform};
 use berth_build::registry::{
     self, build_artifact_manifest, pull, pull_artifact, push, resolve, ArtifactBlob, AuthConfig, BlobStore, Client, ClientOptions, Credential, Digest,
     DirBlobStore, ErrorKind, Progress, PullOptions, PushOptions, Reference,
 };
+use berth_build::registry::{Descriptor, Platform};
 use berth_integration::procs;
 use berth_integration::registry_support::{need, run, Registry, RegistryConfig, TokenAuth};
 use berth_integration::tempdir::TempDir;
@@ -158,9 +158,19 @@ fn make_image(store: &DirBlobStore, arch: &str, seed: u64, docker: bool) -> Imag
     put(store, &l1);
     put(store, &l2);
     let (mt, cmt, lmt1, lmt2) = if docker {
-        (media::DOCKER_MANIFEST, media::DOCKER_CONFIG, media::DOCKER_LAYER_GZIP, media::DOCKER_LAYER_GZIP)
+        (
+            berth_spec::image::MEDIA_TYPE_DOCKER_MANIFEST,
+            berth_spec::image::MEDIA_TYPE_DOCKER_CONFIG,
+            berth_spec::image::MEDIA_TYPE_DOCKER_LAYER_GZIP,
+            berth_spec::image::MEDIA_TYPE_DOCKER_LAYER_GZIP,
+        )
     } else {
-        (media::OCI_MANIFEST, media::OCI_CONFIG, media::OCI_LAYER_GZIP, media::OCI_LAYER_ZSTD)
+        (
+            berth_spec::image::MEDIA_TYPE_OCI_MANIFEST,
+            berth_spec::image::MEDIA_TYPE_OCI_CONFIG,
+            berth_spec::image::MEDIA_TYPE_OCI_LAYER_GZIP,
+            berth_spec::image::MEDIA_TYPE_OCI_LAYER_ZSTD,
+        )
     };
     let cd = Descriptor::of(cmt, &config);
     let layers = vec![Descriptor::of(lmt1, &l1), Descriptor::of(lmt2, &l2)];
@@ -219,7 +229,7 @@ fn push_inspect_pull_push_again_and_mount() {
     let pc = client(plain_opts());
     let pulled = pull(&pc, &r, &dst, &PullOptions { progress: Some(&cb), ..PullOptions::default() }).unwrap();
     assert_eq!(pulled.resolved.digest, img.digest);
-    assert_eq!(pulled.resolved.media_type, media::OCI_MANIFEST);
+    assert_eq!(pulled.resolved.media_type, berth_spec::image::MEDIA_TYPE_OCI_MANIFEST);
     assert!(pulled.resolved.index.is_none());
     assert_eq!(pulled.downloaded.len(), 3);
     assert_eq!(pulled.config, src.read_all(&img.config.digest).unwrap());
@@ -323,7 +333,11 @@ fn index_picks_platform() {
     for docker in [false, true] {
         let amd = make_image(&src, "amd64", 10, docker);
         let arm = make_image(&src, "arm64", 20, docker);
-        let (list_mt, repo) = if docker { (media::DOCKER_MANIFEST_LIST, "test/dmulti:1") } else { (media::OCI_INDEX, "test/multi:1") };
+        let (list_mt, repo) = if docker {
+            (berth_spec::image::MEDIA_TYPE_DOCKER_MANIFEST_LIST, "test/dmulti:1")
+        } else {
+            (berth_spec::image::MEDIA_TYPE_OCI_INDEX, "test/multi:1")
+        };
         let entry = |img: &Image, arch: &str, variant: Option<&str>| {
             let mut p = json!({"architecture": arch, "os": "linux"});
             if let Some(v) = variant {
@@ -346,7 +360,7 @@ fn index_picks_platform() {
         assert_eq!(c.stats().manifests_pushed, 3);
 
         let pc = client(plain_opts());
-        let amd_res = resolve(&pc, &r, &Platform::default()).unwrap();
+        let amd_res = resolve(&pc, &r, &Platform::new("linux", "amd64")).unwrap();
         assert_eq!(amd_res.digest, amd.digest, "linux/amd64 by default");
         assert_eq!(amd_res.top_digest(), &index_digest);
         assert_eq!(amd_res.index.as_ref().unwrap().media_type, list_mt);
@@ -369,7 +383,7 @@ fn index_picks_platform() {
         for d in &amd.layers {
             assert!(!dst.has(&d.digest), "other platform's layers not pulled");
         }
-        let pinned = resolve(&pc, &amd_res.pinned(), &Platform::default()).unwrap();
+        let pinned = resolve(&pc, &amd_res.pinned(), &Platform::new("linux", "amd64")).unwrap();
         assert_eq!(pinned.digest, amd.digest);
 
         // skopeo picks amd64 as well.
@@ -395,7 +409,7 @@ fn artifacts_for_the_remote_cache() {
     put(&src, &manifest);
     let r = reg.reference("test/cache:buildcache");
     let c = client(plain_opts());
-    let res = push(&c, &r, &src, &manifest, media::OCI_MANIFEST, &PushOptions::default()).unwrap();
+    let res = push(&c, &r, &src, &manifest, berth_spec::image::MEDIA_TYPE_OCI_MANIFEST, &PushOptions::default()).unwrap();
     assert_eq!(res.digest, Digest::sha256(&manifest));
 
     // Without a store: the manifest and the records only.
@@ -425,14 +439,14 @@ fn artifacts_for_the_remote_cache() {
     assert_eq!(serde_json::from_slice::<Value>(&m2).unwrap()["config"]["digest"], empty.digest.to_string());
     let m2d = put(&src, &m2);
     let index = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": media::OCI_INDEX, "artifactType": "application/vnd.berth.cache.v1",
-        "manifests": [Descriptor::of(media::OCI_MANIFEST, &m2), Descriptor::of(media::OCI_MANIFEST, &manifest)],
+        "schemaVersion": 2, "mediaType": berth_spec::image::MEDIA_TYPE_OCI_INDEX, "artifactType": "application/vnd.berth.cache.v1",
+        "manifests": [Descriptor::of(berth_spec::image::MEDIA_TYPE_OCI_MANIFEST, &m2), Descriptor::of(berth_spec::image::MEDIA_TYPE_OCI_MANIFEST, &manifest)],
     }))
     .unwrap();
     let ir = reg.reference("test/cache:index");
-    push(&c, &ir, &src, &index, media::OCI_INDEX, &PushOptions::default()).unwrap();
+    push(&c, &ir, &src, &index, berth_spec::image::MEDIA_TYPE_OCI_INDEX, &PushOptions::default()).unwrap();
     let a = pull_artifact(&pc, &ir, None, &|_| true, None).unwrap().unwrap();
-    assert_eq!(a.media_type, media::OCI_INDEX);
+    assert_eq!(a.media_type, berth_spec::image::MEDIA_TYPE_OCI_INDEX);
     assert_eq!(a.descriptors().len(), 2);
     assert_eq!(a.descriptors()[0].digest, m2d);
 }
@@ -446,19 +460,20 @@ fn clear_errors() {
     let c = client(plain_opts());
     push(&c, &reg.reference("foo:1"), &src, &img.manifest, &img.media_type, &PushOptions::default()).unwrap();
 
-    let e = resolve(&c, &reg.reference("foo:nope"), &Platform::default()).unwrap_err();
+    let e = resolve(&c, &reg.reference("foo:nope"), &Platform::new("linux", "amd64")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert_eq!(e.to_string(), format!("pull {}/foo:nope: manifest unknown (404)", reg.host));
-    let e = resolve(&c, &reg.reference("nosuch/repo:1"), &Platform::default()).unwrap_err();
+    let e = resolve(&c, &reg.reference("nosuch/repo:1"), &Platform::new("linux", "amd64")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(e.to_string().starts_with(&format!("pull {}/nosuch/repo:1: ", reg.host)), "{e}");
     assert!(e.to_string().ends_with("(404)"), "{e}");
 
     // A blob the manifest names but neither side has.
     let mut bogus = img.layers.clone();
-    bogus.push(Descriptor::of(media::OCI_LAYER_GZIP, b"never stored"));
-    let m = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": media::OCI_MANIFEST, "config": img.config, "layers": bogus})).unwrap();
-    let e = push(&c, &reg.reference("foo:bad"), &src, &m, media::OCI_MANIFEST, &PushOptions::default()).unwrap_err();
+    bogus.push(Descriptor::of(berth_spec::image::MEDIA_TYPE_OCI_LAYER_GZIP, b"never stored"));
+    let m = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": berth_spec::image::MEDIA_TYPE_OCI_MANIFEST, "config": img.config, "layers": bogus}))
+        .unwrap();
+    let e = push(&c, &reg.reference("foo:bad"), &src, &m, berth_spec::image::MEDIA_TYPE_OCI_MANIFEST, &PushOptions::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Io);
     assert!(e.to_string().contains("is neither in the registry nor in the local store"), "{e}");
 
@@ -473,7 +488,7 @@ fn clear_errors() {
 
     // The registry down.
     reg.stop();
-    let e = resolve(&client(plain_opts()), &reg.reference("foo:1"), &Platform::default()).unwrap_err();
+    let e = resolve(&client(plain_opts()), &reg.reference("foo:1"), &Platform::new("linux", "amd64")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Connect);
     assert_eq!(e.to_string(), format!("pull {h}/foo:1: connect {h}: connection refused", h = reg.host));
     let e = push(&client(plain_opts()), &reg.reference("foo:1"), &src, &img.manifest, &img.media_type, &PushOptions::default()).unwrap_err();
@@ -508,7 +523,7 @@ fn htpasswd_and_tls() {
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
     assert!(e.to_string().starts_with(&format!("push {}/test/img:1: ", reg.host)), "{e}");
     assert!(e.to_string().contains(&format!("(401): the credentials for {} were rejected", reg.host)), "{e}");
-    let e = resolve(&client(ClientOptions { tls_verify: false, ..plain_opts() }), &r, &Platform::default()).unwrap_err();
+    let e = resolve(&client(ClientOptions { tls_verify: false, ..plain_opts() }), &r, &Platform::new("linux", "amd64")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthorized);
     assert!(e.to_string().contains(&format!("no credentials for {h} (berth-build login {h})", h = reg.host)), "{e}");
 
@@ -544,7 +559,7 @@ fn htpasswd_and_tls() {
     let mut o2 = plain_opts();
     o2.tls_verify = false;
     o2.auth = AuthConfig::with_files(vec![login_file]);
-    resolve(&client(o2), &r, &Platform::default()).unwrap();
+    resolve(&client(o2), &r, &Platform::new("linux", "amd64")).unwrap();
     // docker's config.json with a base64 auth entry.
     let docker_cfg = home.path().join("docker/config.json");
     std::fs::create_dir_all(docker_cfg.parent().unwrap()).unwrap();
@@ -552,7 +567,7 @@ fn htpasswd_and_tls() {
     let mut o3 = plain_opts();
     o3.insecure_registries = vec![reg.host.clone()];
     o3.auth = AuthConfig::with_files(vec![home.path().join("absent.json"), docker_cfg]);
-    resolve(&client(o3), &r, &Platform::default()).unwrap();
+    resolve(&client(o3), &r, &Platform::new("linux", "amd64")).unwrap();
 }
 
 // ---------------------------------------------------------------- token auth
@@ -740,7 +755,7 @@ fn bearer_token_auth() {
     }
     pc.check_auth(&reg.host).unwrap();
     // Anonymous: the token server refuses, and says so.
-    let e = resolve(&with(None), &r, &Platform::default()).unwrap_err();
+    let e = resolve(&with(None), &r, &Platform::new("linux", "amd64")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthorized);
     assert!(e.to_string().contains(&format!("no credentials for {h} (berth-build login {h})", h = reg.host)), "{e}");
 }

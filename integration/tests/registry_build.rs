@@ -74,9 +74,9 @@ fn store_files(store: &Path) -> Vec<String> {
     out
 }
 
-/// The image id (manifest digest) of a name in the test's store.
+/// The manifest digest of a name in the test's store.
 fn image_id(bt: &Bt, name: &str) -> String {
-    bt.inspect(name)["Id"].as_str().expect("inspect has an Id").to_string()
+    bt.inspect(name)["Digest"].as_str().expect("inspect has a Digest").to_string()
 }
 
 const APP: &str = "FROM {BASE}\nRUN echo built-by-berth > /hello\nCOPY msg /msg\nCMD [\"sh\", \"-c\", \"cat /hello /msg\"]\n";
@@ -136,8 +136,12 @@ fn plain_registry_push_inspect_run_build_from_it_and_reuse_its_cache() {
     o.ok();
     o.stderr_has(&format!("{h}/app:1: resolved to {id}"));
     let o = bb(&bt.t.dir, &store2, &["images", "--format", "json"], &[]);
-    let names: Vec<String> =
-        serde_json::from_str::<Value>(&o.stdout).unwrap().as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> = o
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|i| format!("{}:{}", i["Repository"].as_str().unwrap(), i["Tag"].as_str().unwrap()))
+        .collect();
     assert_eq!(names, [app.clone(), "derived:1".to_string()], "the pulled base is tagged by its reference");
     let out = bb(
         &bt.t.dir,
@@ -377,12 +381,12 @@ fn an_index_is_pulled_for_the_platform_asked_and_found_locally_by_digest() {
     o.ok();
     assert_eq!(o.stdout.trim(), pushed.digest.as_str());
     let v: Value = serde_json::from_str(&bb(&bt.t.dir, &s_arm, &["inspect", &multi], &[]).stdout).unwrap();
-    assert_eq!((v["Id"].as_str(), v["Config"]["architecture"].as_str()), (Some(arm.digest.as_str()), Some("arm64")), "{v}");
+    assert_eq!((v["Digest"].as_str(), v["Config"]["architecture"].as_str()), (Some(arm.digest.as_str()), Some("arm64")), "{v}");
     // The host's platform by default.
     let s_host = bt.path("store-host");
     bb(&bt.t.dir, &s_host, &["pull", &multi], &[]).ok();
     let v: Value = serde_json::from_str(&bb(&bt.t.dir, &s_host, &["inspect", &multi], &[]).stdout).unwrap();
-    assert_eq!(v["Id"].as_str(), Some(amd.digest.as_str()), "{v}");
+    assert_eq!(v["Digest"].as_str(), Some(amd.digest.as_str()), "{v}");
     // A platform the index lacks: the choices are named, nothing is stored.
     let empty = bt.path("empty");
     let o = bb(&bt.t.dir, &empty, &["pull", "--platform", "linux/s390x", &multi], &[]);

@@ -284,6 +284,58 @@ fn no_host_fd_reaches_the_containers_process() {
     assert_eq!(o.stdout, "0 1 2 3 ", "{}", o.describe());
 }
 
+/// The harness runs the runtime with the host's /dev/null as stdin: the container's
+/// process gets a /dev/null of its own mounts instead (one it can reach anyway), as runc
+/// gives it; criu can then dump it (podman's detached containers have /dev/null stdin).
+/// create + start, so that the process gets the caller's stdin itself (runc's `run`
+/// puts pipes of its own between).
+#[test]
+fn stdin_on_the_hosts_dev_null_becomes_the_containers_own_dev_null() {
+    let t = Test::new("dev_null");
+    let id = t.id("");
+    let mut b = t.bundle();
+    // fdinfo's mnt_id names the mount the file is on; mountinfo lists only the container's.
+    b.writable().sh("exec >/result; m=$(sed -n 's/^mnt_id:[[:space:]]*//p' /proc/$$/fdinfo/0); grep -c \"^$m \" /proc/self/mountinfo; readlink /proc/$$/fd/0");
+    t.rt.create(&id, &b).ok();
+    t.rt.start(&id).ok();
+    t.rt.wait_status(&id, "stopped", 10 * SEC);
+    let got = std::fs::read_to_string(b.rootfs().join("result")).unwrap_or_default();
+    assert_eq!(got, "1\n/dev/null\n", "stdin is not on a mount of the container");
+}
+
+/// A caller may start the runtime with its stdio closed (criu runs its action scripts
+/// so): the numbers 0-2 must not go to the runtime's own files (its state dir, lock,
+/// pipes), which the container's process would inherit as its stdio.
+#[test]
+fn a_runtime_started_with_closed_stdio_gives_the_container_none_of_its_own_files() {
+    use std::os::unix::process::CommandExt;
+    let t = Test::new("closed_stdio");
+    let id = t.id("");
+    let mut b = t.bundle();
+    // The links are read before the shell opens anything itself.
+    b.writable().sh("l() { readlink /proc/$$/fd/$1 || echo closed; }; a=$(l 0); b=$(l 1); c=$(l 2); printf '%s\\n' \"$a\" \"$b\" \"$c\" > /result");
+    b.write();
+    let mut cmd = std::process::Command::new(&t.rt.bin);
+    cmd.args(["--root", t.rt.root.to_str().unwrap(), "run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    // SAFETY: close(2) only, async-signal-safe, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for fd in 0..3 {
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+    let status = cmd.status().expect("run the runtime");
+    let seen = std::fs::read_to_string(b.rootfs().join("result")).unwrap_or_default();
+    assert!(status.success(), "run with closed stdio failed: {status}; the container saw {seen:?}");
+    assert_eq!(seen.lines().count(), 3, "{seen:?}");
+    for line in seen.lines() {
+        // /dev/null, nothing, or (runc's `run`) the pipes it relays the output through.
+        assert!(line == "/dev/null" || line == "closed" || line.starts_with("pipe:["), "the container's stdio is a file of the runtime's: {seen:?}");
+    }
+}
+
 #[test]
 fn the_waiting_init_holds_no_host_fd() {
     // Between create and start the init sits in the container's namespaces and rootfs;

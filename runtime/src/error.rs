@@ -9,17 +9,26 @@ pub struct Error {
     msg: String,
     /// The signal that interrupted the command (create, run): it exits 128+signal.
     signal: Option<i32>,
+    /// `--help` was asked for: the command's flags, printed with exit 0.
+    help: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(msg: impl Into<String>) -> Self {
-        Error { msg: msg.into(), signal: None }
+        Error { msg: msg.into(), signal: None, help: None }
     }
     /// The command was stopped by `sig` and undid what it had made.
     pub fn interrupted(sig: i32, msg: impl Into<String>) -> Self {
-        Error { msg: msg.into(), signal: Some(sig) }
+        Error { msg: msg.into(), signal: Some(sig), help: None }
+    }
+    /// Not a failure: the command was asked for its `--help`, whose text is `flags`.
+    pub fn help(flags: String) -> Self {
+        Error { msg: "help requested".into(), signal: None, help: Some(flags) }
+    }
+    pub fn help_text(&self) -> Option<&str> {
+        self.help.as_deref()
     }
     pub fn msg(&self) -> &str {
         &self.msg
@@ -71,13 +80,13 @@ impl<T, E: Into<Error>> Context<T> for std::result::Result<T, E> {
     fn ctx(self, what: impl fmt::Display) -> Result<T> {
         self.map_err(|e| {
             let e = e.into();
-            Error { msg: format!("{what}: {}", e.msg), signal: e.signal }
+            Error { msg: format!("{what}: {}", e.msg), ..e }
         })
     }
     fn with_ctx<F: FnOnce() -> String>(self, f: F) -> Result<T> {
         self.map_err(|e| {
             let e = e.into();
-            Error { msg: format!("{}: {}", f(), e.msg), signal: e.signal }
+            Error { msg: format!("{}: {}", f(), e.msg), ..e }
         })
     }
 }

@@ -114,6 +114,7 @@ fn run_create(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Never> {
     }
     if mount_ns {
         rootfs::apply_root_propagation(spec)?;
+        rootfs::reopen_dev_null()?;
     }
     // The pty comes from the container's own devpts; /dev/console is its slave.
     if let Some(fd) = cfg.console_fd.filter(|_| process.terminal) {

@@ -11,6 +11,7 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
     // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     berth::linux::fds::note_passed();
+    berth::linux::fds::open_missing_stdio();
     let code = berth::cli::main();
     // Flushes stdout and exits, as returning from a std main would.
     std::process::exit(code)

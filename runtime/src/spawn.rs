@@ -86,6 +86,8 @@ pub fn spawn_init(req: &SpawnRequest, record: &mut Container) -> Result<Spawned>
     drop(join_files);
     cgroup.enter(pid)?;
     cgroup.apply(&linux)?;
+    // The init is not bound to the CPUs its caller was pinned to.
+    sched::reset_affinity(pid);
     let paths = cgroup.paths().clone();
 
     let mut sock = parent_sock;
@@ -186,8 +188,10 @@ pub fn spawn_exec(c: &crate::container::Container, process: berth_spec::Process,
     let mut guard = ChildGuard { pid, cgroup: None, host_root: None };
     cgroups::load(&c.saved.cgroup).add_exec(pid, c.saved.pid)?;
     // Now that it is in the container's cgroup (whose cpuset may differ), its own CPUs.
-    if let Some(cpus) = affinity.as_ref().and_then(|a| a.final_.as_deref()) {
-        sched::set_affinity(pid, &bitmask::to_mask(cpus)).ctx("process.execCPUAffinity.final: sched_setaffinity")?;
+    // Without one, every CPU the cgroup allows (not the CPUs berth's caller was pinned to).
+    match affinity.as_ref().and_then(|a| a.final_.as_deref()) {
+        Some(cpus) => sched::set_affinity(pid, &bitmask::to_mask(cpus)).ctx("process.execCPUAffinity.final: sched_setaffinity")?,
+        None => sched::reset_affinity(pid),
     }
     let cfg = InitConfig {
         mode: InitMode::Exec,

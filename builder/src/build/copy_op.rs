@@ -24,24 +24,15 @@ enum AddSrc {
     Url { url: String, name: String, checksum: Option<context::Checksum>, fetched: Option<(PathBuf, copy::http::Download)> },
 }
 
-pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &Instruction, env: &dyn Env) -> Result<(), String> {
+pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &Instruction, env: &dyn Env) -> crate::Result<()> {
     let lex = df.lexer();
     let (is_add, x, from, link, parents, excludes, checksum, unpack) = match &ins.kind {
-        Instr::Copy(c) => (false, c.expand(&lex, env).map_err(|e| e.to_string())?, c.from.clone(), c.link, c.parents, c.excludes.clone(), None, None),
-        Instr::Add(a) => (
-            true,
-            a.expand(&lex, env).map_err(|e| e.to_string())?,
-            None,
-            a.link,
-            false,
-            a.excludes.clone(),
-            a.expand_checksum(&lex, env).map_err(|e| e.to_string())?,
-            a.unpack,
-        ),
+        Instr::Copy(c) => (false, c.expand(&lex, env)?, c.from.clone(), c.link, c.parents, c.excludes.clone(), None, None),
+        Instr::Add(a) => (true, a.expand(&lex, env)?, None, a.link, false, a.excludes.clone(), a.expand_checksum(&lex, env)?, a.unpack),
         _ => unreachable!(),
     };
     let word = if is_add { "ADD" } else { "COPY" };
-    let excludes: Vec<String> = excludes.iter().map(|e| lex.expand_word(e, env).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+    let excludes: Vec<String> = excludes.iter().map(|e| lex.expand_word(e, env)).collect::<Result<_, _>>()?;
     let ropts = ResolveOptions { excludes: excludes.clone(), parents };
     let chmod = match &x.chmod {
         Some(m) => Some(dockerfile::parse_chmod(m)?),
@@ -49,7 +40,7 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
     };
     let workdir = st.meta.workdir();
     let checksum = match &checksum {
-        Some(c) => Some(context::Checksum::parse(c).map_err(|e| e.to_string())?),
+        Some(c) => Some(context::Checksum::parse(c).map_err(crate::Error::msg)?),
         None => None,
     };
 
@@ -82,7 +73,7 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
     if from_src.is_none() {
         for s in &x.sources {
             match if is_add { context::classify_add_source(s) } else { AddSourceKind::Local } {
-                AddSourceKind::Git => return Err(format!("ADD {s}: git sources are not supported by berth-build")),
+                AddSourceKind::Git => return Err(format!("ADD {s}: git sources are not supported by berth-build").into()),
                 AddSourceKind::Http => {
                     let name = context::add::url_file_name(s);
                     match &checksum {
@@ -93,7 +84,7 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
                         None => {
                             // Without a checksum the content is the key: fetch it now.
                             let dl_dir = b.work.join("downloads");
-                            std::fs::create_dir_all(&dl_dir).map_err(|e| e.to_string())?;
+                            std::fs::create_dir_all(&dl_dir)?;
                             b.seq += 1;
                             let file = dl_dir.join(format!("d{}", b.seq));
                             let d = copy::http::download(s, &file)?;
@@ -106,8 +97,8 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
                     if checksum.is_some() && is_add {
                         return Err("ADD --checksum can only be used with HTTP(S) sources".into());
                     }
-                    let resolved = b.context.resolve(std::slice::from_ref(s), &ropts).map_err(|e| e.to_string())?;
-                    key.field("content", &b.context.content_hash(&resolved).map_err(|e| e.to_string())?);
+                    let resolved = b.context.resolve(std::slice::from_ref(s), &ropts)?;
+                    key.field("content", &b.context.content_hash(&resolved)?);
                     srcs.push(AddSrc::Local(resolved));
                 }
             }
@@ -122,7 +113,7 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
     let sources_patterns = x.sources.clone();
     let inline: Vec<(String, Vec<u8>)> = x.inline_files.iter().map(|(n, d)| (n.clone(), d.as_bytes().to_vec())).collect();
 
-    let mut op = |b: &mut Builder, e: &StepEnv| -> Result<Option<Stubs>, String> {
+    let mut op = |b: &mut Builder, e: &StepEnv| -> crate::Result<Option<Stubs>> {
         // --chown names need the stage's /etc/passwd and /etc/group: the merged dir, or
         // (--link) a read-only mount of the layers below.
         let owner = match &x.chown {
@@ -131,8 +122,8 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
                 let numeric = spec.split(':').all(|p| p.is_empty() || p.parse::<u32>().is_ok());
                 if mode == Mode::Link && !numeric {
                     let d = e.dir.join("passwd-root");
-                    std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
-                    let m = overlay::mount(&mut b.links, &lowers, None, &d).map_err(|e| e.to_string())?;
+                    std::fs::create_dir_all(&d)?;
+                    let m = overlay::mount(&mut b.links, &lowers, None, &d)?;
                     resolve_chown(spec, Some(&m.path))?
                 } else {
                     resolve_chown(spec, Some(e.root))?
@@ -143,10 +134,10 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
         let chown_opt = x.chown.as_ref().map(|_| owner);
         if let Some(dirs) = &from_src {
             let d = e.dir.join("from");
-            std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
-            let m = overlay::mount(&mut b.links, dirs, None, &d).map_err(|e| e.to_string())?;
-            let sctx = Context::open_rootfs(&m.path, from_label.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
-            let resolved = sctx.resolve(&sources_patterns, &ropts).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(&d)?;
+            let m = overlay::mount(&mut b.links, dirs, None, &d)?;
+            let sctx = Context::open_rootfs(&m.path, from_label.as_deref().unwrap_or_default())?;
+            let resolved = sctx.resolve(&sources_patterns, &ropts)?;
             copy::copy(&params, &sctx, &resolved, &inline)?;
             return Ok(None);
         }
@@ -180,7 +171,7 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
                     };
                     if let Some(c) = checksum {
                         if c.sha256 != dl.sha256 {
-                            return Err(format!("ADD {url}: digest mismatch sha256:{}: expected sha256:{}", dl.sha256, c.sha256));
+                            return Err(format!("ADD {url}: digest mismatch sha256:{}: expected sha256:{}", dl.sha256, c.sha256).into());
                         }
                     }
                     if unpack == Some(true) {

@@ -123,7 +123,7 @@ pub fn parse_build_context(s: &str, out: &mut BTreeMap<String, NamedContext>) ->
         return Err(bad("want NAME=docker-image://REF or NAME=DIR"));
     }
     let c = if let Some(r) = value.strip_prefix("docker-image://") {
-        crate::registry::Reference::parse(r).map_err(|e| bad(&e))?;
+        crate::registry::Reference::parse(r).map_err(|e| bad(&e.to_string()))?;
         NamedContext::Image(r.to_string())
     } else if value.contains("://") || value.starts_with("target:") || value.starts_with("git@") {
         return Err(bad("only docker-image://REF and local directories are supported"));

@@ -1,6 +1,7 @@
 //! The built image: config blob (creation time: see [`super::times`]), manifest, tags and
 //! outputs.
 
+use crate::error::Context as _;
 use berth_spec::image::{ImageConfig, Manifest};
 
 use super::{extras, Builder, Built, StageResult};
@@ -20,20 +21,20 @@ pub fn image_config(r: &StageResult, epoch: Option<i64>) -> ImageConfig {
 }
 
 /// Stores the image, tags it, writes the outputs.
-pub fn finish(b: &Builder, r: &StageResult) -> Result<Built, String> {
+pub fn finish(b: &Builder, r: &StageResult) -> crate::Result<Built> {
     let id = b.progress.start("exporting to image");
-    let res = (|| -> Result<Built, String> {
+    let res = (|| -> crate::Result<Built> {
         let extra = &b.opts.extra;
         let mut config = image_config(r, b.epoch);
         extras::apply_labels(&mut config, &extra.labels);
-        let cdesc = b.store.put_config(&config).map_err(|e| e.to_string())?;
+        let cdesc = b.store.put_config(&config)?;
         let mut manifest = Manifest::new(cdesc.clone(), r.layers.iter().map(|l| l.blob.clone()).collect());
         manifest.annotations.extend(extra.annotations.manifest.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let mdesc = b.store.put_manifest(&manifest).map_err(|e| e.to_string())?;
+        let mdesc = b.store.put_manifest(&manifest)?;
         b.progress.note(id, &format!("writing image {}", mdesc.digest));
         let mut names = Vec::new();
         for t in &b.opts.tags {
-            let n = b.store.tag(t, &mdesc.digest).map_err(|e| e.to_string())?;
+            let n = b.store.tag(t, &mdesc.digest)?;
             b.progress.note(id, &format!("naming to {n}"));
             names.push(n);
         }
@@ -51,16 +52,16 @@ pub fn finish(b: &Builder, r: &StageResult) -> Result<Built, String> {
                     index_annotations: extra.annotations.index.clone(),
                     ..Default::default()
                 };
-                let err = |e: std::io::Error| format!("output {} to {}: {e}", format_name(out.format), dest.display());
+                let what = || format!("output {} to {}", format_name(out.format), dest.display());
                 if out.to_stdout() {
-                    to_stdout(b, mdesc.digest.as_str(), out.format, &opts).map_err(err)?;
+                    to_stdout(b, mdesc.digest.as_str(), out.format, &opts).with_context(what)?;
                 } else {
-                    export::export(&b.store, mdesc.digest.as_str(), out.format, dest, &opts).map_err(err)?;
+                    export::export(&b.store, mdesc.digest.as_str(), out.format, dest, &opts).with_context(what)?;
                 }
             }
         }
         if let Some(p) = &b.opts.iidfile {
-            std::fs::write(p, mdesc.digest.as_str()).map_err(|e| format!("--iidfile {}: {e}", p.display()))?;
+            std::fs::write(p, mdesc.digest.as_str()).with_context(|| format!("--iidfile {}", p.display()))?;
         }
         if let Some(p) = &extra.metadata_file {
             extras::write_metadata(p, &mdesc, &cdesc, &names)?;

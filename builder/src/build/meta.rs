@@ -115,7 +115,7 @@ fn nanos(d: Option<std::time::Duration>) -> i64 {
 /// Applies a metadata instruction. Variables expand with the stage's Env over `args`
 /// (its ARGs). Returns the history text, or None when the instruction is not a metadata
 /// one.
-pub fn apply(st: &mut MetaState, instr: &Instr, lex: &Lexer, args: &dyn Env) -> Result<Option<String>, String> {
+pub fn apply(st: &mut MetaState, instr: &Instr, lex: &Lexer, args: &dyn Env) -> crate::Result<Option<String>> {
     let e = |x: crate::dockerfile::ExpandError| x.to_string();
     // A clone of the Arc (not of the variables): the expansion reads it while `st`
     // changes; ENV, the one instruction that changes it, drops it first.

@@ -26,6 +26,7 @@ pub mod stage;
 pub mod step;
 pub mod times;
 
+use crate::error::Context as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -54,7 +55,7 @@ impl Output {
     /// the docker-archive's files in a dir), `tar` is the rootfs as one tar; `dest=-`
     /// writes a tarball to stdout. berth's own names `oci-archive`, `docker-archive`,
     /// `local` and `bundle` stay.
-    pub fn parse(s: &str) -> Result<Output, String> {
+    pub fn parse(s: &str) -> crate::Result<Output> {
         if !s.contains('=') {
             return Ok(Output { format: ExportFormat::Local, dest: PathBuf::from(s) });
         }
@@ -68,14 +69,14 @@ impl Output {
                     tar = Some(match v {
                         "true" => true,
                         "false" => false,
-                        _ => return Err(format!("invalid --output {s:?}: tar={v:?}, want true or false")),
+                        _ => return Err(format!("invalid --output {s:?}: tar={v:?}, want true or false").into()),
                     })
                 }
-                _ => return Err(format!("invalid --output {s:?}: {usage}")),
+                _ => return Err(format!("invalid --output {s:?}: {usage}").into()),
             }
         }
         let (Some(typ), Some(dest)) = (typ, dest) else {
-            return Err(format!("invalid --output {s:?}: both type= and dest= are needed"));
+            return Err(format!("invalid --output {s:?}: both type= and dest= are needed").into());
         };
         let format = match (typ.as_str(), tar) {
             ("oci", None | Some(true)) => ExportFormat::OciArchive,
@@ -83,13 +84,13 @@ impl Output {
             ("docker", None | Some(true)) => ExportFormat::DockerArchive,
             ("docker", Some(false)) => ExportFormat::DockerDir,
             ("tar", None) => ExportFormat::Tar,
-            ("oci-archive" | "docker-archive", None | Some(true)) | ("local" | "bundle", None) => typ.parse::<ExportFormat>()?,
-            (_, Some(_)) if typ.parse::<ExportFormat>().is_ok() => return Err(format!("invalid --output {s:?}: tar= is for type=oci and type=docker")),
-            _ => return Err(format!("invalid --output {s:?}: unknown type {typ:?}; {usage}")),
+            ("oci-archive" | "docker-archive", None | Some(true)) | ("local" | "bundle", None) => typ.parse::<ExportFormat>().map_err(crate::Error::msg)?,
+            (_, Some(_)) if typ.parse::<ExportFormat>().is_ok() => return Err(format!("invalid --output {s:?}: tar= is for type=oci and type=docker").into()),
+            _ => return Err(format!("invalid --output {s:?}: unknown type {typ:?}; {usage}").into()),
         };
         let tarball = matches!(format, ExportFormat::OciArchive | ExportFormat::DockerArchive | ExportFormat::Tar);
         if dest.as_os_str() == "-" && !tarball {
-            return Err(format!("invalid --output {s:?}: only a tarball (type=oci, docker or tar) can go to stdout (dest=-)"));
+            return Err(format!("invalid --output {s:?}: only a tarball (type=oci, docker or tar) can go to stdout (dest=-)").into());
         }
         Ok(Output { format, dest })
     }
@@ -196,29 +197,33 @@ pub(crate) fn beside_exe(name: &str) -> PathBuf {
 }
 
 /// Reads the Dockerfile: `-f FILE` (`-` is stdin), else `CONTEXT/Dockerfile`.
-fn read_dockerfile(opts: &BuildOptions) -> Result<(String, String, Option<PathBuf>), String> {
+fn read_dockerfile(opts: &BuildOptions) -> crate::Result<(String, String, Option<PathBuf>)> {
     match &opts.dockerfile {
         Some(p) if p.as_os_str() == "-" => {
             let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| format!("reading the Dockerfile from stdin: {e}"))?;
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading the Dockerfile from stdin")?;
             Ok((s, "Dockerfile".into(), None))
         }
         p => {
             let path = p.clone().unwrap_or_else(|| opts.context.join("Dockerfile"));
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read Dockerfile {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read Dockerfile {}", path.display()))?;
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "Dockerfile".into());
             Ok((text, name, Some(path)))
         }
     }
 }
 
-/// Runs a build. Errors are complete messages (with the Dockerfile line where one
-/// applies).
-pub fn build(opts: &BuildOptions) -> Result<Built, String> {
+/// Runs a build. An error at a Dockerfile line carries that line and the excerpt of
+/// the Dockerfile around it.
+pub fn build(opts: &BuildOptions) -> crate::Result<Built> {
     // Before anything: a platform this host cannot run is refused.
     let target_platform = platform::target(opts.remote.platform.as_deref())?;
     let (text, file, path) = read_dockerfile(opts)?;
-    let df: Dockerfile = dockerfile::parse(&text, &file).map_err(|e| e.to_string())?;
+    build_from(opts, &text, &file, path.as_deref(), &target_platform).map_err(|e| e.with_excerpt(&text))
+}
+
+fn build_from(opts: &BuildOptions, text: &str, file: &str, path: Option<&Path>, target_platform: &crate::registry::Platform) -> crate::Result<Built> {
+    let df: Dockerfile = dockerfile::parse(text, file)?;
     let progress = match &opts.extra.quiet_log {
         Some(log) => Progress::with_writer(Mode::Plain, Box::new(log.clone())),
         None => Progress::new(opts.progress),
@@ -226,8 +231,8 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
     for w in &df.warnings {
         progress.message(&format!("[warning] {}:{}: {}", df.file, w.line, w.message));
     }
-    let store = Store::open(&opts.store).map_err(|e| e.to_string())?;
-    let _lease = store.lease().map_err(|e| e.to_string())?;
+    let store = Store::open(&opts.store)?;
+    let _lease = store.lease()?;
     // What killed builds left: their temp dirs, and their containers' cgroups.
     match store.reclaim_temp(false) {
         Ok(r) if r.entries > 0 => progress.message(&format!(
@@ -239,14 +244,14 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
         Ok(_) => {}
         Err(e) => progress.message(&format!("[warning] cleaning the store's tmp/: {e}")),
     }
-    let context = open_context(opts, path.as_deref())?;
+    let context = open_context(opts, path)?;
 
     let host = berth_spec::image::host_platform();
     let platform = dockerfile::Platform { os: host.os.clone(), arch: host.architecture.clone(), variant: host.variant.clone().unwrap_or_default() };
     let build_args = BuildArgs::from_flags(&opts.build_args, &|k| std::env::var(k).ok()).with_platforms(platform.clone(), platform);
-    let globals = build_args.global_scope(&df).map_err(|e| e.to_string())?;
+    let globals = build_args.global_scope(&df)?;
     let needed = if opts.extra.contexts.is_empty() {
-        df.stages_needed_with(opts.target.as_deref(), &build_args).map_err(|e| e.to_string())?
+        df.stages_needed_with(opts.target.as_deref(), &build_args)?
     } else {
         extras::stages_needed(&df, opts.target.as_deref(), &globals, &opts.extra.contexts)?
     };
@@ -263,14 +268,14 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
         secrets.insert(id, src);
     }
 
-    let work: TempDir = store.temp_dir("build").map_err(|e| e.to_string())?;
+    let work: TempDir = store.temp_dir("build")?;
     crate::cleanup::add_dir(work.path());
-    let links = LinkDir::new(&work.path().join("l")).map_err(|e| format!("temp dir: {e}"))?;
+    let links = LinkDir::new(&work.path().join("l")).context("temp dir")?;
     let runtime = opts.runtime.clone().unwrap_or_else(|| beside_exe("berth"));
     let runtime = std::path::absolute(&runtime).unwrap_or(runtime);
     // For whoever cleans up after this build if it is killed (Store::reclaim_temp).
     let runtime_file = work.path().join(crate::store::RUNTIME_FILE);
-    std::fs::write(&runtime_file, runtime.as_os_str().as_encoded_bytes()).map_err(|e| format!("write {}: {e}", runtime_file.display()))?;
+    std::fs::write(&runtime_file, runtime.as_os_str().as_encoded_bytes()).with_context(|| format!("write {}", runtime_file.display()))?;
     let tools = Tools { runtime, shim: opts.shim.clone().unwrap_or_else(|| beside_exe("berth-shim")), state: work.path().join(crate::store::STATE_DIR) };
     let mut b = Builder {
         opts: opts.clone(),
@@ -289,8 +294,8 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
         epoch,
         base_layers: Default::default(),
     };
-    let result = (|| -> Result<Built, String> {
-        platform::check_stages(&b, &df, &globals, &needed, &target_platform)?;
+    let result = (|| -> crate::Result<Built> {
+        platform::check_stages(&b, &df, &globals, &needed, target_platform)?;
         for &i in &needed {
             let r = stage::build_stage(&mut b, &df, &build_args, &globals, i)?;
             b.results[i] = Some(r);
@@ -307,15 +312,16 @@ pub fn build(opts: &BuildOptions) -> Result<Built, String> {
 
 /// The context with its ignore patterns: `--ignorefile`, else `<Dockerfile>.dockerignore`
 /// beside the Dockerfile, else the context's `.dockerignore`.
-fn open_context(opts: &BuildOptions, dockerfile: Option<&Path>) -> Result<Context, String> {
+fn open_context(opts: &BuildOptions, dockerfile: Option<&Path>) -> crate::Result<Context> {
     if let Some(f) = &opts.extra.ignorefile {
-        let text = std::fs::read_to_string(f).map_err(|e| format!("--ignorefile {}: {e}", f.display()))?;
-        let m = crate::context::PatternMatcher::new(&crate::context::read_patterns(&text)).map_err(|e| format!("--ignorefile {}: {e}", f.display()))?;
-        return Context::open(&opts.context, m).map_err(|e| e.to_string());
+        let what = || format!("--ignorefile {}", f.display());
+        let text = std::fs::read_to_string(f).with_context(what)?;
+        let m = crate::context::PatternMatcher::new(&crate::context::read_patterns(&text)).with_context(what)?;
+        return Context::open(&opts.context, m);
     }
     // `-f` is relative to the working directory, not to the context.
     let dockerfile = dockerfile.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
-    Context::open_with_dockerignore(&opts.context, dockerfile.as_deref()).map_err(|e| e.to_string())
+    Context::open_with_dockerignore(&opts.context, dockerfile.as_deref())
 }
 
 pub(crate) fn is_empty_dir(p: &Path) -> bool {

@@ -2,6 +2,7 @@
 //! it reads, then hands [`super::step::run`] the operation to perform on a miss. RUN is in
 //! [`super::run_op`], COPY/ADD in [`super::copy_op`]; WORKDIR (a mkdir) is here.
 
+use crate::error::Context as _;
 use std::path::{Path, PathBuf};
 
 use berth_spec::image::Digest;
@@ -13,21 +14,20 @@ use crate::cache::{content_key, KeyBuilder};
 use crate::dockerfile::{Dockerfile, Env, Instr, Instruction, StageArgs};
 use crate::exec::Stubs;
 
-pub fn fs_instruction(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageArgs, ins: &Instruction, env: &dyn Env) -> Result<(), String> {
-    let at = |msg: &dyn std::fmt::Display| format!("{}:{}: {msg}", df.file, ins.line);
+pub fn fs_instruction(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageArgs, ins: &Instruction, env: &dyn Env) -> crate::Result<()> {
     let r = match &ins.kind {
         Instr::Run(_) => super::run_op::run(b, df, st, args, ins, env),
         Instr::Copy(_) | Instr::Add(_) => super::copy_op::copy_or_add(b, df, st, ins, env),
         Instr::Workdir(w) => {
-            let new = w.resolve(&df.lexer(), env, &st.meta.workdir()).map_err(|e| e.to_string());
+            let new = w.resolve(&df.lexer(), env, &st.meta.workdir()).map_err(crate::Error::from);
             match new {
                 Ok(new) => {
                     st.meta.config.working_dir = Some(new.clone());
                     let key = KeyBuilder::new("WORKDIR", &content_key(&st.diff_ids())).field("path", &new).finish();
                     let shown = format!("WORKDIR {new}");
-                    let mut op = |_: &mut Builder, e: &StepEnv| -> Result<Option<Stubs>, String> {
-                        let p = crate::rootfs::secure_join(e.root, &new, true).map_err(|e| e.to_string())?;
-                        crate::rootfs::mkdir_all(e.root, &p, None).map_err(|e| format!("mkdir {new}: {e}"))?;
+                    let mut op = |_: &mut Builder, e: &StepEnv| -> crate::Result<Option<Stubs>> {
+                        let p = crate::rootfs::secure_join(e.root, &new, true)?;
+                        crate::rootfs::mkdir_all(e.root, &p, None).with_context(|| format!("mkdir {new}"))?;
                         Ok(None)
                     };
                     step::run(b, st, &shown, key, &shown, Mode::Overlay, &mut op)
@@ -37,7 +37,8 @@ pub fn fs_instruction(b: &mut Builder, df: &Dockerfile, st: &mut StageState, arg
         }
         _ => unreachable!("not a filesystem instruction"),
     };
-    r.map_err(|e| at(&e))
+    // The instruction names its line once; errors from below carry none.
+    r.map_err(|e| e.at_lines(&df.file, ins.line, ins.end_line))
 }
 
 /// Shortened for the progress line.
@@ -52,7 +53,7 @@ pub(super) fn one_line(s: &str) -> String {
 
 /// The layers (diff_ids, dirs) of a `--from` / `from=` source: a stage before `index`
 /// (by name or number), else a stored image.
-pub(super) fn source_layers(b: &Builder, df: &Dockerfile, st: &StageState, from: &str) -> Result<(Vec<Digest>, Vec<PathBuf>), String> {
+pub(super) fn source_layers(b: &Builder, df: &Dockerfile, st: &StageState, from: &str) -> crate::Result<(Vec<Digest>, Vec<PathBuf>)> {
     source_layers_b(b, df, st.index, from)
 }
 
@@ -70,7 +71,7 @@ fn source_stage(df: &Dockerfile, index: usize, from: &str) -> Option<usize> {
     df.stages[..index].iter().position(|s| s.name.as_deref() == Some(lower.as_str())).or_else(|| from.parse::<usize>().ok().filter(|&i| i < index))
 }
 
-pub(super) fn source_layers_b(b: &Builder, df: &Dockerfile, index: usize, from: &str) -> Result<(Vec<Digest>, Vec<PathBuf>), String> {
+pub(super) fn source_layers_b(b: &Builder, df: &Dockerfile, index: usize, from: &str) -> crate::Result<(Vec<Digest>, Vec<PathBuf>)> {
     // A named build context first: it replaces a stage or image of its name.
     match b.opts.extra.contexts.get(&from.to_ascii_lowercase()) {
         Some(super::extras::NamedContext::Image(r)) => {

@@ -56,12 +56,13 @@ pub fn check_config(name: &str, c: &ImageConfig, want: &Platform) -> Result<(), 
 /// with the global args, else the build's), and every base image resolved (pulled if
 /// needed; with `--pull` always looked up in its registry) and checked against it. A
 /// stored index without the platform is named as such.
-pub fn check_stages(b: &Builder, df: &Dockerfile, globals: &ArgScope, needed: &[usize], target: &Platform) -> Result<(), String> {
+pub fn check_stages(b: &Builder, df: &Dockerfile, globals: &ArgScope, needed: &[usize], target: &Platform) -> crate::Result<()> {
     let lex = df.lexer();
     let mut pulled = std::collections::HashSet::new();
     for &i in needed {
         let stage = &df.stages[i];
-        let at = |msg: String| format!("{}:{}: {msg}", df.file, stage.line);
+        // The FROM's line goes with the error, so the excerpt shows it.
+        let at = |msg: String| crate::Error::msg(msg).at(&df.file, stage.line);
         let from = stage.from_instr();
         let want = match from.expand_platform(&lex, globals).map_err(|e| at(e.to_string()))? {
             Some(p) => runnable(&p, "FROM --platform").map_err(at)?,
@@ -118,10 +119,10 @@ fn pull_progress(b: &Builder) -> impl Fn(&crate::registry::Progress) {
 fn stored_index_has(b: &Builder, name: &str, want: &Platform) -> Result<(), String> {
     let Ok(d) = b.store.resolve(name) else { return Ok(()) };
     let Ok(bytes) = b.store.read_blob(&d) else { return Ok(()) };
-    if !media::sniff_media_type(&bytes).is_some_and(|m| media::is_index(&m)) {
+    if !media::sniff_media_type(&bytes).is_some_and(|m| berth_spec::image::is_index(&m)) {
         return Ok(());
     }
-    let index: media::Index = serde_json::from_slice(&bytes).map_err(|e| format!("base image {name:?}: index {d}: {e}"))?;
+    let index: berth_spec::image::Index = serde_json::from_slice(&bytes).map_err(|e| format!("base image {name:?}: index {d}: {e}"))?;
     crate::registry::pull::choose_platform(&index, want).map(drop).map_err(|e| format!("base image {name:?}: {e}"))
 }
 

@@ -13,7 +13,7 @@ use crate::cache::{content_key, KeyBuilder};
 use crate::dockerfile::{self, Dockerfile, Env, Instr, Instruction, MountType, StageArgs};
 use crate::exec::{self, mounts, RunRequest, Stubs};
 
-pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageArgs, ins: &Instruction, env: &dyn Env) -> Result<(), String> {
+pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageArgs, ins: &Instruction, env: &dyn Env) -> crate::Result<()> {
     let Instr::Run(r) = &ins.kind else { unreachable!() };
     let plan = r.plan();
     let argv = plan.command.argv(&st.meta.shell());
@@ -53,11 +53,11 @@ pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageAr
         match &m.from {
             None => {
                 let h = if src.is_empty() || src == "/" || src == "." {
-                    let all = b.context.resolve_sources(&[".".into()]).map_err(|e| e.to_string())?;
-                    b.context.content_hash(&all).map_err(|e| e.to_string())?
+                    let all = b.context.resolve_sources(&[".".into()])?;
+                    b.context.content_hash(&all)?
                 } else {
-                    let s = b.context.resolve_sources(std::slice::from_ref(&src)).map_err(|e| e.to_string())?;
-                    b.context.content_hash(&s).map_err(|e| e.to_string())?
+                    let s = b.context.resolve_sources(std::slice::from_ref(&src))?;
+                    b.context.content_hash(&s)?
                 };
                 key.field("bind", &h);
             }
@@ -75,16 +75,16 @@ pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageAr
     let shown = format!("RUN {}", one_line(&command_text(&r.command)));
     let image = st.to_config();
     let stage_index = st.index;
-    let mut op = |b: &mut Builder, e: &StepEnv| -> Result<Option<Stubs>, String> {
+    let mut op = |b: &mut Builder, e: &StepEnv| -> crate::Result<Option<Stubs>> {
         let run_dir = e.dir.join("run");
-        std::fs::create_dir_all(&run_dir).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&run_dir)?;
         let mut stubs = Stubs::default();
         // The heredoc script, bound at /dev/pipes/NAME (under /dev: never in the layer).
         let mut mounts_extra = Vec::new();
         if let Some(f) = &plan.inline_file {
             let p = run_dir.join("inline");
-            std::fs::write(&p, &f.data).map_err(|e| e.to_string())?;
-            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(f.mode)).map_err(|e| e.to_string())?;
+            std::fs::write(&p, &f.data)?;
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(f.mode))?;
             mounts_extra.push(berth_spec::config::Mount {
                 destination: f.path.clone(),
                 typ: Some("bind".into()),
@@ -105,7 +105,8 @@ pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageAr
                 }
             }
         }
-        let lookup = |f: &str| -> Result<Vec<PathBuf>, String> { from_dirs.get(f).cloned().ok_or_else(|| format!("unknown mount source {f}")) };
+        let lookup =
+            |f: &str| -> crate::Result<Vec<PathBuf>> { from_dirs.get(f).cloned().ok_or_else(|| crate::Error::msg(format!("unknown mount source {f}"))) };
         let context = b.context.clone();
         let secrets = b.secrets.clone();
         let ssh = b.opts.extra.ssh.clone();
@@ -146,7 +147,7 @@ pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageAr
             progress.output(id, exec::run_log(&run_dir).as_bytes());
         }
         if fin.code != 0 {
-            return Err(format!("RUN failed: exit code {}", fin.code));
+            return Err(format!("RUN failed: exit code {}", fin.code).into());
         }
         Ok(Some(stubs))
     };

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::Error;
 use berth_spec::image::{host_platform, History, ImageConfig};
 
 use super::meta::{self, MetaState};
@@ -56,11 +57,10 @@ fn is_fs_step(i: &Instr) -> bool {
     matches!(i, Instr::Run(_) | Instr::Copy(_) | Instr::Add(_) | Instr::Workdir(_))
 }
 
-pub fn build_stage(b: &mut Builder, df: &Dockerfile, build_args: &BuildArgs, globals: &ArgScope, index: usize) -> Result<StageResult, String> {
+pub fn build_stage(b: &mut Builder, df: &Dockerfile, build_args: &BuildArgs, globals: &ArgScope, index: usize) -> crate::Result<StageResult> {
     let stage = &df.stages[index];
     let lex = df.lexer();
-    let at = |line: usize, msg: &dyn std::fmt::Display| format!("{}:{line}: {msg}", df.file);
-    let base_name = stage.from_instr().expand_image(&lex, globals).map_err(|e| at(stage.line, &e))?;
+    let base_name = stage.from_instr().expand_image(&lex, globals).map_err(|e| Error::from(e).at(&df.file, stage.line))?;
     let total = 1 + stage.instructions.iter().filter(|i| is_fs_step(&i.kind)).count();
     let mut st = StageState {
         meta: MetaState::default(),
@@ -84,7 +84,7 @@ pub fn build_stage(b: &mut Builder, df: &Dockerfile, build_args: &BuildArgs, glo
         }
         Err(e) => {
             b.progress.error(id, &e);
-            return Err(at(stage.line, &e));
+            return Err(e.at(&df.file, stage.line));
         }
     }
     let mut args = build_args.stage_args(df, globals);
@@ -92,9 +92,10 @@ pub fn build_stage(b: &mut Builder, df: &Dockerfile, build_args: &BuildArgs, glo
     // The base's ONBUILD triggers run first; the new image does not inherit them.
     let triggers = st.meta.config.on_build.take().unwrap_or_default();
     for t in triggers {
-        let tdf = dockerfile::parse(&format!("FROM scratch\n{t}\n"), "ONBUILD").map_err(|e| at(stage.line, &format!("ONBUILD trigger {t:?}: {e}")))?;
+        let tdf = dockerfile::parse(&format!("FROM scratch\n{t}\n"), "ONBUILD")
+            .map_err(|e| Error::msg(format!("ONBUILD trigger {t:?}: {e}")).at(&df.file, stage.line))?;
         for ins in &tdf.stages[0].instructions {
-            let ins = Instruction { line: stage.line, ..ins.clone() };
+            let ins = Instruction { line: stage.line, end_line: stage.line, ..ins.clone() };
             if is_fs_step(&ins.kind) {
                 st.total += 1;
             }
@@ -107,7 +108,7 @@ pub fn build_stage(b: &mut Builder, df: &Dockerfile, build_args: &BuildArgs, glo
     Ok(StageResult { layers: st.layers.clone(), config: st.to_config() })
 }
 
-fn instruction(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &mut StageArgs, ins: &Instruction) -> Result<(), String> {
+fn instruction(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &mut StageArgs, ins: &Instruction) -> crate::Result<()> {
     match &ins.kind {
         Instr::Run(_) | Instr::Copy(_) | Instr::Add(_) | Instr::Workdir(_) => {
             // Variables expand with the stage's Env over its ARGs (Env wins). The Arc is
@@ -135,16 +136,15 @@ pub(crate) fn config_instruction(
     history: &mut Vec<History>,
     args: &mut StageArgs,
     ins: &Instruction,
-) -> Result<(), String> {
-    let at = |msg: &dyn std::fmt::Display| format!("{}:{}: {msg}", df.file, ins.line);
+) -> crate::Result<()> {
     match &ins.kind {
         Instr::Arg(a) => {
-            args.declare(a, &*meta.env).map_err(|e| e.to_string())?;
+            args.declare(a, &*meta.env)?;
             Ok(())
         }
-        Instr::From(_) => Err(at(&"FROM inside a stage")),
+        Instr::From(_) => Err(Error::at_line(&df.file, ins.line, "FROM inside a stage")),
         kind => {
-            let created_by = meta::apply(meta, kind, &df.lexer(), &*args).map_err(|e| at(&e))?;
+            let created_by = meta::apply(meta, kind, &df.lexer(), &*args).map_err(|e| e.at_lines(&df.file, ins.line, ins.end_line))?;
             if let Some(c) = created_by {
                 history.push(History {
                     // Set by the caller (see times.rs).
@@ -161,7 +161,7 @@ pub(crate) fn config_instruction(
 }
 
 /// The base of a stage: `scratch`, an earlier stage, or an image in the store.
-fn resolve_base(b: &mut Builder, df: &Dockerfile, name: &str, index: usize) -> Result<(Vec<LayerRef>, ImageConfig), String> {
+fn resolve_base(b: &mut Builder, df: &Dockerfile, name: &str, index: usize) -> crate::Result<(Vec<LayerRef>, ImageConfig)> {
     if name.eq_ignore_ascii_case("scratch") {
         let p = host_platform();
         let cfg = ImageConfig { architecture: p.architecture, os: p.os, variant: p.variant, ..Default::default() };
@@ -176,7 +176,7 @@ fn resolve_base(b: &mut Builder, df: &Dockerfile, name: &str, index: usize) -> R
             b.base_layers.extend(layers.iter().map(|l| l.diff_id.clone()));
             return Ok((layers, config));
         }
-        Some(c) => return Err(format!("FROM {name}: {} is a directory, which cannot be a base image (use docker-image://REF)", c.describe(name))),
+        Some(c) => return Err(format!("FROM {name}: {} is a directory, which cannot be a base image (use docker-image://REF)", c.describe(name)).into()),
         None => {}
     }
     if let Some(i) = df.stages[..index].iter().position(|s| s.name.as_deref() == Some(lower.as_str())) {
@@ -190,7 +190,7 @@ fn resolve_base(b: &mut Builder, df: &Dockerfile, name: &str, index: usize) -> R
 
 /// The layers (bottom first, unpacked) and config of an image: the store's, else
 /// pulled from its registry (and tagged in the store, so the next build finds it).
-pub fn image_layers(b: &Builder, name: &str) -> Result<(Vec<LayerRef>, ImageConfig), String> {
+pub fn image_layers(b: &Builder, name: &str) -> crate::Result<(Vec<LayerRef>, ImageConfig)> {
     let progress = b.progress.clone();
     let cb = move |p: &crate::registry::Progress| {
         if let Some(line) = crate::remote::describe("pulled", p) {
@@ -199,8 +199,8 @@ pub fn image_layers(b: &Builder, name: &str) -> Result<(Vec<LayerRef>, ImageConf
     };
     let id = crate::remote::pull::local_or_pull(&b.store, name, &b.opts.remote, Some(&cb))
         .map_err(|e| format!("base image {name:?} is not in the store {}, and {e}", b.store.root().display()))?;
-    let img = b.store.inspect(id.as_str()).map_err(|e| e.to_string())?;
-    let mut dirs = b.store.image_lowerdirs(&img).map_err(|e| e.to_string())?;
+    let img = b.store.inspect(id.as_str())?;
+    let mut dirs = b.store.image_lowerdirs(&img)?;
     dirs.reverse();
     let layers = img
         .manifest

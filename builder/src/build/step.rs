@@ -1,5 +1,6 @@
 //! A filesystem step: cache lookup, else overlay + operation + snapshot + cache entry.
 
+use crate::error::Context as _;
 use std::path::{Path, PathBuf};
 
 use berth_spec::image::{Digest, History};
@@ -31,7 +32,7 @@ pub struct StepEnv<'a> {
 }
 
 /// An operation: returns the mount stubs to remove from the upper dir (RUN).
-pub type Op<'a> = dyn FnMut(&mut Builder, &StepEnv) -> Result<Option<Stubs>, String> + 'a;
+pub type Op<'a> = dyn FnMut(&mut Builder, &StepEnv) -> crate::Result<Option<Stubs>> + 'a;
 
 fn history(created_by: &str, empty: bool, created: String) -> History {
     History { created: Some(created), created_by: Some(created_by.to_string()), author: None, comment: Some("berth-build".into()), empty_layer: empty }
@@ -39,7 +40,7 @@ fn history(created_by: &str, empty: bool, created: String) -> History {
 
 /// Runs (or takes from the cache) one step. `display` is the progress line after the
 /// label; errors are the step's message (the caller adds the Dockerfile line).
-pub fn run(b: &mut Builder, st: &mut StageState, display: &str, key: Digest, created_by: &str, mode: Mode, op: &mut Op) -> Result<(), String> {
+pub fn run(b: &mut Builder, st: &mut StageState, display: &str, key: Digest, created_by: &str, mode: Mode, op: &mut Op) -> crate::Result<()> {
     let label = st.label(b.multi);
     let id = b.progress.start(&format!("{label} {display}"));
     let r = run_inner(b, st, id, key, created_by, mode, op);
@@ -52,10 +53,10 @@ pub fn run(b: &mut Builder, st: &mut StageState, display: &str, key: Digest, cre
 }
 
 /// Ok(Some(size)): ran; Ok(None): cache hit (already reported).
-fn run_inner(b: &mut Builder, st: &mut StageState, id: StepId, key: Digest, created_by: &str, mode: Mode, op: &mut Op) -> Result<Option<u64>, String> {
+fn run_inner(b: &mut Builder, st: &mut StageState, id: StepId, key: Digest, created_by: &str, mode: Mode, op: &mut Op) -> crate::Result<Option<u64>> {
     b.cache_keys.push(key.clone());
     if !b.opts.no_cache {
-        if let Some(entry) = b.store.cache_get(&key).map_err(|e| e.to_string())? {
+        if let Some(entry) = b.store.cache_get(&key)? {
             if let Some(l) = &entry.layer {
                 let layer = cached_layer(b, &key, &entry, l)?;
                 st.layers.push(layer);
@@ -65,7 +66,7 @@ fn run_inner(b: &mut Builder, st: &mut StageState, id: StepId, key: Digest, crea
             return Ok(None);
         }
     }
-    let step_dir = b.store.temp_dir("step").map_err(|e| e.to_string())?;
+    let step_dir = b.store.temp_dir("step")?;
     crate::cleanup::add_dir(step_dir.path());
     let r = run_step_dir(b, st, id, &key, created_by, mode, op, step_dir.path());
     crate::cleanup::remove_dir(step_dir.path());
@@ -83,18 +84,18 @@ fn run_step_dir(
     mode: Mode,
     op: &mut Op,
     step_dir: &Path,
-) -> Result<Option<u64>, String> {
+) -> crate::Result<Option<u64>> {
     let (upper, work, merged) = (step_dir.join("u"), step_dir.join("w"), step_dir.join("m"));
     for d in [&upper, &work, &merged] {
-        std::fs::create_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        std::fs::create_dir(d).with_context(|| format!("{}", d.display()))?;
     }
     let stubs = match mode {
         Mode::Overlay => {
             let lowers = st.lowers();
-            let m = crate::overlay::mount(&mut b.links, &lowers, Some((&upper, &work)), &merged).map_err(|e| e.to_string())?;
+            let m = crate::overlay::mount(&mut b.links, &lowers, Some((&upper, &work)), &merged)?;
             let env = StepEnv { root: &merged, dir: step_dir, id };
             let stubs = op(b, &env)?;
-            m.unmount().map_err(|e| format!("unmount {}: {e}", merged.display()))?;
+            m.unmount().with_context(|| format!("unmount {}", merged.display()))?;
             stubs
         }
         Mode::Link => {
@@ -114,8 +115,8 @@ fn run_step_dir(
         // The commit of the step: diff, tar, compress, store. Its time is in the note
         // (the benchmark against buildah's commit reads it).
         let started = std::time::Instant::now();
-        let blob = crate::layer::diff(&b.store, &upper, &opts).map_err(|e| format!("writing the layer: {e}"))?;
-        let dir = b.store.adopt_layer_dir(&blob.diff_id, &upper).map_err(|e| e.to_string())?;
+        let blob = crate::layer::diff(&b.store, &upper, &opts).context("writing the layer")?;
+        let dir = b.store.adopt_layer_dir(&blob.diff_id, &upper)?;
         b.progress.note(
             id,
             &format!(
@@ -134,7 +135,7 @@ fn run_step_dir(
         history: Some(h.clone()),
         ..Default::default()
     };
-    b.store.cache_put(key, &entry).map_err(|e| format!("writing the cache entry: {e}"))?;
+    b.store.cache_put(key, &entry).context("writing the cache entry")?;
     if let Some(l) = layer {
         st.layers.push(l);
     }
@@ -144,13 +145,13 @@ fn run_step_dir(
 
 /// The layer of a cache hit, unpacked; recompressed (and the entry updated) when the
 /// cached blob is not in the requested compression.
-fn cached_layer(b: &mut Builder, key: &Digest, entry: &CacheEntry, l: &CacheLayer) -> Result<LayerRef, String> {
-    let dir: PathBuf = b.store.ensure_layer(&l.blob, &l.diff_id).map_err(|e| e.to_string())?;
+fn cached_layer(b: &mut Builder, key: &Digest, entry: &CacheEntry, l: &CacheLayer) -> crate::Result<LayerRef> {
+    let dir: PathBuf = b.store.ensure_layer(&l.blob, &l.diff_id)?;
     if l.blob.media_type == b.compression.media_type() {
         return Ok(LayerRef { diff_id: l.diff_id.clone(), blob: l.blob.clone(), dir });
     }
     let opts = DiffOptions { compression: b.compression, source_date_epoch: None, xattrs: true };
-    let blob = crate::layer::diff(&b.store, &dir, &opts).map_err(|e| format!("recompressing a cached layer: {e}"))?;
+    let blob = crate::layer::diff(&b.store, &dir, &opts).context("recompressing a cached layer")?;
     if blob.diff_id != l.diff_id {
         // Not reproducible from the unpacked dir: keep the stored blob.
         return Ok(LayerRef { diff_id: l.diff_id.clone(), blob: l.blob.clone(), dir });

@@ -42,7 +42,7 @@ impl Parsed {
 }
 
 /// Parses `args` (after the command name) against `flags`.
-pub fn parse(args: &[String], flags: &[Flag]) -> Result<Parsed, String> {
+pub fn parse(args: &[String], flags: &[Flag]) -> crate::Result<Parsed> {
     let mut p = Parsed::default();
     let mut i = 0;
     let mut only_positionals = false;
@@ -83,7 +83,7 @@ pub fn parse(args: &[String], flags: &[Flag]) -> Result<Parsed, String> {
             match inline.as_deref() {
                 None | Some("true") => "true".to_string(),
                 Some("false") => continue,
-                Some(v) => return Err(format!("invalid value {v:?} for --{}", flag.long)),
+                Some(v) => return Err(format!("invalid value {v:?} for --{}", flag.long).into()),
             }
         };
         p.values.entry(flag.long).or_default().push(value);

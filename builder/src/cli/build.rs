@@ -1,5 +1,6 @@
 //! `berth-build build`.
 
+use crate::error::Context as _;
 use std::path::{Path, PathBuf};
 
 use super::args::{parse, switch, val, Flag};
@@ -102,7 +103,7 @@ fn attestation(p: &super::args::Parsed, flag: &str) -> Result<(), Fail> {
 
 /// `type=registry,name=REF[,push=true]` (also `type=image,...,push=true`): the
 /// reference, or None for another output type.
-fn registry_output(s: &str) -> Result<Option<Reference>, String> {
+fn registry_output(s: &str) -> crate::Result<Option<Reference>> {
     let fields: Vec<(&str, &str)> = s.split(',').filter_map(|f| f.split_once('=')).collect();
     let get = |k: &str| fields.iter().find(|(a, _)| *a == k).map(|x| x.1);
     let push = match get("type") {
@@ -111,10 +112,10 @@ fn registry_output(s: &str) -> Result<Option<Reference>, String> {
         _ => return Ok(None),
     };
     if !push {
-        return Err(format!("invalid --output {s:?}: type=image needs push=true (the image is always in the store)"));
+        return Err(format!("invalid --output {s:?}: type=image needs push=true (the image is always in the store)").into());
     }
     let name = get("name").ok_or_else(|| format!("invalid --output {s:?}: type=registry needs name=REF"))?;
-    Reference::parse(name).map(Some).map_err(|e| format!("--output: {e}"))
+    Reference::parse(name).map(Some).context("--output")
 }
 
 pub fn run(store: &Path, args: &[String]) -> Result<(), Fail> {
@@ -227,7 +228,7 @@ pub fn run(store: &Path, args: &[String]) -> Result<(), Fail> {
         // Quiet hides the progress of a build that works, not why one failed.
         let _ = std::io::Write::write_all(&mut std::io::stderr(), &log.contents());
     }
-    let b = r.map_err(Fail::err)?;
+    let b = r.map_err(Fail::from)?;
     if !pushes.is_empty() || !cache_to.is_empty() {
         let st = crate::store::Store::open(&opts.store).map_err(|e| Fail::err(e.to_string()))?;
         for dest in &pushes {
@@ -301,7 +302,7 @@ fn extra_options(p: &super::args::Parsed) -> Result<ExtraOptions, Fail> {
 /// runs without it.
 fn import_cache(store: &Path, remote: &crate::remote::RemoteOptions, r: &Reference) {
     let res = crate::store::Store::open(store)
-        .map_err(|e| e.to_string())
+        .map_err(crate::Error::from)
         .and_then(|st| remote.client(&[r.registry()]).and_then(|c| crate::remote::cache::import(&st, &c, r)));
     match res {
         Ok(Some(n)) => eprintln!("imported {n} cache record(s) from {}", r.familiar()),
@@ -363,7 +364,7 @@ mod tests {
         assert!(registry_output("type=image,name=reg.example/app:1,push=true").unwrap().is_some());
         assert!(registry_output("type=oci,dest=/tmp/x").unwrap().is_none());
         assert!(registry_output("/tmp/dir").unwrap().is_none());
-        assert!(registry_output("type=registry").unwrap_err().contains("name=REF"));
-        assert!(registry_output("type=image,name=a:1").unwrap_err().contains("push=true"));
+        assert!(registry_output("type=registry").unwrap_err().to_string().contains("name=REF"));
+        assert!(registry_output("type=image,name=a:1").unwrap_err().to_string().contains("push=true"));
     }
 }

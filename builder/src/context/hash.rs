@@ -11,7 +11,7 @@ use std::io::Read;
 
 use sha2::{Digest, Sha256};
 
-use super::{io_err, Context, EntryKind, Result, Source, SourceKind};
+use super::{Context, EntryKind, Result, Source, SourceKind};
 
 fn put(h: &mut Sha256, tag: u8, bytes: &[u8]) {
     h.update([tag]);
@@ -32,11 +32,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 impl Context {
     /// sha256 of one context file's content, hex.
     pub fn file_digest(&self, rel: &str) -> Result<String> {
-        let mut f = File::open(self.host_path(rel)).map_err(|e| io_err(rel, e))?;
+        let mut f = File::open(self.host_path(rel)).map_err(|e| self.io_err(rel, e))?;
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = f.read(&mut buf).map_err(|e| io_err(rel, e))?;
+            let n = f.read(&mut buf).map_err(|e| self.io_err(rel, e))?;
             if n == 0 {
                 break;
             }

@@ -11,7 +11,6 @@ mod hash;
 pub mod pattern;
 mod sources;
 
-use std::fmt;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -89,74 +88,15 @@ pub struct Source {
     pub entries: Vec<Entry>,
 }
 
-/// A context error; each names the path it is about.
-#[derive(Debug)]
-pub enum Error {
-    /// Missing, or excluded by `.dockerignore`.
-    NotFound {
-        path: String,
-    },
-    /// `../x`, or a symlink leading out of the context.
-    Outside {
-        path: String,
-        detail: String,
-    },
-    /// `/../x` in `COPY --from`: the path leaves the stage's or image's rootfs (`what`:
-    /// `image busybox`, `stage build`).
-    OutsideRootfs {
-        path: String,
-        what: String,
-    },
-    /// Missing in the stage's or image's rootfs of `COPY --from`.
-    NotFoundIn {
-        path: String,
-        what: String,
-    },
-    /// A bad ignore or `--exclude` pattern.
-    Pattern(PatternError),
-    Io {
-        path: String,
-        err: io::Error,
-    },
-    /// Anything else (bad checksum, bad context directory, ...).
-    Other(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::NotFound { path } => write!(f, "failed to compute cache key: {path:?} not found: not in the build context or excluded by .dockerignore"),
-            Error::Outside { path, detail } => {
-                write!(f, "forbidden path outside the build context: {path}")?;
-                if !detail.is_empty() {
-                    write!(f, " ({detail})")?;
-                }
-                Ok(())
-            }
-            Error::OutsideRootfs { path, what } => write!(f, "forbidden path {path}: it leaves the {what}"),
-            Error::NotFoundIn { path, what } => write!(f, "{path:?} not found in the {what}"),
-            Error::Pattern(e) => write!(f, "{e}"),
-            Error::Io { path, err } => write!(f, "{path}: {err}"),
-            Error::Other(s) => f.write_str(s),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
+// Context errors are the crate's Error; callers branch on ErrorKind::NotFound and
+// ErrorKind::Outside. Each names the path it is about, and for a rootfs context
+// (`COPY --from`) what that rootfs is, since the path leaves the image, not the
+// build context.
+pub use crate::error::{Error, ErrorKind, Result};
 
 impl From<PatternError> for Error {
     fn from(e: PatternError) -> Self {
-        Error::Pattern(e)
-    }
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-fn io_err(path: &str, err: io::Error) -> Error {
-    if err.kind() == io::ErrorKind::NotFound {
-        Error::NotFound { path: path.to_string() }
-    } else {
-        Error::Io { path: path.to_string(), err }
+        Error::new(ErrorKind::Invalid, e.to_string())
     }
 }
 
@@ -177,9 +117,9 @@ impl Context {
     /// Open `dir` (made absolute and canonical) with these ignore rules.
     pub fn open(dir: impl AsRef<Path>, ignore: PatternMatcher) -> Result<Context> {
         let d = dir.as_ref();
-        let root = fs::canonicalize(d).map_err(|e| Error::Io { path: d.display().to_string(), err: e })?;
+        let root = fs::canonicalize(d).map_err(|e| Error::from(e).context(d.display()))?;
         if !root.is_dir() {
-            return Err(Error::Other(format!("build context {} is not a directory", d.display())));
+            return Err(Error::msg(format!("build context {} is not a directory", d.display())));
         }
         Ok(Context { root, ignore, chroot: false, what: None })
     }
@@ -195,14 +135,32 @@ impl Context {
         Ok(c)
     }
 
-    /// A resolution error said about what this context is: a path that leaves a
-    /// rootfs leaves the image, not the build context.
-    fn about_origin(&self, e: Error) -> Error {
-        let Some(what) = &self.what else { return e };
-        match e {
-            Error::Outside { path, .. } => Error::OutsideRootfs { path, what: what.clone() },
-            Error::NotFound { path } => Error::NotFoundIn { path, what: what.clone() },
-            e => e,
+    /// `path` is missing, or excluded by `.dockerignore`.
+    fn not_found(&self, path: &str) -> Error {
+        let msg = match &self.what {
+            Some(what) => format!("{path:?} not found in the {what}"),
+            None => format!("failed to compute cache key: {path:?} not found: not in the build context or excluded by .dockerignore"),
+        };
+        Error::new(ErrorKind::NotFound, msg)
+    }
+
+    /// `path` (`../x`, or through a symlink) leads out of the context; a path that
+    /// leaves a rootfs leaves the image, not the build context.
+    fn outside(&self, path: &str, detail: &str) -> Error {
+        let msg = match &self.what {
+            Some(what) => format!("forbidden path {path}: it leaves the {what}"),
+            None if detail.is_empty() => format!("forbidden path outside the build context: {path}"),
+            None => format!("forbidden path outside the build context: {path} ({detail})"),
+        };
+        Error::new(ErrorKind::Outside, msg)
+    }
+
+    /// An I/O error on `path`; a missing path is [`Context::not_found`].
+    fn io_err(&self, path: &str, err: io::Error) -> Error {
+        if err.kind() == io::ErrorKind::NotFound {
+            self.not_found(path)
+        } else {
+            Error::from(err).context(path)
         }
     }
 
@@ -210,7 +168,7 @@ impl Context {
     /// next to the Dockerfile, else `.dockerignore` at the root).
     pub fn open_with_dockerignore(dir: impl AsRef<Path>, dockerfile: Option<&Path>) -> Result<Context> {
         let d = dir.as_ref();
-        let (patterns, _) = dockerignore::load(d, dockerfile).map_err(|e| Error::Io { path: d.display().to_string(), err: e })?;
+        let (patterns, _) = dockerignore::load(d, dockerfile).map_err(|e| Error::from(e).context(d.display()))?;
         Context::open(d, PatternMatcher::new(&patterns)?)
     }
 
@@ -239,10 +197,10 @@ impl Context {
 
     fn entry(&self, rel: &str, dest: String) -> Result<Entry> {
         let host = self.host_path(rel);
-        let md = fs::symlink_metadata(&host).map_err(|e| io_err(rel, e))?;
+        let md = fs::symlink_metadata(&host).map_err(|e| self.io_err(rel, e))?;
         let ft = md.file_type();
         let kind = if ft.is_symlink() {
-            let t = fs::read_link(&host).map_err(|e| io_err(rel, e))?;
+            let t = fs::read_link(&host).map_err(|e| self.io_err(rel, e))?;
             EntryKind::Symlink { target: t.to_string_lossy().into_owned() }
         } else if ft.is_dir() {
             EntryKind::Dir
@@ -266,10 +224,10 @@ impl Context {
 
     fn walk_into(&self, base: &str, dir: &str, pending: &mut Vec<String>, out: &mut Vec<Entry>) -> Result<()> {
         let host = self.host_path(dir);
-        let rd = fs::read_dir(&host).map_err(|e| io_err(dir, e))?;
+        let rd = fs::read_dir(&host).map_err(|e| self.io_err(dir, e))?;
         let mut names: Vec<String> = Vec::new();
         for ent in rd {
-            let ent = ent.map_err(|e| io_err(dir, e))?;
+            let ent = ent.map_err(|e| self.io_err(dir, e))?;
             names.push(ent.file_name().to_string_lossy().into_owned());
         }
         names.sort();

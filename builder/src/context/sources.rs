@@ -22,7 +22,7 @@ use std::os::unix::fs::MetadataExt;
 
 use super::dockerignore::PatternMatcher;
 use super::pattern::{go_match, has_wildcards, unescape};
-use super::{io_err, Context, Entry, EntryKind, Error, Result, Source, SourceKind};
+use super::{Context, Entry, EntryKind, Error, ErrorKind, Result, Source, SourceKind};
 
 /// Options of one COPY/ADD.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,9 +47,9 @@ impl Context {
         let mut out = Vec::new();
         for p in patterns {
             if opts.parents {
-                out.push(self.resolve_parents(p, &excludes).map_err(|e| self.about_origin(e))?);
+                out.push(self.resolve_parents(p, &excludes)?);
             } else {
-                out.extend(self.resolve_one(p, &excludes).map_err(|e| self.about_origin(e))?);
+                out.extend(self.resolve_one(p, &excludes)?);
             }
         }
         Ok(out)
@@ -63,7 +63,7 @@ impl Context {
                 "" | "." => {}
                 ".." => {
                     if parts.pop().is_none() {
-                        return Err(Error::Outside { path: pattern.to_string(), detail: String::new() });
+                        return Err(self.outside(pattern, ""));
                     }
                 }
                 s => parts.push(s.to_string()),
@@ -84,7 +84,7 @@ impl Context {
                 "" | "." => continue,
                 ".." => {
                     if stack.pop().is_none() && !self.chroot {
-                        return Err(Error::Outside { path: pattern.to_string(), detail: "a symlink on the way leads out of the context".into() });
+                        return Err(self.outside(pattern, "a symlink on the way leads out of the context"));
                     }
                     continue;
                 }
@@ -108,9 +108,9 @@ impl Context {
             }
             hops += 1;
             if hops > MAX_SYMLINKS {
-                return Err(Error::Other(format!("{pattern}: too many levels of symbolic links")));
+                return Err(Error::msg(format!("{pattern}: too many levels of symbolic links")));
             }
-            let target = fs::read_link(self.host_path(&rel)).map_err(|e| io_err(&rel, e))?;
+            let target = fs::read_link(self.host_path(&rel)).map_err(|e| self.io_err(&rel, e))?;
             let target = target.to_string_lossy().into_owned();
             if target.starts_with('/') && self.chroot {
                 stack.clear();
@@ -123,7 +123,7 @@ impl Context {
                         stack.clear();
                         pending.extend(rest.split('/').rev().map(str::to_string));
                     }
-                    None => return Err(Error::Outside { path: pattern.to_string(), detail: format!("symlink {rel} points to {target}") }),
+                    None => return Err(self.outside(pattern, &format!("symlink {rel} points to {target}"))),
                 }
             } else {
                 pending.extend(target.split('/').rev().map(str::to_string));
@@ -135,18 +135,18 @@ impl Context {
     /// Resolve a path (no wildcards) to a source.
     fn source_at(&self, pattern: &str, rel: &str, from_wildcard: bool, excludes: &PatternMatcher) -> Result<Source> {
         let host = self.host_path(rel);
-        let md = fs::metadata(&host).map_err(|e| io_err(pattern_or(pattern, rel), e))?;
+        let md = fs::metadata(&host).map_err(|e| self.io_err(pattern_or(pattern, rel), e))?;
         let shown = pattern_or(pattern, rel);
         if md.is_dir() {
             let entries = self.walk(rel)?;
             if self.is_ignored(rel) && entries.is_empty() {
-                return Err(Error::NotFound { path: shown.to_string() });
+                return Err(self.not_found(shown));
             }
             let entries = apply_excludes(entries, excludes, self)?;
             Ok(Source { pattern: pattern.to_string(), path: rel.to_string(), kind: SourceKind::Dir, mode: md.mode(), from_wildcard, entries })
         } else {
             if self.is_ignored(rel) {
-                return Err(Error::NotFound { path: shown.to_string() });
+                return Err(self.not_found(shown));
             }
             let name = rel.rsplit('/').next().unwrap_or(rel).to_string();
             let mut e = self.entry(rel, name)?;
@@ -168,7 +168,7 @@ impl Context {
             let parts: Vec<String> = parts.iter().map(|p| unescape(p)).collect();
             let lexical_rel = parts.join("/");
             if self.is_ignored(&lexical_rel) && !self.host_path(&lexical_rel).is_dir() {
-                return Err(Error::NotFound { path: pattern.to_string() });
+                return Err(self.not_found(pattern));
             }
             let rel = self.follow(pattern, &parts, true)?;
             return Ok(vec![self.source_at(pattern, &rel, false, excludes)?]);
@@ -193,7 +193,7 @@ impl Context {
             match self.source_at(&m, &rel, true, excludes) {
                 Ok(s) => out.push(Source { pattern: pattern.to_string(), ..s }),
                 // a dangling symlink or an emptied excluded directory: nothing to copy
-                Err(Error::NotFound { .. }) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
@@ -203,15 +203,16 @@ impl Context {
     /// Walk `dir` (not following symlinks, skipping ignored paths) for paths whose
     /// part below `base` matches `glob`; matched directories are not descended.
     fn glob_walk(&self, base: &str, dir: &str, glob: &str, depth: usize, out: &mut Vec<String>) -> Result<()> {
-        let rd = fs::read_dir(self.host_path(dir)).map_err(|e| io_err(dir, e))?;
+        let rd = fs::read_dir(self.host_path(dir)).map_err(|e| self.io_err(dir, e))?;
         let mut names: Vec<String> =
-            rd.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect::<std::result::Result<_, _>>().map_err(|e| io_err(dir, e))?;
+            rd.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect::<std::result::Result<_, _>>().map_err(|e| self.io_err(dir, e))?;
         names.sort();
         for name in names {
             let rel = if dir.is_empty() { name } else { format!("{dir}/{name}") };
             let below = super::rel_to(base, &rel);
             let is_dir = fs::symlink_metadata(self.host_path(&rel)).map(|m| m.is_dir()).unwrap_or(false);
-            let matched = go_match(glob, &below).map_err(|_| Error::Other(format!("invalid source pattern {glob:?}: syntax error in pattern")))?;
+            let matched =
+                go_match(glob, &below).map_err(|_| Error::new(ErrorKind::Invalid, format!("invalid source pattern {glob:?}: syntax error in pattern")))?;
             if matched {
                 if !self.is_ignored(&rel) || (is_dir && !self.walk(&rel)?.is_empty()) {
                     out.push(rel);
@@ -265,13 +266,13 @@ impl Context {
             let entries: Vec<Entry> =
                 all.into_iter().zip(keep).filter(|(e, k)| *k || (e.kind == EntryKind::Dir && needed.contains(&e.dest))).map(|(e, _)| e).collect();
             let entries = apply_excludes(entries, excludes, self)?;
-            let mode = fs::metadata(self.host_path(&pivot_rel)).map_err(|e| io_err(pattern, e))?.mode();
+            let mode = fs::metadata(self.host_path(&pivot_rel)).map_err(|e| self.io_err(pattern, e))?.mode();
             return Ok(Source { pattern: pattern.to_string(), path: pivot_rel, kind: SourceKind::Dir, mode, from_wildcard: true, entries });
         }
         let sources = if wild {
             self.resolve_one(&full, &PatternMatcher::default())?
         } else {
-            vec![self.resolve_one(&full, &PatternMatcher::default())?.into_iter().next().ok_or_else(|| Error::NotFound { path: pattern.to_string() })?]
+            vec![self.resolve_one(&full, &PatternMatcher::default())?.into_iter().next().ok_or_else(|| self.not_found(pattern))?]
         };
         let mut entries: Vec<Entry> = Vec::new();
         let mut seen = BTreeSet::new();
@@ -312,7 +313,7 @@ impl Context {
             }
         }
         let entries = apply_excludes(entries, excludes, self)?;
-        let mode = fs::metadata(self.host_path(&pivot_rel)).map_err(|e| io_err(pattern, e))?.mode();
+        let mode = fs::metadata(self.host_path(&pivot_rel)).map_err(|e| self.io_err(pattern, e))?.mode();
         let mut entries = entries;
         entries.sort_by(|a, b| a.dest.cmp(&b.dest));
         Ok(Source { pattern: pattern.to_string(), path: pivot_rel, kind: SourceKind::Dir, mode, from_wildcard: wild, entries })

@@ -149,7 +149,8 @@ fn missing_source_names_it() {
     let t = sample();
     let c = ctx(&t, &[]);
     let e = c.resolve_sources(&s(&["a.txt", "missing.txt"])).unwrap_err();
-    assert!(matches!(&e, Error::NotFound { path } if path == "missing.txt"));
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("\"missing.txt\" not found"), "{e}");
     assert_eq!(e.to_string(), "failed to compute cache key: \"missing.txt\" not found: not in the build context or excluded by .dockerignore");
     let e = c.resolve_sources(&s(&["src/nope/x.rs"])).unwrap_err();
     assert!(e.to_string().contains("\"src/nope/x.rs\" not found"));
@@ -159,9 +160,9 @@ fn missing_source_names_it() {
 fn ignored_sources_do_not_exist() {
     let t = sample();
     let c = ctx(&t, &["secret.key", "node_modules", "vendor", "!vendor/keep"]);
-    assert!(matches!(c.resolve_sources(&s(&["secret.key"])), Err(Error::NotFound { .. })));
-    assert!(matches!(c.resolve_sources(&s(&["node_modules/dep/index.js"])), Err(Error::NotFound { .. })));
-    assert!(matches!(c.resolve_sources(&s(&["node_modules"])), Err(Error::NotFound { .. })));
+    assert_eq!(c.resolve_sources(&s(&["secret.key"])).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(c.resolve_sources(&s(&["node_modules/dep/index.js"])).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(c.resolve_sources(&s(&["node_modules"])).unwrap_err().kind(), ErrorKind::NotFound);
     // excluded directory with a re-included part: only that part
     let r = c.resolve_sources(&s(&["vendor"])).unwrap();
     assert_eq!(dests(&r[0]), ["keep", "keep/k.go"]);
@@ -186,7 +187,7 @@ fn outside_the_context_is_refused() {
     let c = ctx(&t, &[]);
     for bad in ["../x", "src/../../x", "abs-link", "rel-link/passwd", "dir/up/rel-link/passwd"] {
         let e = c.resolve_sources(&s(&[bad])).unwrap_err();
-        assert!(matches!(e, Error::Outside { .. }), "{bad}: {e}");
+        assert_eq!(e.kind(), ErrorKind::Outside, "{bad}: {e}");
         assert!(e.to_string().starts_with(&format!("forbidden path outside the build context: {bad}")), "{e}");
     }
     // symlinks that stay inside are followed
@@ -228,7 +229,7 @@ fn exclude_flag() {
     let r = c.resolve(&s(&["a.txt"]), &ex(&["*.txt"])).unwrap();
     assert_eq!(r.len(), 1);
     // bad pattern
-    assert!(matches!(c.resolve(&s(&["src"]), &ex(&["[x"])), Err(Error::Pattern(_))));
+    assert_eq!(c.resolve(&s(&["src"]), &ex(&["[x"])).unwrap_err().kind(), ErrorKind::Invalid);
 }
 
 #[test]
@@ -261,8 +262,8 @@ fn parents_flag() {
     let r = c.resolve(&s(&["**/main.rs"]), &par).unwrap();
     assert_eq!(dests(&r[0]), ["pkg", "pkg/one", "pkg/one/main.rs", "pkg/two", "pkg/two/main.rs", "src", "src/main.rs"]);
     // missing
-    assert!(matches!(c.resolve(&s(&["nope/x"]), &par), Err(Error::NotFound { .. })));
-    assert!(matches!(c.resolve(&s(&["../x"]), &par), Err(Error::Outside { .. })));
+    assert_eq!(c.resolve(&s(&["nope/x"]), &par).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(c.resolve(&s(&["../x"]), &par).unwrap_err().kind(), ErrorKind::Outside);
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! only lead elsewhere inside that directory, like Docker's chrooted untar); hard links
 //! must point inside it too; the last component is never followed.
 
+use crate::error::Context as _;
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -20,10 +21,10 @@ use crate::layer::tar::{clean_path, Kind, TarReader};
 use crate::rootfs::{mkdir_all, secure_join};
 
 /// A decompressing reader for `path` of archive kind `kind`.
-pub fn open_archive(path: &Path, kind: ArchiveKind) -> Result<Box<dyn Read + Send>, String> {
-    let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn open_archive(path: &Path, kind: ArchiveKind) -> crate::Result<Box<dyn Read + Send>> {
+    let f = File::open(path).with_context(|| path.display().to_string())?;
     match kind {
-        ArchiveKind::Tar | ArchiveKind::Gzip | ArchiveKind::Zstd => crate::layer::compress::decompress(f).map_err(|e| format!("{}: {e}", path.display())),
+        ArchiveKind::Tar | ArchiveKind::Gzip | ArchiveKind::Zstd => crate::layer::compress::decompress(f).with_context(|| path.display().to_string()),
         ArchiveKind::Bzip2 | ArchiveKind::Xz => {
             let tool = if kind == ArchiveKind::Bzip2 { "bzip2" } else { "xz" };
             let mut child = Command::new(tool)
@@ -32,7 +33,7 @@ pub fn open_archive(path: &Path, kind: ArchiveKind) -> Result<Box<dyn Read + Sen
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
-                .map_err(|e| format!("{}: a {tool} archive needs the host's {tool} command: {e}", path.display()))?;
+                .with_context(|| format!("{}: a {tool} archive needs the host's {tool} command", path.display()))?;
             let out = child.stdout.take().expect("piped");
             Ok(Box::new(ChildReader { out, child }))
         }
@@ -84,13 +85,13 @@ fn io_msg(what: &str, e: io::Error) -> String {
 }
 
 /// Extracts the tar stream `r` into `dest` (a directory, resolved inside `root`, created).
-pub fn extract(root: &Path, dest_abs: &str, r: impl Read, chown: Option<(u32, u32)>) -> Result<u64, String> {
+pub fn extract(root: &Path, dest_abs: &str, r: impl Read, chown: Option<(u32, u32)>) -> crate::Result<u64> {
     let dest = secure_join(root, dest_abs, true).map_err(|e| io_msg(dest_abs, e))?;
     mkdir_all(root, &dest, chown).map_err(|e| io_msg(dest_abs, e))?;
     let mut tr = TarReader::new(r);
     let mut dirs: Vec<(PathBuf, i64)> = Vec::new();
     let mut count = 0u64;
-    while let Some(h) = tr.next_entry().map_err(|e| format!("reading archive: {e}"))? {
+    while let Some(h) = tr.next_entry().context("reading archive")? {
         let shown = String::from_utf8_lossy(&h.path).into_owned();
         let rel = clean_path(&h.path).ok_or_else(|| format!("archive entry {shown:?} climbs out of the destination (..): refused"))?;
         if rel.is_empty() {
@@ -147,11 +148,11 @@ pub fn extract(root: &Path, dest_abs: &str, r: impl Read, chown: Option<(u32, u3
                     Kind::Block => libc::S_IFBLK,
                     _ => libc::S_IFIFO,
                 };
-                let c = std::ffi::CString::new(full.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+                let c = std::ffi::CString::new(full.as_os_str().as_bytes()).map_err(crate::Error::msg)?;
                 let dev = libc::makedev(h.devmajor as u32, h.devminor as u32);
                 // SAFETY: mknod(2) with a valid C string.
                 if unsafe { libc::mknod(c.as_ptr(), t | 0o600, dev) } < 0 {
-                    return Err(io_msg(&shown, io::Error::last_os_error()));
+                    return Err(io_msg(&shown, io::Error::last_os_error()).into());
                 }
             }
         }
@@ -242,7 +243,7 @@ mod tests {
         assert_eq!(fs::read_to_string(root.join("dst/etc/passwd")).unwrap(), "pwned");
         assert!(!root.join("etc").exists());
         let bad = tarball(&[(Kind::File, "../../escape", "", b"x")]);
-        assert!(extract(&root, "/dst", &bad[..], None).unwrap_err().contains("refused"));
+        assert!(extract(&root, "/dst", &bad[..], None).unwrap_err().to_string().contains("refused"));
         assert!(!root.parent().unwrap().join("escape").exists());
         fs::remove_dir_all(&root).unwrap();
     }

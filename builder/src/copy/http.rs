@@ -2,6 +2,7 @@
 //! with NO_PROXY honoured) through ureq, which the crate already uses for registries.
 //! The body is streamed to a file while it is hashed.
 
+use crate::error::Context as _;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -18,26 +19,26 @@ pub struct Download {
 }
 
 /// GETs `url` into `dest` (created).
-pub fn download(url: &str, dest: &Path) -> Result<Download, String> {
+pub fn download(url: &str, dest: &Path) -> crate::Result<Download> {
     let agent: ureq::Agent =
         ureq::Agent::config_builder().max_redirects(10).timeout_global(Some(std::time::Duration::from_secs(3600))).user_agent("berth-build").build().into();
-    let mut resp = agent.get(url).call().map_err(|e| format!("ADD {url}: {e}"))?;
+    let mut resp = agent.get(url).call().map_err(|e| crate::Error::msg(format!("ADD {url}: {e}")))?;
     let last_modified = resp.headers().get("last-modified").and_then(|v| v.to_str().ok()).and_then(parse_http_date);
-    let mut file = std::fs::File::create(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    let mut file = std::fs::File::create(dest).with_context(|| format!("{}", dest.display()))?;
     let mut r = resp.body_mut().as_reader();
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
     loop {
-        let n = r.read(&mut buf).map_err(|e| format!("ADD {url}: reading the body: {e}"))?;
+        let n = r.read(&mut buf).with_context(|| format!("ADD {url}: reading the body"))?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
-        file.write_all(&buf[..n]).map_err(|e| format!("{}: {e}", dest.display()))?;
+        file.write_all(&buf[..n]).with_context(|| format!("{}", dest.display()))?;
         size += n as u64;
     }
-    file.sync_all().map_err(|e| e.to_string())?;
+    file.sync_all()?;
     let sha256 = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok(Download { sha256, size, last_modified })
 }

@@ -50,8 +50,8 @@ impl CopyParams<'_> {
     }
 }
 
-fn err(what: &str, e: io::Error) -> String {
-    format!("{what}: {e}")
+fn err(what: &str, e: io::Error) -> crate::Error {
+    crate::Error::from(e).context(what)
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -77,7 +77,7 @@ pub fn is_dir_in(root: &Path, abs: &str) -> bool {
 
 /// Copies resolved `sources` of `ctx` and inline files (`(name, content)`) to the
 /// destination. Returns the number of entries written.
-pub fn copy(p: &CopyParams, ctx: &Context, sources: &[Source], inline: &[(String, Vec<u8>)]) -> Result<u64, String> {
+pub fn copy(p: &CopyParams, ctx: &Context, sources: &[Source], inline: &[(String, Vec<u8>)]) -> crate::Result<u64> {
     let (dest, dest_is_dir_syntax) = p.dest_abs();
     let items = sources.len() + inline.len();
     if items > 1 && !dest_is_dir_syntax {
@@ -119,7 +119,7 @@ pub fn copy(p: &CopyParams, ctx: &Context, sources: &[Source], inline: &[(String
 }
 
 /// Writes one item at `abs` (absolute in the rootfs).
-fn place(p: &CopyParams, abs: &str, item: Item) -> Result<(), String> {
+fn place(p: &CopyParams, abs: &str, item: Item) -> crate::Result<()> {
     let (parent, name) = match abs.rfind('/') {
         Some(i) => (if i == 0 { "/" } else { &abs[..i] }, &abs[i + 1..]),
         None => ("/", abs),
@@ -171,7 +171,7 @@ fn place(p: &CopyParams, abs: &str, item: Item) -> Result<(), String> {
                 }
                 EntryKind::Other => {
                     remove_non_dir(&full, existing.as_ref(), abs)?;
-                    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(full.as_os_str())).map_err(|e| e.to_string())?;
+                    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(full.as_os_str())).map_err(crate::Error::msg)?;
                     // SAFETY: mknod(2) with a valid C string.
                     if unsafe { libc::mknod(c.as_ptr(), (md.mode() & libc::S_IFMT) | 0o600, md.rdev() as libc::dev_t) } < 0 {
                         let e = io::Error::last_os_error();
@@ -190,11 +190,11 @@ fn place(p: &CopyParams, abs: &str, item: Item) -> Result<(), String> {
     Ok(())
 }
 
-fn create(full: &Path, abs: &str) -> Result<File, String> {
+fn create(full: &Path, abs: &str) -> crate::Result<File> {
     fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).mode(0o600).open(full).map_err(|e| err(abs, e))
 }
 
-fn finish_file(f: &File, uid: u32, gid: u32, mode: u32, mtime: i64, abs: &str) -> Result<(), String> {
+fn finish_file(f: &File, uid: u32, gid: u32, mode: u32, mtime: i64, abs: &str) -> crate::Result<()> {
     // chown first: it clears setuid/setgid, which the chmod then sets.
     std::os::unix::fs::fchown(f, Some(uid), Some(gid)).map_err(|e| err(abs, e))?;
     f.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| err(abs, e))?;
@@ -204,17 +204,17 @@ fn finish_file(f: &File, uid: u32, gid: u32, mode: u32, mtime: i64, abs: &str) -
     Ok(())
 }
 
-fn remove_non_dir(full: &Path, existing: Option<&fs::Metadata>, abs: &str) -> Result<(), String> {
+fn remove_non_dir(full: &Path, existing: Option<&fs::Metadata>, abs: &str) -> crate::Result<()> {
     match existing {
         None => Ok(()),
-        Some(m) if m.is_dir() => Err(format!("cannot copy to {abs}: a directory is in the way")),
+        Some(m) if m.is_dir() => Err(format!("cannot copy to {abs}: a directory is in the way").into()),
         Some(_) => fs::remove_file(full).map_err(|e| err(abs, e)),
     }
 }
 
 /// Writes a downloaded or single file (ADD of a URL) at the destination: into it when it
 /// is a directory, else as it. Mode `mode`, mtime `mtime`.
-pub fn place_file(p: &CopyParams, file: &Path, name: &str, mode: u32, mtime: i64) -> Result<(), String> {
+pub fn place_file(p: &CopyParams, file: &Path, name: &str, mode: u32, mtime: i64) -> crate::Result<()> {
     let (dest, dir_syntax) = p.dest_abs();
     let target = if dir_syntax || is_dir_in(p.root, &dest) { join(&dest, name) } else { dest };
     let data = fs::read(file).map_err(|e| err(&file.display().to_string(), e))?;
@@ -268,7 +268,7 @@ mod tests {
         copy(&params("/d"), &ctx, &s, &[]).unwrap();
         assert_eq!(fs::read_to_string(root.join("d/sub/b.txt")).unwrap(), "B");
         let s = ctx.resolve_sources(&["a.txt".into(), "dir".into()]).unwrap();
-        assert!(copy(&params("/x"), &ctx, &s, &[]).unwrap_err().contains("must be a directory"));
+        assert!(copy(&params("/x"), &ctx, &s, &[]).unwrap_err().to_string().contains("must be a directory"));
         copy(&params("/x/"), &ctx, &[], &[("inline".into(), b"hi\n".to_vec())]).unwrap();
         assert_eq!(fs::read_to_string(root.join("x/inline")).unwrap(), "hi\n");
         let c = Chmod::Octal(0o700);

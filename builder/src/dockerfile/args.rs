@@ -42,13 +42,13 @@ impl Default for Platform {
 
 impl Platform {
     /// Parse `linux/arm64/v8`, `linux/amd64`, `arm64` (os defaults to linux).
-    pub fn parse(s: &str) -> std::result::Result<Platform, String> {
+    pub fn parse(s: &str) -> crate::Result<Platform> {
         let parts: Vec<&str> = s.split('/').collect();
         let p = match parts.as_slice() {
             [arch] if !arch.is_empty() => Platform { os: "linux".into(), arch: arch.to_string(), variant: String::new() },
             [os, arch] if !os.is_empty() && !arch.is_empty() => Platform { os: os.to_string(), arch: arch.to_string(), variant: String::new() },
             [os, arch, v] if !os.is_empty() && !arch.is_empty() => Platform { os: os.to_string(), arch: arch.to_string(), variant: v.to_string() },
-            _ => return Err(format!("invalid platform {s:?}")),
+            _ => return Err(format!("invalid platform {s:?}").into()),
         };
         Ok(p)
     }
@@ -146,7 +146,7 @@ impl BuildArgs {
                 let value = match self.values.get(&decl.name) {
                     Some(v) => Some(v.clone()),
                     None => match &decl.default {
-                        Some(d) => Some(lex.expand_word(d, &scope).map_err(|e| Error::new(&df.file, instr.line, e))?),
+                        Some(d) => Some(lex.expand_word(d, &scope).map_err(|e| Error::at_line(&df.file, instr.line, e))?),
                         None => None,
                     },
                 };
@@ -245,7 +245,7 @@ impl StageArgs<'_> {
             let value = if let Some(v) = self.build_args.values.get(&decl.name) {
                 Some(v.clone())
             } else if let Some(d) = &decl.default {
-                Some(lex.expand_word(d, &Layered(env, &*self)).map_err(|e| Error::new(&self.file, arg.line, e))?)
+                Some(lex.expand_word(d, &Layered(env, &*self)).map_err(|e| Error::at_line(&self.file, arg.line, e))?)
             } else {
                 self.globals.get(&decl.name).map(str::to_string)
             };

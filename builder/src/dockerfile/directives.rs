@@ -73,7 +73,7 @@ pub(crate) struct DirectiveParser {
 
 impl DirectiveParser {
     /// Look at one (newline-trimmed) line; `Ok(true)` if it was a directive.
-    pub(crate) fn parse_line(&mut self, line: &str, lineno: usize) -> Result<bool, String> {
+    pub(crate) fn parse_line(&mut self, line: &str, lineno: usize) -> crate::Result<bool> {
         if self.done {
             return Ok(false);
         }
@@ -101,10 +101,10 @@ impl DirectiveParser {
             return Ok(false);
         }
         if self.found.get(&name).is_some() {
-            return Err(format!("only one {name} parser directive can be used"));
+            return Err(format!("only one {name} parser directive can be used").into());
         }
         if name == "escape" && value != "`" && value != "\\" {
-            return Err(format!("invalid escape token '{value}' does not match ` or \\"));
+            return Err(format!("invalid escape token '{value}' does not match ` or \\").into());
         }
         self.found.list.push(Directive { name, value: value.to_string(), line: lineno });
         Ok(true)
@@ -118,9 +118,9 @@ mod tests {
     #[test]
     fn recognises() {
         let mut p = DirectiveParser::default();
-        assert_eq!(p.parse_line("# syntax=docker/dockerfile:1", 1), Ok(true));
-        assert_eq!(p.parse_line("#ESCAPE = `", 2), Ok(true));
-        assert_eq!(p.parse_line("# check=skip=JSONArgsRecommended;error=true", 3), Ok(true));
+        assert!(p.parse_line("# syntax=docker/dockerfile:1", 1).unwrap());
+        assert!(p.parse_line("#ESCAPE = `", 2).unwrap());
+        assert!(p.parse_line("# check=skip=JSONArgsRecommended;error=true", 3).unwrap());
         assert_eq!(p.found.escape(), '`');
         assert_eq!(p.found.syntax(), Some("docker/dockerfile:1"));
         let c = p.found.check().unwrap();
@@ -131,20 +131,20 @@ mod tests {
     #[test]
     fn ends_on_other_lines() {
         let mut p = DirectiveParser::default();
-        assert_eq!(p.parse_line("# unknown=x", 1), Ok(false));
-        assert_eq!(p.parse_line("# escape=`", 2), Ok(false));
+        assert!(!p.parse_line("# unknown=x", 1).unwrap());
+        assert!(!p.parse_line("# escape=`", 2).unwrap());
         assert_eq!(p.found.escape(), '\\');
         let mut p = DirectiveParser::default();
-        assert_eq!(p.parse_line("", 1), Ok(false));
-        assert_eq!(p.parse_line("# escape=`", 2), Ok(false));
+        assert!(!p.parse_line("", 1).unwrap());
+        assert!(!p.parse_line("# escape=`", 2).unwrap());
     }
 
     #[test]
     fn errors() {
         let mut p = DirectiveParser::default();
         p.parse_line("# escape=\\", 1).unwrap();
-        assert_eq!(p.parse_line("# escape=`", 2).unwrap_err(), "only one escape parser directive can be used");
+        assert_eq!(p.parse_line("# escape=`", 2).unwrap_err().to_string(), "only one escape parser directive can be used");
         let mut p = DirectiveParser::default();
-        assert!(p.parse_line("# escape=x", 1).unwrap_err().contains("invalid escape token 'x'"));
+        assert!(p.parse_line("# escape=x", 1).unwrap_err().to_string().contains("invalid escape token 'x'"));
     }
 }

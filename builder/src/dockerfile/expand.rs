@@ -8,6 +8,7 @@
 //! defaults, RUN `--mount` values, and COPY/ADD `--chown`/`--chmod`/`--checksum`.
 //! RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK and ONBUILD are never expanded by the builder.
 
+use crate::error::Context as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
@@ -165,7 +166,7 @@ impl Lexer {
                 Err(ExpandError { word: word.to_string(), msg: format!("expands to {} bytes, more than the {MAX_EXPANDED} allowed", value.len()) })
             }
             Ok((value, words)) => Ok(Expansion { value, words, matched: sw.matched, unmatched: sw.unmatched }),
-            Err(msg) => Err(ExpandError { word: word.to_string(), msg }),
+            Err(msg) => Err(ExpandError { word: word.to_string(), msg: msg.detail().to_string() }),
         }
     }
 }
@@ -229,7 +230,7 @@ impl Words {
     }
 }
 
-type R<T> = Result<T, String>;
+type R<T> = crate::Result<T>;
 
 impl ShellWord<'_> {
     fn peek(&self) -> Option<char> {
@@ -301,7 +302,7 @@ impl ShellWord<'_> {
             result.push(ch);
         }
         if let Some(stop) = stop {
-            return Err(format!("unexpected end of statement while looking for matching {stop}"));
+            return Err(format!("unexpected end of statement while looking for matching {stop}").into());
         }
         Ok((result, words.finish()))
     }
@@ -460,7 +461,7 @@ impl ShellWord<'_> {
                 }
                 let raw = ch == '#' || ch == '%';
                 if null_is_unset && raw || !matches!(ch, '+' | '-' | '?' | '#' | '%') {
-                    return Err(format!("unsupported modifier ({chs}) in substitution"));
+                    return Err(format!("unsupported modifier ({chs}) in substitution").into());
                 }
                 let word = self.word_until('}', raw, "syntax error: missing '}'")?;
                 let value = self.get_env(&name);
@@ -475,11 +476,11 @@ impl ShellWord<'_> {
                     '?' => match value {
                         None => {
                             let m = if word.is_empty() { "is not allowed to be unset".to_string() } else { word };
-                            Err(format!("{name}: {m}"))
+                            Err(format!("{name}: {m}").into())
                         }
                         Some(_) if null_is_unset && empty => {
                             let m = if word.is_empty() { "is not allowed to be empty".to_string() } else { word };
-                            Err(format!("{name}: {m}"))
+                            Err(format!("{name}: {m}").into())
                         }
                         Some(v) => Ok(v),
                     },
@@ -489,7 +490,7 @@ impl ShellWord<'_> {
                             Some(rest) => (true, rest.to_string()),
                             None => (false, word),
                         };
-                        let pat = ShellPattern::parse(&pat).map_err(|e| format!("invalid pattern ({pat}) in substitution: {e}"))?;
+                        let pat = ShellPattern::parse(&pat).with_context(|| format!("invalid pattern ({pat}) in substitution"))?;
                         Ok(if ch == '#' { pat.trim_prefix(&value, greedy) } else { pat.trim_suffix(&value, greedy) })
                     }
                 }
@@ -506,11 +507,11 @@ impl ShellWord<'_> {
                     return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
                 }
                 let value = value.unwrap_or_default();
-                let pat = ShellPattern::parse(&pattern).map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+                let pat = ShellPattern::parse(&pattern).with_context(|| format!("invalid pattern ({pattern}) in substitution"))?;
                 let replacement = unescape_replacement(&replacement);
                 Ok(pat.replace(&value, &replacement, replace_all))
             }
-            _ => Err(format!("unsupported modifier ({chs}) in substitution")),
+            _ => Err(format!("unsupported modifier ({chs}) in substitution").into()),
         }
     }
 }
@@ -547,7 +548,7 @@ enum PTok {
 }
 
 impl ShellPattern {
-    pub fn parse(pattern: &str) -> Result<ShellPattern, String> {
+    pub fn parse(pattern: &str) -> crate::Result<ShellPattern> {
         let chars: Vec<char> = pattern.chars().collect();
         let mut toks = Vec::new();
         let mut i = 0;

@@ -32,7 +32,7 @@ impl Flags {
     }
 }
 
-pub(crate) fn parse(args: &[String], spec: &[(&'static str, Kind)]) -> Result<Flags, String> {
+pub(crate) fn parse(args: &[String], spec: &[(&'static str, Kind)]) -> crate::Result<Flags> {
     let mut out = Flags::default();
     let mut used: Vec<&str> = Vec::new();
     for a in args {
@@ -40,7 +40,7 @@ pub(crate) fn parse(args: &[String], spec: &[(&'static str, Kind)]) -> Result<Fl
             break;
         }
         let Some(body) = a.strip_prefix("--") else {
-            return Err(format!("arg should start with -- : {a}"));
+            return Err(format!("arg should start with -- : {a}").into());
         };
         let (name, value) = match body.split_once('=') {
             Some((n, v)) => (n, Some(v)),
@@ -49,27 +49,27 @@ pub(crate) fn parse(args: &[String], spec: &[(&'static str, Kind)]) -> Result<Fl
         let flag_name = format!("--{name}");
         let Some(&(key, kind)) = spec.iter().find(|(n, _)| *n == name) else {
             let hint = super::words::suggest(name, spec.iter().map(|(n, _)| *n)).map(|s| format!(" (did you mean --{s}?)")).unwrap_or_default();
-            return Err(format!("unknown flag: {flag_name}{hint}"));
+            return Err(format!("unknown flag: {flag_name}{hint}").into());
         };
         if used.contains(&key) && kind != Kind::Strs {
-            return Err(format!("duplicate flag specified: {flag_name}"));
+            return Err(format!("duplicate flag specified: {flag_name}").into());
         }
         used.push(key);
         match kind {
             Kind::Bool => {
                 if value == Some("") {
-                    return Err(format!("missing a value on flag: {flag_name}"));
+                    return Err(format!("missing a value on flag: {flag_name}").into());
                 }
                 let b = match value.map(str::to_ascii_lowercase).as_deref() {
                     None | Some("true") => true,
                     Some("false") => false,
-                    Some(_) => return Err(format!("expecting boolean value for flag {flag_name}, not: {}", value.unwrap())),
+                    Some(_) => return Err(format!("expecting boolean value for flag {flag_name}, not: {}", value.unwrap()).into()),
                 };
                 out.bools.insert(key, b);
             }
             Kind::Str | Kind::Strs => {
                 let Some(v) = value else {
-                    return Err(format!("missing a value on flag: {flag_name}"));
+                    return Err(format!("missing a value on flag: {flag_name}").into());
                 };
                 out.strs.entry(key).or_default().push(v.to_string());
             }
@@ -100,10 +100,10 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(parse(&s(&["--frm=a"]), SPEC).err().unwrap(), "unknown flag: --frm (did you mean --from?)");
-        assert_eq!(parse(&s(&["--from=a", "--from=b"]), SPEC).err().unwrap(), "duplicate flag specified: --from");
-        assert_eq!(parse(&s(&["--from"]), SPEC).err().unwrap(), "missing a value on flag: --from");
-        assert_eq!(parse(&s(&["--link="]), SPEC).err().unwrap(), "missing a value on flag: --link");
-        assert!(parse(&s(&["--link=maybe"]), SPEC).err().unwrap().contains("expecting boolean value"));
+        assert_eq!(parse(&s(&["--frm=a"]), SPEC).err().unwrap().to_string(), "unknown flag: --frm (did you mean --from?)");
+        assert_eq!(parse(&s(&["--from=a", "--from=b"]), SPEC).err().unwrap().to_string(), "duplicate flag specified: --from");
+        assert_eq!(parse(&s(&["--from"]), SPEC).err().unwrap().to_string(), "missing a value on flag: --from");
+        assert_eq!(parse(&s(&["--link="]), SPEC).err().unwrap().to_string(), "missing a value on flag: --link");
+        assert!(parse(&s(&["--link=maybe"]), SPEC).err().unwrap().to_string().contains("expecting boolean value"));
     }
 }

@@ -249,7 +249,7 @@ impl RunInstr {
     }
 
     /// The mounts with variables expanded and fully checked.
-    pub fn expand_mounts(&self, lex: &Lexer, env: &dyn Env) -> Result<Vec<MountSpec>, String> {
+    pub fn expand_mounts(&self, lex: &Lexer, env: &dyn Env) -> crate::Result<Vec<MountSpec>> {
         self.mounts_raw.iter().map(|m| MountSpec::parse_expanded(m, lex, env)).collect()
     }
 }
@@ -427,23 +427,23 @@ impl AddInstr {
 }
 
 /// `--chmod` value: octal (`0755`, at most 07777) or symbolic (`u+x,g-w`), checked.
-pub fn parse_chmod(s: &str) -> Result<Chmod, String> {
+pub fn parse_chmod(s: &str) -> crate::Result<Chmod> {
     if s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty() {
         return match u32::from_str_radix(s, 8) {
             Ok(m) if m <= 0o7777 => Ok(Chmod::Octal(m)),
-            _ => Err(format!("invalid chmod parameter: '{s}'. it should be octal string and between 0 and 07777")),
+            _ => Err(format!("invalid chmod parameter: '{s}'. it should be octal string and between 0 and 07777").into()),
         };
     }
     for clause in s.split(',') {
         let who_len = clause.chars().take_while(|c| "ugoa".contains(*c)).count();
         let rest = &clause[who_len..];
         if rest.is_empty() {
-            return Err(format!("invalid chmod parameter: '{s}'"));
+            return Err(format!("invalid chmod parameter: '{s}'").into());
         }
         let mut chars = rest.chars().peekable();
         while let Some(op) = chars.next() {
             if !"+-=".contains(op) {
-                return Err(format!("invalid chmod parameter: '{s}'"));
+                return Err(format!("invalid chmod parameter: '{s}'").into());
             }
             while let Some(&c) = chars.peek() {
                 if "rwxXstugo".contains(c) {
@@ -490,10 +490,10 @@ pub struct ExposeInstr {
 
 impl ExposeInstr {
     /// Expanded and normalized ports (`80/tcp`, ranges expanded), in the order written.
-    pub fn expand(&self, lex: &Lexer, env: &dyn Env) -> Result<Vec<String>, String> {
+    pub fn expand(&self, lex: &Lexer, env: &dyn Env) -> crate::Result<Vec<String>> {
         let mut words = Vec::new();
         for p in &self.ports {
-            words.extend(lex.expand_words(p, env).map_err(|e| e.to_string())?);
+            words.extend(lex.expand_words(p, env)?);
         }
         parse_ports(&words)
     }
@@ -501,7 +501,7 @@ impl ExposeInstr {
 
 /// Normalize port specs: `80` -> `80/tcp`, `53/UDP` -> `53/udp`,
 /// `8000-8002` -> three ports; `ip:host:container` keeps the container part.
-pub fn parse_ports(specs: &[String]) -> Result<Vec<String>, String> {
+pub fn parse_ports(specs: &[String]) -> crate::Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for spec in specs {
         let (port, proto) = match spec.rsplit_once('/') {
@@ -509,7 +509,7 @@ pub fn parse_ports(specs: &[String]) -> Result<Vec<String>, String> {
             None => (spec.as_str(), "tcp".to_string()),
         };
         if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-            return Err(format!("invalid proto: {proto}"));
+            return Err(format!("invalid proto: {proto}").into());
         }
         let port = port.rsplit(':').next().unwrap_or(port);
         let (lo, hi) = match port.split_once('-') {
@@ -519,7 +519,7 @@ pub fn parse_ports(specs: &[String]) -> Result<Vec<String>, String> {
         let parse = |s: &str| s.parse::<u16>().map_err(|_| format!("invalid containerPort: {port}"));
         let (lo, hi) = (parse(lo)?, parse(hi)?);
         if hi < lo {
-            return Err(format!("invalid range specified for container port: {port}"));
+            return Err(format!("invalid range specified for container port: {port}").into());
         }
         for p in lo..=hi {
             let s = format!("{p}/{proto}");
@@ -637,27 +637,27 @@ impl HealthcheckInstr {
 }
 
 /// Go's `time.ParseDuration` (`1h30m`, `1.5s`, `300ms`, `10us`).
-pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_go_duration(s: &str) -> crate::Result<Duration> {
     let err = || format!("time: invalid duration {s:?}");
     let t = s.strip_prefix('+').unwrap_or(s);
     if let Some(neg) = t.strip_prefix('-') {
         if !neg.is_empty() && neg.chars().all(|c| c == '0' || c == '.') {
             return Ok(Duration::ZERO);
         }
-        return Err(err());
+        return Err(err().into());
     }
     if t == "0" {
         return Ok(Duration::ZERO);
     }
     if t.is_empty() {
-        return Err(err());
+        return Err(err().into());
     }
     let mut total = 0f64;
     let mut rest = t;
     while !rest.is_empty() {
         let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if n == 0 {
-            return Err(err());
+            return Err(err().into());
         }
         let num: f64 = rest[..n].parse().map_err(|_| err())?;
         rest = &rest[n..];
@@ -671,8 +671,8 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            "" => return Err(format!("time: missing unit in duration {s:?}")),
-            _ => return Err(format!("time: unknown unit {unit:?} in duration {s:?}")),
+            "" => return Err(format!("time: missing unit in duration {s:?}").into()),
+            _ => return Err(format!("time: unknown unit {unit:?} in duration {s:?}").into()),
         };
         total += num * mul;
     }
@@ -694,7 +694,7 @@ fn no_dest(cmd: &str) -> String {
 }
 
 /// JSON array if it is one, else the whole text (`parseMaybeJSON`).
-fn maybe_json(args: &str) -> Result<Option<Vec<String>>, String> {
+fn maybe_json(args: &str) -> crate::Result<Option<Vec<String>>> {
     match parse_json_array(args) {
         JsonArgs::Strings(v) => Ok(Some(v)),
         JsonArgs::NotStrings => Err("when using JSON array syntax, arrays must be comprised of strings only".into()),
@@ -703,54 +703,54 @@ fn maybe_json(args: &str) -> Result<Option<Vec<String>>, String> {
 }
 
 /// JSON array, else a whitespace list (`parseMaybeJSONToList`).
-fn maybe_json_list(args: &str) -> Result<(Vec<String>, bool), String> {
+fn maybe_json_list(args: &str) -> crate::Result<(Vec<String>, bool)> {
     match maybe_json(args)? {
         Some(v) => Ok((v, true)),
         None => Ok((split_whitespace(args), false)),
     }
 }
 
-fn command_line(args: &str) -> Result<CommandLine, String> {
+fn command_line(args: &str) -> crate::Result<CommandLine> {
     Ok(match maybe_json(args)? {
         Some(v) => CommandLine::Exec(v),
         None => CommandLine::Shell(args.to_string()),
     })
 }
 
-fn parse_name_val(args: &str, cmd: &str, escape: char) -> Result<Vec<KeyValue>, String> {
+fn parse_name_val(args: &str, cmd: &str, escape: char) -> crate::Result<Vec<KeyValue>> {
     let words = parse_words(args, escape);
     if words.is_empty() {
-        return Err(at_least_one(cmd));
+        return Err(at_least_one(cmd).into());
     }
     if !words[0].contains('=') {
         // legacy `KEY name value`
         let (k, v) = super::words::split_whitespace2(args);
         let Some(v) = v.filter(|v| !v.is_empty()) else {
-            return Err(format!("{cmd} must have two arguments"));
+            return Err(format!("{cmd} must have two arguments").into());
         };
         return Ok(vec![KeyValue { key: k, value: v, legacy: true }]);
     }
     let mut out = Vec::new();
     for w in words {
         let Some((k, v)) = w.split_once('=') else {
-            return Err(format!("Syntax error - can't find = in {w:?}. Must be of the form: name=value"));
+            return Err(format!("Syntax error - can't find = in {w:?}. Must be of the form: name=value").into());
         };
         if k.is_empty() {
-            return Err(format!("{cmd} names can not be blank"));
+            return Err(format!("{cmd} names can not be blank").into());
         }
         out.push(KeyValue { key: k.to_string(), value: v.to_string(), legacy: false });
     }
     Ok(out)
 }
 
-fn split_sources(args: &[String], heredocs: &[Heredoc], cmd: &str) -> Result<(Vec<String>, Vec<HeredocSource>, String), String> {
+fn split_sources(args: &[String], heredocs: &[Heredoc], cmd: &str) -> crate::Result<(Vec<String>, Vec<HeredocSource>, String)> {
     if args.len() < 2 {
         // `COPY <<EOF` alone has no destination either
-        return Err(no_dest(cmd));
+        return Err(no_dest(cmd).into());
     }
     let dest = args[args.len() - 1].clone();
     if parse_heredoc(&dest).is_some() {
-        return Err(format!("{cmd} cannot accept a heredoc as a destination"));
+        return Err(format!("{cmd} cannot accept a heredoc as a destination").into());
     }
     let mut paths = Vec::new();
     let mut docs = Vec::new();
@@ -771,319 +771,415 @@ fn unknown_instruction(cmd: &str) -> String {
     format!("unknown instruction: {cmd}{hint}")
 }
 
-/// Type one logical line.
-pub(crate) fn parse_node(node: &RawNode, escape: char) -> Result<Instr, String> {
-    parse_parts(&node.cmd, &node.flags, &node.args, &node.heredocs, &node.original, escape)
+/// The pieces of one logical line that the parse functions read.
+struct Parts<'a> {
+    cmd: &'a str,
+    flags: &'a [String],
+    args: &'a str,
+    heredocs: &'a [Heredoc],
+    original: &'a str,
+    escape: char,
 }
 
-fn parse_parts(cmd: &str, flag_args: &[String], args: &str, heredocs: &[Heredoc], original: &str, escape: char) -> Result<Instr, String> {
-    let lower = cmd.to_ascii_lowercase();
-    let no_flags = || flags::parse(flag_args, &[]);
-    Ok(match lower.as_str() {
-        "from" => {
-            let words = if args.is_empty() { Vec::new() } else { split_whitespace(args) };
-            if words.is_empty() {
-                return Err(at_least_one("FROM"));
+/// Type one logical line.
+pub(crate) fn parse_node(node: &RawNode, escape: char) -> crate::Result<Instr> {
+    parse_parts(&Parts { cmd: &node.cmd, flags: &node.flags, args: &node.args, heredocs: &node.heredocs, original: &node.original, escape })
+}
+
+type ParseFn = fn(&Parts) -> crate::Result<Instr>;
+
+/// One parse function per instruction (by lower-case keyword), each returning its
+/// typed instruction, as BuildKit's frontend has; [`INSTRUCTION_NAMES`] lists the same.
+const PARSERS: &[(&str, ParseFn)] = &[
+    ("add", |p| parse_add(p).map(Instr::Add)),
+    ("arg", |p| parse_arg(p).map(Instr::Arg)),
+    ("cmd", |p| parse_cmd(p).map(Instr::Cmd)),
+    ("copy", |p| parse_copy(p).map(Instr::Copy)),
+    ("entrypoint", |p| parse_entrypoint(p).map(Instr::Entrypoint)),
+    ("env", |p| parse_env(p).map(Instr::Env)),
+    ("expose", |p| parse_expose(p).map(Instr::Expose)),
+    ("from", |p| parse_from(p).map(Instr::From)),
+    ("healthcheck", |p| parse_healthcheck(p).map(Instr::Healthcheck)),
+    ("label", |p| parse_label(p).map(Instr::Label)),
+    ("maintainer", |p| parse_maintainer(p).map(Instr::Maintainer)),
+    ("onbuild", |p| parse_onbuild(p).map(Instr::Onbuild)),
+    ("run", |p| parse_run(p).map(Instr::Run)),
+    ("shell", |p| parse_shell(p).map(Instr::Shell)),
+    ("stopsignal", |p| parse_stopsignal(p).map(Instr::StopSignal)),
+    ("user", |p| parse_user(p).map(Instr::User)),
+    ("volume", |p| parse_volume(p).map(Instr::Volume)),
+    ("workdir", |p| parse_workdir(p).map(Instr::Workdir)),
+];
+
+fn parse_parts(p: &Parts) -> crate::Result<Instr> {
+    let lower = p.cmd.to_ascii_lowercase();
+    match PARSERS.iter().find(|(k, _)| *k == lower) {
+        Some((_, parse)) => parse(p),
+        None => Err(unknown_instruction(p.cmd).into()),
+    }
+}
+
+/// Instructions that take no flags refuse any.
+fn no_flags(p: &Parts) -> crate::Result<()> {
+    flags::parse(p.flags, &[]).map(|_| ())
+}
+
+fn parse_from(p: &Parts) -> crate::Result<FromInstr> {
+    let (flag_args, args) = (p.flags, p.args);
+    let words = if args.is_empty() { Vec::new() } else { split_whitespace(args) };
+    if words.is_empty() {
+        return Err(at_least_one("FROM").into());
+    }
+    let name = match words.len() {
+        1 => None,
+        3 if words[1].eq_ignore_ascii_case("as") => {
+            let n = words[2].to_ascii_lowercase();
+            let valid = n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+            if !valid {
+                return Err(format!("invalid name for build stage: {:?}, name can't start with a number or contain symbols", words[2]).into());
             }
-            let name = match words.len() {
-                1 => None,
-                3 if words[1].eq_ignore_ascii_case("as") => {
-                    let n = words[2].to_ascii_lowercase();
-                    let valid = n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                        && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
-                    if !valid {
-                        return Err(format!("invalid name for build stage: {:?}, name can't start with a number or contain symbols", words[2]));
-                    }
-                    Some(n)
-                }
-                _ => return Err("FROM requires either one or three arguments".into()),
-            };
-            let f = flags::parse(flag_args, &[("platform", Kind::Str)])?;
-            Instr::From(FromInstr { image: words[0].clone(), name, platform: f.string("platform") })
+            Some(n)
         }
-        "run" => {
-            let f = flags::parse(flag_args, &[("mount", Kind::Strs), ("network", Kind::Str), ("security", Kind::Str), ("device", Kind::Strs)])?;
-            let network = match f.string("network").as_deref() {
-                None => None,
-                Some("default") => Some(NetworkMode::Default),
-                Some("none") => Some(NetworkMode::None),
-                Some("host") => Some(NetworkMode::Host),
-                Some(v) => return Err(format!("invalid network mode {v:?}")),
-            };
-            let security = match f.string("security").as_deref() {
-                None => None,
-                Some("sandbox") => Some(SecurityMode::Sandbox),
-                Some("insecure") => Some(SecurityMode::Insecure),
-                Some(v) => return Err(format!("security {v:?} is not valid")),
-            };
-            if !f.strings("device").is_empty() {
-                return Err("RUN --device is not supported by berth-build".into());
+        _ => return Err("FROM requires either one or three arguments".into()),
+    };
+    let f = flags::parse(flag_args, &[("platform", Kind::Str)])?;
+    Ok(FromInstr { image: words[0].clone(), name, platform: f.string("platform") })
+}
+
+fn parse_run(p: &Parts) -> crate::Result<RunInstr> {
+    let (flag_args, args, heredocs) = (p.flags, p.args, p.heredocs);
+    let f = flags::parse(flag_args, &[("mount", Kind::Strs), ("network", Kind::Str), ("security", Kind::Str), ("device", Kind::Strs)])?;
+    let network = match f.string("network").as_deref() {
+        None => None,
+        Some("default") => Some(NetworkMode::Default),
+        Some("none") => Some(NetworkMode::None),
+        Some("host") => Some(NetworkMode::Host),
+        Some(v) => return Err(format!("invalid network mode {v:?}").into()),
+    };
+    let security = match f.string("security").as_deref() {
+        None => None,
+        Some("sandbox") => Some(SecurityMode::Sandbox),
+        Some("insecure") => Some(SecurityMode::Insecure),
+        Some(v) => return Err(format!("security {v:?} is not valid").into()),
+    };
+    if !f.strings("device").is_empty() {
+        return Err("RUN --device is not supported by berth-build".into());
+    }
+    let mounts_raw = f.strings("mount");
+    let mounts = mounts_raw.iter().map(|m| MountSpec::parse(m)).collect::<Result<Vec<_>, _>>()?;
+    let command = command_line(args)?;
+    let heredocs = if command.is_exec() { Vec::new() } else { heredocs.to_vec() };
+    Ok(RunInstr { command, heredocs, mounts_raw, mounts, network, security })
+}
+
+fn parse_cmd(p: &Parts) -> crate::Result<CmdInstr> {
+    let args = p.args;
+    no_flags(p)?;
+    Ok(CmdInstr { command: command_line(args)? })
+}
+
+fn parse_entrypoint(p: &Parts) -> crate::Result<EntrypointInstr> {
+    let args = p.args;
+    no_flags(p)?;
+    let command = match command_line(args)? {
+        CommandLine::Exec(v) if v.is_empty() => None,
+        CommandLine::Shell(s) if s.is_empty() => None,
+        c => Some(c),
+    };
+    Ok(EntrypointInstr { command })
+}
+
+fn parse_shell(p: &Parts) -> crate::Result<ShellInstr> {
+    let args = p.args;
+    no_flags(p)?;
+    Ok(match maybe_json(args)? {
+        Some(v) if v.is_empty() => return Err(at_least_one("SHELL").into()),
+        Some(v) => ShellInstr { shell: v },
+        None if args.is_empty() => return Err(at_least_one("SHELL").into()),
+        None => return Err(format!("SHELL requires the arguments to be in JSON form: {args}").into()),
+    })
+}
+
+fn parse_label(p: &Parts) -> crate::Result<LabelInstr> {
+    let (args, escape) = (p.args, p.escape);
+    no_flags(p)?;
+    Ok(LabelInstr { labels: parse_name_val(args, "LABEL", escape)? })
+}
+
+fn parse_env(p: &Parts) -> crate::Result<EnvInstr> {
+    let (args, escape) = (p.args, p.escape);
+    no_flags(p)?;
+    Ok(EnvInstr { vars: parse_name_val(args, "ENV", escape)? })
+}
+
+fn parse_maintainer(p: &Parts) -> crate::Result<MaintainerInstr> {
+    let args = p.args;
+    no_flags(p)?;
+    if args.is_empty() {
+        return Err(exactly_one("MAINTAINER").into());
+    }
+    Ok(MaintainerInstr { name: args.to_string() })
+}
+
+fn parse_expose(p: &Parts) -> crate::Result<ExposeInstr> {
+    let args = p.args;
+    no_flags(p)?;
+    let ports = split_whitespace(args);
+    if ports.is_empty() {
+        return Err(at_least_one("EXPOSE").into());
+    }
+    Ok(ExposeInstr { ports })
+}
+
+fn parse_user(p: &Parts) -> crate::Result<UserInstr> {
+    let args = p.args;
+    no_flags(p)?;
+    if args.is_empty() {
+        return Err(exactly_one("USER").into());
+    }
+    Ok(UserInstr { user: args.to_string() })
+}
+
+fn parse_workdir(p: &Parts) -> crate::Result<WorkdirInstr> {
+    let args = p.args;
+    no_flags(p)?;
+    if args.is_empty() {
+        return Err(exactly_one("WORKDIR").into());
+    }
+    Ok(WorkdirInstr { path: args.to_string() })
+}
+
+fn parse_stopsignal(p: &Parts) -> crate::Result<StopSignalInstr> {
+    let args = p.args;
+    no_flags(p)?;
+    if args.is_empty() {
+        return Err(exactly_one("STOPSIGNAL").into());
+    }
+    Ok(StopSignalInstr { signal: args.to_string() })
+}
+
+fn parse_volume(p: &Parts) -> crate::Result<VolumeInstr> {
+    let args = p.args;
+    no_flags(p)?;
+    let (paths, json) = maybe_json_list(args)?;
+    if paths.is_empty() {
+        return Err(at_least_one("VOLUME").into());
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        let p = p.trim().to_string();
+        if p.is_empty() {
+            return Err("VOLUME specified can not be an empty string".into());
+        }
+        out.push(p);
+    }
+    Ok(VolumeInstr { paths: out, json })
+}
+
+fn parse_arg(p: &Parts) -> crate::Result<ArgInstr> {
+    let (args, escape) = (p.args, p.escape);
+    no_flags(p)?;
+    let words = parse_words(args, escape);
+    if words.is_empty() {
+        return Err(at_least_one("ARG").into());
+    }
+    let mut decls = Vec::new();
+    for w in words {
+        match w.split_once('=') {
+            Some(("", _)) => return Err("ARG names can not be blank".into()),
+            Some((k, v)) => decls.push(ArgDecl { name: k.to_string(), default: Some(v.to_string()) }),
+            None => decls.push(ArgDecl { name: w, default: None }),
+        }
+    }
+    Ok(ArgInstr { line: 0, args: decls })
+}
+
+fn parse_copy(p: &Parts) -> crate::Result<CopyInstr> {
+    let (flag_args, args, heredocs) = (p.flags, p.args, p.heredocs);
+    let f = flags::parse(
+        flag_args,
+        &[("chown", Kind::Str), ("from", Kind::Str), ("chmod", Kind::Str), ("link", Kind::Bool), ("exclude", Kind::Strs), ("parents", Kind::Bool)],
+    )?;
+    let (list, json) = maybe_json_list(args)?;
+    let (sources, docs, dest) = split_sources(&list, heredocs, "COPY")?;
+    let from = f.string("from");
+    if let Some(fr) = &from {
+        if fr.contains('$') {
+            return Err("variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround".into());
+        }
+    }
+    if let Some(m) = f.string("chmod").filter(|m| !m.contains('$')) {
+        parse_chmod(&m)?;
+    }
+    Ok(CopyInstr {
+        sources,
+        heredocs: docs,
+        dest,
+        from,
+        chown: f.string("chown"),
+        chmod: f.string("chmod"),
+        link: f.is_true("link"),
+        parents: f.is_true("parents"),
+        excludes: f.strings("exclude"),
+        json,
+    })
+}
+
+fn parse_add(p: &Parts) -> crate::Result<AddInstr> {
+    let (flag_args, args, heredocs) = (p.flags, p.args, p.heredocs);
+    let f = flags::parse(
+        flag_args,
+        &[
+            ("chown", Kind::Str),
+            ("chmod", Kind::Str),
+            ("link", Kind::Bool),
+            ("keep-git-dir", Kind::Bool),
+            ("checksum", Kind::Str),
+            ("unpack", Kind::Bool),
+            ("exclude", Kind::Strs),
+        ],
+    )?;
+    let (list, json) = maybe_json_list(args)?;
+    let (sources, docs, dest) = split_sources(&list, heredocs, "ADD")?;
+    if let Some(m) = f.string("chmod").filter(|m| !m.contains('$')) {
+        parse_chmod(&m)?;
+    }
+    Ok(AddInstr {
+        sources,
+        heredocs: docs,
+        dest,
+        chown: f.string("chown"),
+        chmod: f.string("chmod"),
+        checksum: f.string("checksum"),
+        keep_git_dir: f.boolean("keep-git-dir"),
+        unpack: f.boolean("unpack"),
+        link: f.is_true("link"),
+        excludes: f.strings("exclude"),
+        json,
+    })
+}
+
+fn parse_onbuild(p: &Parts) -> crate::Result<OnbuildInstr> {
+    let (args, heredocs, original, escape) = (p.args, p.heredocs, p.original, p.escape);
+    no_flags(p)?;
+    if args.is_empty() {
+        return Err(at_least_one("ONBUILD").into());
+    }
+    let (sub_cmd, sub_flags, sub_args) = split_command(args, escape);
+    match sub_cmd.to_ascii_uppercase().as_str() {
+        "ONBUILD" => return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
+        t @ ("MAINTAINER" | "FROM") => return Err(format!("{t} isn't allowed as an ONBUILD trigger").into()),
+        _ => {}
+    }
+    let trigger = parse_parts(&Parts { cmd: &sub_cmd, flags: &sub_flags, args: &sub_args, heredocs, original: args, escape })?;
+    // original with the leading ONBUILD removed, heredoc bodies appended
+    let trimmed = original.trim_start();
+    let mut expression =
+        trimmed.get(..7).filter(|w| w.eq_ignore_ascii_case("onbuild")).map(|_| trimmed[7..].trim_start().to_string()).unwrap_or_else(|| args.to_string());
+    for h in heredocs {
+        expression.push('\n');
+        expression.push_str(&h.content);
+        expression.push_str(&h.name);
+    }
+    Ok(OnbuildInstr { expression, trigger: Box::new(trigger) })
+}
+
+fn parse_healthcheck(p: &Parts) -> crate::Result<HealthcheckInstr> {
+    let (flag_args, args) = (p.flags, p.args);
+    if args.is_empty() {
+        return Err(at_least_one("HEALTHCHECK").into());
+    }
+    let (typ, rest) = super::words::split_whitespace2(args);
+    let rest = rest.unwrap_or_default();
+    Ok(match typ.to_ascii_uppercase().as_str() {
+        "NONE" => {
+            if !rest.is_empty() {
+                return Err("HEALTHCHECK NONE takes no arguments".into());
             }
-            let mounts_raw = f.strings("mount");
-            let mounts = mounts_raw.iter().map(|m| MountSpec::parse(m)).collect::<Result<Vec<_>, _>>()?;
-            let command = command_line(args)?;
-            let heredocs = if command.is_exec() { Vec::new() } else { heredocs.to_vec() };
-            Instr::Run(RunInstr { command, heredocs, mounts_raw, mounts, network, security })
+            HealthcheckInstr::None
         }
-        "cmd" => {
-            no_flags()?;
-            Instr::Cmd(CmdInstr { command: command_line(args)? })
-        }
-        "entrypoint" => {
-            no_flags()?;
-            let command = match command_line(args)? {
-                CommandLine::Exec(v) if v.is_empty() => None,
-                CommandLine::Shell(s) if s.is_empty() => None,
-                c => Some(c),
-            };
-            Instr::Entrypoint(EntrypointInstr { command })
-        }
-        "shell" => {
-            no_flags()?;
-            match maybe_json(args)? {
-                Some(v) if v.is_empty() => return Err(at_least_one("SHELL")),
-                Some(v) => Instr::Shell(ShellInstr { shell: v }),
-                None if args.is_empty() => return Err(at_least_one("SHELL")),
-                None => return Err(format!("SHELL requires the arguments to be in JSON form: {args}")),
-            }
-        }
-        "label" => {
-            no_flags()?;
-            Instr::Label(LabelInstr { labels: parse_name_val(args, "LABEL", escape)? })
-        }
-        "env" => {
-            no_flags()?;
-            Instr::Env(EnvInstr { vars: parse_name_val(args, "ENV", escape)? })
-        }
-        "maintainer" => {
-            no_flags()?;
-            if args.is_empty() {
-                return Err(exactly_one("MAINTAINER"));
-            }
-            Instr::Maintainer(MaintainerInstr { name: args.to_string() })
-        }
-        "expose" => {
-            no_flags()?;
-            let ports = split_whitespace(args);
-            if ports.is_empty() {
-                return Err(at_least_one("EXPOSE"));
-            }
-            Instr::Expose(ExposeInstr { ports })
-        }
-        "user" => {
-            no_flags()?;
-            if args.is_empty() {
-                return Err(exactly_one("USER"));
-            }
-            Instr::User(UserInstr { user: args.to_string() })
-        }
-        "workdir" => {
-            no_flags()?;
-            if args.is_empty() {
-                return Err(exactly_one("WORKDIR"));
-            }
-            Instr::Workdir(WorkdirInstr { path: args.to_string() })
-        }
-        "stopsignal" => {
-            no_flags()?;
-            if args.is_empty() {
-                return Err(exactly_one("STOPSIGNAL"));
-            }
-            Instr::StopSignal(StopSignalInstr { signal: args.to_string() })
-        }
-        "volume" => {
-            no_flags()?;
-            let (paths, json) = maybe_json_list(args)?;
-            if paths.is_empty() {
-                return Err(at_least_one("VOLUME"));
-            }
-            let mut out = Vec::new();
-            for p in paths {
-                let p = p.trim().to_string();
-                if p.is_empty() {
-                    return Err("VOLUME specified can not be an empty string".into());
-                }
-                out.push(p);
-            }
-            Instr::Volume(VolumeInstr { paths: out, json })
-        }
-        "arg" => {
-            no_flags()?;
-            let words = parse_words(args, escape);
-            if words.is_empty() {
-                return Err(at_least_one("ARG"));
-            }
-            let mut decls = Vec::new();
-            for w in words {
-                match w.split_once('=') {
-                    Some(("", _)) => return Err("ARG names can not be blank".into()),
-                    Some((k, v)) => decls.push(ArgDecl { name: k.to_string(), default: Some(v.to_string()) }),
-                    None => decls.push(ArgDecl { name: w, default: None }),
-                }
-            }
-            Instr::Arg(ArgInstr { line: 0, args: decls })
-        }
-        "copy" => {
+        "CMD" => {
             let f = flags::parse(
                 flag_args,
-                &[("chown", Kind::Str), ("from", Kind::Str), ("chmod", Kind::Str), ("link", Kind::Bool), ("exclude", Kind::Strs), ("parents", Kind::Bool)],
+                &[("interval", Kind::Str), ("timeout", Kind::Str), ("start-period", Kind::Str), ("start-interval", Kind::Str), ("retries", Kind::Str)],
             )?;
-            let (list, json) = maybe_json_list(args)?;
-            let (sources, docs, dest) = split_sources(&list, heredocs, "COPY")?;
-            let from = f.string("from");
-            if let Some(fr) = &from {
-                if fr.contains('$') {
-                    return Err(
-                        "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround".into()
-                    );
+            let command = command_line(&rest)?;
+            let empty = match &command {
+                CommandLine::Exec(v) => v.is_empty(),
+                CommandLine::Shell(s) => s.is_empty(),
+            };
+            if empty {
+                return Err("Missing command after HEALTHCHECK CMD".into());
+            }
+            let dur = |name: &str| -> crate::Result<Option<Duration>> {
+                match f.string(name) {
+                    None => Ok(None),
+                    Some(v) if v.is_empty() => Ok(None),
+                    Some(v) => {
+                        let d = parse_go_duration(&v)?;
+                        if d.is_zero() {
+                            Ok(None)
+                        } else if d < Duration::from_millis(1) {
+                            Err(format!("Interval {name:?} cannot be less than 1ms").into())
+                        } else {
+                            Ok(Some(d))
+                        }
+                    }
                 }
-            }
-            if let Some(m) = f.string("chmod").filter(|m| !m.contains('$')) {
-                parse_chmod(&m)?;
-            }
-            Instr::Copy(CopyInstr {
-                sources,
-                heredocs: docs,
-                dest,
-                from,
-                chown: f.string("chown"),
-                chmod: f.string("chmod"),
-                link: f.is_true("link"),
-                parents: f.is_true("parents"),
-                excludes: f.strings("exclude"),
-                json,
+            };
+            let retries = match f.string("retries") {
+                None => None,
+                Some(v) if v.is_empty() => None,
+                Some(v) => {
+                    let n: i64 = v.parse().map_err(|_| format!("strconv.ParseInt: parsing {v:?}: invalid syntax"))?;
+                    if n < 0 {
+                        return Err(format!("--retries cannot be negative ({n})").into());
+                    }
+                    Some(n as u32)
+                }
+            };
+            HealthcheckInstr::Cmd(HealthcheckCmd {
+                command,
+                interval: dur("interval")?,
+                timeout: dur("timeout")?,
+                start_period: dur("start-period")?,
+                start_interval: dur("start-interval")?,
+                retries,
             })
         }
-        "add" => {
-            let f = flags::parse(
-                flag_args,
-                &[
-                    ("chown", Kind::Str),
-                    ("chmod", Kind::Str),
-                    ("link", Kind::Bool),
-                    ("keep-git-dir", Kind::Bool),
-                    ("checksum", Kind::Str),
-                    ("unpack", Kind::Bool),
-                    ("exclude", Kind::Strs),
-                ],
-            )?;
-            let (list, json) = maybe_json_list(args)?;
-            let (sources, docs, dest) = split_sources(&list, heredocs, "ADD")?;
-            if let Some(m) = f.string("chmod").filter(|m| !m.contains('$')) {
-                parse_chmod(&m)?;
-            }
-            Instr::Add(AddInstr {
-                sources,
-                heredocs: docs,
-                dest,
-                chown: f.string("chown"),
-                chmod: f.string("chmod"),
-                checksum: f.string("checksum"),
-                keep_git_dir: f.boolean("keep-git-dir"),
-                unpack: f.boolean("unpack"),
-                link: f.is_true("link"),
-                excludes: f.strings("exclude"),
-                json,
-            })
-        }
-        "onbuild" => {
-            no_flags()?;
-            if args.is_empty() {
-                return Err(at_least_one("ONBUILD"));
-            }
-            let (sub_cmd, sub_flags, sub_args) = split_command(args, escape);
-            match sub_cmd.to_ascii_uppercase().as_str() {
-                "ONBUILD" => return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
-                t @ ("MAINTAINER" | "FROM") => return Err(format!("{t} isn't allowed as an ONBUILD trigger")),
-                _ => {}
-            }
-            let trigger = parse_parts(&sub_cmd, &sub_flags, &sub_args, heredocs, args, escape)?;
-            // original with the leading ONBUILD removed, heredoc bodies appended
-            let trimmed = original.trim_start();
-            let mut expression = trimmed
-                .get(..7)
-                .filter(|p| p.eq_ignore_ascii_case("onbuild"))
-                .map(|_| trimmed[7..].trim_start().to_string())
-                .unwrap_or_else(|| args.to_string());
-            for h in heredocs {
-                expression.push('\n');
-                expression.push_str(&h.content);
-                expression.push_str(&h.name);
-            }
-            Instr::Onbuild(OnbuildInstr { expression, trigger: Box::new(trigger) })
-        }
-        "healthcheck" => {
-            if args.is_empty() {
-                return Err(at_least_one("HEALTHCHECK"));
-            }
-            let (typ, rest) = super::words::split_whitespace2(args);
-            let rest = rest.unwrap_or_default();
-            match typ.to_ascii_uppercase().as_str() {
-                "NONE" => {
-                    if !rest.is_empty() {
-                        return Err("HEALTHCHECK NONE takes no arguments".into());
-                    }
-                    Instr::Healthcheck(HealthcheckInstr::None)
-                }
-                "CMD" => {
-                    let f = flags::parse(
-                        flag_args,
-                        &[("interval", Kind::Str), ("timeout", Kind::Str), ("start-period", Kind::Str), ("start-interval", Kind::Str), ("retries", Kind::Str)],
-                    )?;
-                    let command = command_line(&rest)?;
-                    let empty = match &command {
-                        CommandLine::Exec(v) => v.is_empty(),
-                        CommandLine::Shell(s) => s.is_empty(),
-                    };
-                    if empty {
-                        return Err("Missing command after HEALTHCHECK CMD".into());
-                    }
-                    let dur = |name: &str| -> Result<Option<Duration>, String> {
-                        match f.string(name) {
-                            None => Ok(None),
-                            Some(v) if v.is_empty() => Ok(None),
-                            Some(v) => {
-                                let d = parse_go_duration(&v)?;
-                                if d.is_zero() {
-                                    Ok(None)
-                                } else if d < Duration::from_millis(1) {
-                                    Err(format!("Interval {name:?} cannot be less than 1ms"))
-                                } else {
-                                    Ok(Some(d))
-                                }
-                            }
-                        }
-                    };
-                    let retries = match f.string("retries") {
-                        None => None,
-                        Some(v) if v.is_empty() => None,
-                        Some(v) => {
-                            let n: i64 = v.parse().map_err(|_| format!("strconv.ParseInt: parsing {v:?}: invalid syntax"))?;
-                            if n < 0 {
-                                return Err(format!("--retries cannot be negative ({n})"));
-                            }
-                            Some(n as u32)
-                        }
-                    };
-                    Instr::Healthcheck(HealthcheckInstr::Cmd(HealthcheckCmd {
-                        command,
-                        interval: dur("interval")?,
-                        timeout: dur("timeout")?,
-                        start_period: dur("start-period")?,
-                        start_interval: dur("start-interval")?,
-                        retries,
-                    }))
-                }
-                _ => return Err(format!("Unknown type {typ:?} in HEALTHCHECK (try CMD)")),
-            }
-        }
-        _ => return Err(unknown_instruction(cmd)),
+        _ => return Err(format!("Unknown type {typ:?} in HEALTHCHECK (try CMD)").into()),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_instruction_name_has_one_parse_function() {
+        let keys: Vec<String> = PARSERS.iter().map(|(k, _)| k.to_ascii_uppercase()).collect();
+        assert_eq!(keys, INSTRUCTION_NAMES);
+    }
+
+    fn parts<'a>(cmd: &'a str, flags: &'a [String], args: &'a str) -> Parts<'a> {
+        Parts { cmd, flags, args, heredocs: &[], original: args, escape: '\\' }
+    }
+
+    #[test]
+    fn the_dispatcher_calls_the_keywords_parse_function_or_names_the_unknown_one() {
+        assert_eq!(parse_parts(&parts("Workdir", &[], "/w")).unwrap(), Instr::Workdir(WorkdirInstr { path: "/w".into() }));
+        assert_eq!(parse_parts(&parts("RUNN", &[], "x")).unwrap_err().to_string(), "unknown instruction: RUNN (did you mean run?)");
+    }
+
+    #[test]
+    fn instructions_without_flags_refuse_any() {
+        let f = ["--x=1".to_string()];
+        for cmd in ["cmd", "entrypoint", "shell", "label", "env", "maintainer", "expose", "user", "workdir", "stopsignal", "volume", "arg", "onbuild"] {
+            let e = parse_parts(&parts(cmd, &f, "a=b")).unwrap_err().to_string();
+            assert!(e.contains("unknown flag: --x"), "{cmd}: {e}");
+        }
+    }
 
     #[test]
     fn durations() {

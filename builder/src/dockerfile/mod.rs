@@ -29,35 +29,9 @@ pub use instructions::*;
 pub use mount::{MountSpec, MountType, Sharing};
 pub use parser::Warning;
 
-/// A Dockerfile error, displayed as `Dockerfile:12: unknown instruction: FOOBAR`
-/// (or `Dockerfile: message` when no line applies).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
-    pub file: String,
-    /// 1-based line; 0 when the error is about the whole file.
-    pub line: usize,
-    pub message: String,
-}
-
-impl Error {
-    pub fn new(file: &str, line: usize, message: impl fmt::Display) -> Error {
-        Error { file: file.to_string(), line, message: message.to_string() }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line > 0 {
-            write!(f, "{}:{}: {}", self.file, self.line, self.message)
-        } else {
-            write!(f, "{}: {}", self.file, self.message)
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+/// Dockerfile errors are the crate's [`Error`], located at their line
+/// (`Dockerfile:12: unknown instruction: FOOBAR`, or `Dockerfile: message`).
+pub use crate::error::{Error, Result};
 
 /// One build stage: `FROM ...` and the instructions up to the next FROM.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,7 +94,7 @@ impl Dockerfile {
     /// An error at a line of this file (for errors found while planning, e.g. an
     /// [`ExpandError`] from an instruction's helper).
     pub fn error_at(&self, line: usize, message: impl fmt::Display) -> Error {
-        Error::new(&self.file, line, message)
+        Error::at_line(&self.file, line, message)
     }
 
     /// The stage with this name (case-insensitive), or with this index.
@@ -135,12 +109,12 @@ impl Dockerfile {
 
 /// Parse a Dockerfile. `file` names it in errors (`Dockerfile:3: ...`).
 pub fn parse(text: &str, file: &str) -> Result<Dockerfile> {
-    let scanned = parser::scan(text).map_err(|(line, msg)| Error::new(file, line, msg))?;
+    let scanned = parser::scan(text).map_err(|(line, e)| e.at(file, line))?;
     let escape = scanned.escape;
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
     for node in &scanned.nodes {
-        let err = |msg: String| Error::new(file, node.start_line, msg);
+        let err = |e: Error| e.at_lines(file, node.start_line, node.end_line);
         let mut kind = instructions::parse_node(node, escape).map_err(err)?;
         if let Instr::Arg(a) = &mut kind {
             a.line = node.start_line;
@@ -154,7 +128,7 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile> {
             Instr::From(f) => {
                 if let Some(name) = &f.name {
                     if stages.iter().any(|s| s.name.as_deref() == Some(name.as_str())) {
-                        return Err(err(format!("duplicate stage name {name:?}")));
+                        return Err(err(format!("duplicate stage name {name:?}").into()));
                     }
                 }
                 stages.push(Stage {
@@ -170,17 +144,17 @@ pub fn parse(text: &str, file: &str) -> Result<Dockerfile> {
             Instr::Arg(a) if stages.is_empty() => global_args.push(a),
             kind => {
                 let Some(stage) = stages.last_mut() else {
-                    return Err(err(format!("no build stage in current context: {} must come after FROM", kind.keyword())));
+                    return Err(err(format!("no build stage in current context: {} must come after FROM", kind.keyword()).into()));
                 };
                 stage.instructions.push(Instruction { line: node.start_line, end_line: node.end_line, original: node.original.trim().to_string(), kind });
             }
         }
     }
     if scanned.nodes.is_empty() {
-        return Err(Error::new(file, 0, "file with no instructions"));
+        return Err(Error::at_line(file, 0, "file with no instructions"));
     }
     if stages.is_empty() {
-        return Err(Error::new(file, 0, "dockerfile contains no stages to build"));
+        return Err(Error::at_line(file, 0, "dockerfile contains no stages to build"));
     }
     Ok(Dockerfile { file: file.to_string(), directives: scanned.directives, escape, global_args, stages, warnings: scanned.warnings })
 }

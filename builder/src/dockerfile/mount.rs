@@ -95,13 +95,13 @@ impl MountSpec {
     /// Parse a `--mount` value as written (no variable expansion). Values holding a
     /// `$` are kept as written and not validated (they are checked again by
     /// [`MountSpec::parse_expanded`] once expanded).
-    pub fn parse(spec: &str) -> Result<MountSpec, String> {
+    pub fn parse(spec: &str) -> crate::Result<MountSpec> {
         parse_mount(spec, None)
     }
 
     /// Parse a `--mount` value, expanding each value with `lex`/`env` first.
-    pub fn parse_expanded(spec: &str, lex: &Lexer, env: &dyn Env) -> Result<MountSpec, String> {
-        let f = |v: &str| lex.expand_word(v, env).map_err(|e| e.to_string());
+    pub fn parse_expanded(spec: &str, lex: &Lexer, env: &dyn Env) -> crate::Result<MountSpec> {
+        let f = |v: &str| lex.expand_word(v, env).map_err(crate::Error::from);
         parse_mount(spec, Some(&f))
     }
 
@@ -125,23 +125,23 @@ impl MountSpec {
     /// The absolute mount point given the working directory: a relative target is
     /// joined to `workdir`; secrets default to `/run/secrets/<id>` and ssh to
     /// `/run/buildkit/ssh_agent.0`. Errors for a missing target or `/`.
-    pub fn resolved_target(&self, workdir: &str) -> Result<String, String> {
+    pub fn resolved_target(&self, workdir: &str) -> crate::Result<String> {
         let t = match (&self.target, self.kind) {
             (Some(t), _) if !t.is_empty() => t.clone(),
             (_, MountType::Secret) => format!("/run/secrets/{}", self.secret_id().unwrap_or_default()),
             (_, MountType::Ssh) => "/run/buildkit/ssh_agent.0".to_string(),
-            _ => return Err(format!("mount target must be set for {} mounts", self.kind)),
+            _ => return Err(format!("mount target must be set for {} mounts", self.kind).into()),
         };
         let abs = if t.starts_with('/') { clean_abs(&t) } else { clean_abs(&format!("{workdir}/{t}")) };
         if abs == "/" {
-            return Err(format!("invalid mount target {abs:?}"));
+            return Err(format!("invalid mount target {abs:?}").into());
         }
         Ok(abs)
     }
 }
 
 /// CSV fields as Go's csv reader splits them (quotes with `""` escapes).
-pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {
+pub(crate) fn csv_fields(s: &str) -> crate::Result<Vec<String>> {
     let mut out = Vec::new();
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
@@ -151,7 +151,7 @@ pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {
             i += 1;
             loop {
                 match chars.get(i) {
-                    None => return Err(format!("failed to parse csv mounts: extraneous or missing \" in quoted-field: {s}")),
+                    None => return Err(format!("failed to parse csv mounts: extraneous or missing \" in quoted-field: {s}").into()),
                     Some('"') if chars.get(i + 1) == Some(&'"') => {
                         field.push('"');
                         i += 2;
@@ -169,7 +169,7 @@ pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {
             // Go's reader is strict about what follows a closing quote.
             if let Some(&c) = chars.get(i) {
                 if c != ',' {
-                    return Err(format!("failed to parse csv mounts: extraneous or missing \" in quoted-field: {s}"));
+                    return Err(format!("failed to parse csv mounts: extraneous or missing \" in quoted-field: {s}").into());
                 }
             }
         } else {
@@ -178,7 +178,7 @@ pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {
                     break;
                 }
                 if c == '"' {
-                    return Err(format!("failed to parse csv mounts: bare \" in non-quoted-field: {s}"));
+                    return Err(format!("failed to parse csv mounts: bare \" in non-quoted-field: {s}").into());
                 }
                 field.push(c);
                 i += 1;
@@ -194,16 +194,16 @@ pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
+fn parse_bool(key: &str, v: &str) -> crate::Result<bool> {
     match v {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(format!("invalid value for {key}: {v}")),
+        _ => Err(format!("invalid value for {key}: {v}").into()),
     }
 }
 
 /// docker/go-units RAMInBytes: `64m`, `1g`, `512k`, `100` (bytes), `1.5GiB`.
-pub(crate) fn ram_in_bytes(s: &str) -> Result<u64, String> {
+pub(crate) fn ram_in_bytes(s: &str) -> crate::Result<u64> {
     let t = s.trim();
     let idx = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(idx);
@@ -217,14 +217,14 @@ pub(crate) fn ram_in_bytes(s: &str) -> Result<u64, String> {
         "g" => 1024.0 * 1024.0 * 1024.0,
         "t" => 1024f64.powi(4),
         "p" => 1024f64.powi(5),
-        _ => return Err(format!("invalid size: '{s}'")),
+        _ => return Err(format!("invalid size: '{s}'").into()),
     };
     Ok((n * mul) as u64)
 }
 
-type Expander<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+type Expander<'a> = &'a dyn Fn(&str) -> crate::Result<String>;
 
-fn parse_mount(val: &str, expander: Option<Expander>) -> Result<MountSpec, String> {
+fn parse_mount(val: &str, expander: Option<Expander>) -> crate::Result<MountSpec> {
     let fields = csv_fields(val)?;
     let mut m = MountSpec {
         kind: MountType::Bind,
@@ -261,10 +261,10 @@ fn parse_mount(val: &str, expander: Option<Expander>) -> Result<MountSpec, Strin
                     if matches!(m.kind, MountType::Secret | MountType::Ssh) {
                         m.required = true;
                     } else {
-                        return Err(format!("unexpected key '{key}' for mount type '{}'", m.kind));
+                        return Err(format!("unexpected key '{key}' for mount type '{}'", m.kind).into());
                     }
                 }
-                _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+                _ => return Err(format!("invalid field '{field}' must be a key=value pair").into()),
             }
             continue;
         };
@@ -274,7 +274,7 @@ fn parse_mount(val: &str, expander: Option<Expander>) -> Result<MountSpec, Strin
                 if key == "from" {
                     if let Some(i) = value.find('$') {
                         if i != value.len() - 1 {
-                            return Err(format!("'{key}' doesn't support variable expansion, define alias stage instead"));
+                            return Err(format!("'{key}' doesn't support variable expansion, define alias stage instead").into());
                         }
                     }
                 }
@@ -298,7 +298,7 @@ fn parse_mount(val: &str, expander: Option<Expander>) -> Result<MountSpec, Strin
                         let hint = super::words::suggest(&value, ["bind", "cache", "tmpfs", "secret", "ssh"])
                             .map(|s| format!(" (did you mean {s}?)"))
                             .unwrap_or_default();
-                        return Err(format!("unsupported mount type {value:?}{hint}"));
+                        return Err(format!("unsupported mount type {value:?}{hint}").into());
                     }
                 }
             }
@@ -319,7 +319,7 @@ fn parse_mount(val: &str, expander: Option<Expander>) -> Result<MountSpec, Strin
             }
             "required" => {
                 if !matches!(m.kind, MountType::Secret | MountType::Ssh) {
-                    return Err(format!("unexpected key '{key}' for mount type '{}'", m.kind));
+                    return Err(format!("unexpected key '{key}' for mount type '{}'", m.kind).into());
                 }
                 if !deferred {
                     m.required = parse_bool(&key, &value)?;
@@ -327,7 +327,7 @@ fn parse_mount(val: &str, expander: Option<Expander>) -> Result<MountSpec, Strin
             }
             "size" => {
                 if m.kind != MountType::Tmpfs {
-                    return Err(format!("unexpected key '{key}' for mount type '{}'", m.kind));
+                    return Err(format!("unexpected key '{key}' for mount type '{}'", m.kind).into());
                 }
                 if !deferred {
                     m.size = Some(ram_in_bytes(&value).map_err(|_| format!("invalid value for {key}: {value}"))?);
@@ -342,7 +342,7 @@ fn parse_mount(val: &str, expander: Option<Expander>) -> Result<MountSpec, Strin
                     "shared" => Sharing::Shared,
                     "private" => Sharing::Private,
                     "locked" => Sharing::Locked,
-                    _ => return Err(format!("unsupported sharing value {value:?}")),
+                    _ => return Err(format!("unsupported sharing value {value:?}").into()),
                 });
             }
             "mode" => {
@@ -363,7 +363,7 @@ fn parse_mount(val: &str, expander: Option<Expander>) -> Result<MountSpec, Strin
             "env" => m.env = Some(value),
             _ => {
                 let hint = super::words::suggest(&key, ALL_KEYS.iter().copied()).map(|s| format!(" (did you mean {s}?)")).unwrap_or_default();
-                return Err(format!("unexpected key '{key}' in '{field}'{hint}"));
+                return Err(format!("unexpected key '{key}' in '{field}'{hint}").into());
             }
         }
     }
@@ -371,13 +371,13 @@ fn parse_mount(val: &str, expander: Option<Expander>) -> Result<MountSpec, Strin
     let file_info_allowed = matches!(m.kind, MountType::Secret | MountType::Ssh | MountType::Cache);
     if !file_info_allowed {
         if m.mode.is_some() {
-            return Err(format!("mode not allowed for {:?} type mounts", m.kind.as_str()));
+            return Err(format!("mode not allowed for {:?} type mounts", m.kind.as_str()).into());
         }
         if m.uid.is_some() {
-            return Err(format!("uid not allowed for {:?} type mounts", m.kind.as_str()));
+            return Err(format!("uid not allowed for {:?} type mounts", m.kind.as_str()).into());
         }
         if m.gid.is_some() {
-            return Err(format!("gid not allowed for {:?} type mounts", m.kind.as_str()));
+            return Err(format!("gid not allowed for {:?} type mounts", m.kind.as_str()).into());
         }
     }
     if ro_auto {
@@ -398,7 +398,7 @@ fn parse_mount(val: &str, expander: Option<Expander>) -> Result<MountSpec, Strin
         }
     }
     if m.sharing.is_some() && m.kind != MountType::Cache {
-        return Err(format!("invalid cache sharing set for {} mount", m.kind));
+        return Err(format!("invalid cache sharing set for {} mount", m.kind).into());
     }
     Ok(m)
 }
@@ -453,15 +453,15 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert!(MountSpec::parse("type=volume,target=/x").unwrap_err().contains("unsupported mount type \"volume\""));
-        assert!(MountSpec::parse("type=cahce,target=/x").unwrap_err().contains("did you mean cache?"));
-        assert!(MountSpec::parse("type=bind,target=/x,mode=0700").unwrap_err().contains("mode not allowed"));
-        assert!(MountSpec::parse("type=bind,target=/x,size=1m").unwrap_err().contains("unexpected key 'size'"));
-        assert!(MountSpec::parse("type=secret").unwrap_err().contains("one of source, target required"));
-        assert!(MountSpec::parse("type=bind,target=/x,sharing=locked").unwrap_err().contains("invalid cache sharing"));
-        assert!(MountSpec::parse("type=cache,target=/x,foo=bar").unwrap_err().contains("unexpected key 'foo'"));
-        assert!(MountSpec::parse("type=cache,target").unwrap_err().contains("must be a key=value pair"));
-        assert!(MountSpec::parse("type=bind,from=$STAGE,target=/x").unwrap_err().contains("variable expansion"));
+        assert!(MountSpec::parse("type=volume,target=/x").unwrap_err().to_string().contains("unsupported mount type \"volume\""));
+        assert!(MountSpec::parse("type=cahce,target=/x").unwrap_err().to_string().contains("did you mean cache?"));
+        assert!(MountSpec::parse("type=bind,target=/x,mode=0700").unwrap_err().to_string().contains("mode not allowed"));
+        assert!(MountSpec::parse("type=bind,target=/x,size=1m").unwrap_err().to_string().contains("unexpected key 'size'"));
+        assert!(MountSpec::parse("type=secret").unwrap_err().to_string().contains("one of source, target required"));
+        assert!(MountSpec::parse("type=bind,target=/x,sharing=locked").unwrap_err().to_string().contains("invalid cache sharing"));
+        assert!(MountSpec::parse("type=cache,target=/x,foo=bar").unwrap_err().to_string().contains("unexpected key 'foo'"));
+        assert!(MountSpec::parse("type=cache,target").unwrap_err().to_string().contains("must be a key=value pair"));
+        assert!(MountSpec::parse("type=bind,from=$STAGE,target=/x").unwrap_err().to_string().contains("variable expansion"));
         assert!(MountSpec::parse("type=bind,target=/").unwrap().resolved_target("/").is_err());
     }
 

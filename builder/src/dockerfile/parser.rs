@@ -82,7 +82,7 @@ fn can_contain_heredoc(cmd: &str, args: &str, escape: char) -> bool {
     !matches!(parse_json_array(&args), JsonArgs::Strings(_))
 }
 
-pub(crate) fn scan(text: &str) -> Result<Scanned, (usize, String)> {
+pub(crate) fn scan(text: &str) -> Result<Scanned, (usize, crate::Error)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut dp = DirectiveParser::default();
@@ -153,7 +153,7 @@ pub(crate) fn scan(text: &str) -> Result<Scanned, (usize, String)> {
                     content.push_str(raw);
                 }
                 if !terminated {
-                    return Err((start_line, format!("unterminated heredoc {:?}", h.name)));
+                    return Err((start_line, format!("unterminated heredoc {:?}", h.name).into()));
                 }
                 h.content = content;
                 node.heredocs.push(h);

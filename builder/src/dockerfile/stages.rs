@@ -29,7 +29,7 @@ impl Dockerfile {
             return Ok(i);
         }
         let hint = suggest(t, self.stages.iter().filter_map(|s| s.name.as_deref())).map(|s| format!(" (did you mean {s}?)")).unwrap_or_default();
-        Err(Error::new(&self.file, 0, format!("target stage {t:?} could not be found{hint}")))
+        Err(Error::at_line(&self.file, 0, format!("target stage {t:?} could not be found{hint}")))
     }
 
     /// The stages a stage uses directly, given the global args for its FROM line.

@@ -16,6 +16,7 @@ pub mod mounts;
 pub mod settings;
 pub mod shim;
 
+use crate::error::Context as _;
 use std::path::{Path, PathBuf};
 
 use berth_spec::config::Mount;
@@ -54,9 +55,9 @@ pub struct RunRequest<'a> {
 const DEFAULT_MOUNT_POINTS: &[&str] = &["/proc", "/dev", "/sys"];
 
 /// Runs the container; output goes to `on_output`.
-pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut dyn FnMut(u8, &[u8])) -> Result<Finished, String> {
+pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut dyn FnMut(u8, &[u8])) -> crate::Result<Finished> {
     let bundle = req.run_dir.join("bundle");
-    std::fs::create_dir_all(&bundle).map_err(|e| format!("create {}: {e}", bundle.display()))?;
+    std::fs::create_dir_all(&bundle).with_context(|| format!("create {}", bundle.display()))?;
 
     let mut image_env: Vec<String> = req.image.container_config().env;
     let keys: std::collections::HashSet<&str> = image_env.iter().map(|kv| kv.split('=').next().unwrap_or("")).collect();
@@ -77,7 +78,7 @@ pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut d
         no_new_privileges: Some(false),
         ..Default::default()
     };
-    let mut spec = runtime_spec(&image, req.rootfs, &opts).map_err(|e| e.to_string())?;
+    let mut spec = runtime_spec(&image, req.rootfs, &opts)?;
     spec.annotations.clear();
     req.settings.apply(&mut spec, &req.id);
 
@@ -87,13 +88,13 @@ pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut d
     if req.network == NetworkMode::Host || !req.settings.add_hosts.is_empty() {
         let hosts = req.run_dir.join("hosts");
         let text = format!("127.0.0.1\tlocalhost berth-build\n::1\tlocalhost ip6-localhost ip6-loopback\n{}", req.settings.hosts_lines());
-        std::fs::write(&hosts, text).map_err(|e| format!("write {}: {e}", hosts.display()))?;
+        std::fs::write(&hosts, text).with_context(|| format!("write {}", hosts.display()))?;
         binds.push((hosts, "/etc/hosts"));
     }
     if req.network == NetworkMode::Host {
         let resolv = req.run_dir.join("resolv.conf");
         let host_resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
-        std::fs::write(&resolv, host_resolv).map_err(|e| format!("write {}: {e}", resolv.display()))?;
+        std::fs::write(&resolv, host_resolv).with_context(|| format!("write {}", resolv.display()))?;
         binds.push((resolv, "/etc/resolv.conf"));
     }
     for (src, dst) in binds {
@@ -116,8 +117,8 @@ pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut d
     }
     spec.mounts.extend(mounts);
 
-    let config = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
-    std::fs::write(bundle.join("config.json"), config).map_err(|e| format!("write config.json: {e}"))?;
+    let config = serde_json::to_vec_pretty(&spec)?;
+    std::fs::write(bundle.join("config.json"), config).context("write config.json")?;
     let files = RunFiles {
         bundle: bundle.clone(),
         socket: req.socket_dir.join(format!("{}.sock", short_name(&req.id))),

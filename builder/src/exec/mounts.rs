@@ -13,6 +13,7 @@
 //!   missing secret is an error when `required`, else the mount is left out.
 //! - `ssh`: refused (no agent forwarding in berth-build).
 
+use crate::error::Context as _;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -35,7 +36,7 @@ pub enum SecretSource {
 
 /// `--secret id=x,src=FILE` / `id=x,env=VAR` / `id=x` (src defaults to the env var of
 /// that name, as docker does when no file is named... here: it must exist).
-pub fn parse_secret(s: &str) -> Result<(String, SecretSource), String> {
+pub fn parse_secret(s: &str) -> crate::Result<(String, SecretSource)> {
     let mut id = None;
     let mut src = None;
     let mut env = None;
@@ -46,7 +47,7 @@ pub fn parse_secret(s: &str) -> Result<(String, SecretSource), String> {
             "src" | "source" => src = Some(v.to_string()),
             "env" => env = Some(v.to_string()),
             "type" if v == "file" || v == "env" => {}
-            _ => return Err(format!("invalid --secret {s:?}: unknown key {k:?}")),
+            _ => return Err(format!("invalid --secret {s:?}: unknown key {k:?}").into()),
         }
     }
     let id = id.ok_or_else(|| format!("invalid --secret {s:?}: id= is required"))?;
@@ -58,9 +59,9 @@ pub fn parse_secret(s: &str) -> Result<(String, SecretSource), String> {
     Ok((id, source))
 }
 
-fn secret_value(src: &SecretSource) -> Result<Option<Vec<u8>>, String> {
+fn secret_value(src: &SecretSource) -> crate::Result<Option<Vec<u8>>> {
     match src {
-        SecretSource::File(p) => std::fs::read(p).map(Some).map_err(|e| format!("secret file {}: {e}", p.display())),
+        SecretSource::File(p) => std::fs::read(p).map(Some).with_context(|| format!("secret file {}", p.display())),
         SecretSource::Env(v) => Ok(std::env::var_os(v).map(std::os::unix::ffi::OsStringExt::into_vec)),
     }
 }
@@ -87,7 +88,7 @@ pub struct MountEnv<'a> {
     pub run_dir: &'a Path,
     pub links: &'a mut LinkDir,
     /// `from=` -> the layer dirs (bottom first) of that stage or stored image.
-    pub layers_of: &'a dyn Fn(&str) -> Result<Vec<PathBuf>, String>,
+    pub layers_of: &'a dyn Fn(&str) -> crate::Result<Vec<PathBuf>>,
     /// `--ssh ID=SOCKET`: the ssh-agent sockets `type=ssh` mounts bind.
     pub ssh: &'a BTreeMap<String, PathBuf>,
 }
@@ -117,14 +118,14 @@ fn bind_mount(dest: String, src: &Path, readonly: bool) -> Mount {
 }
 
 /// Prepares `specs` (expanded) for a RUN whose working directory is `workdir`.
-pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> Result<Prepared, String> {
+pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> crate::Result<Prepared> {
     let mut p = Prepared::default();
     for (i, m) in specs.iter().enumerate() {
         let target = m.resolved_target(workdir)?;
         match m.kind {
             MountType::Bind => {
                 let src = bind_source(m, i, env, &mut p)?;
-                let md = std::fs::metadata(&src).map_err(|e| format!("bind mount source {}: {e}", m.source.as_deref().unwrap_or("/")))?;
+                let md = std::fs::metadata(&src).with_context(|| format!("bind mount source {}", m.source.as_deref().unwrap_or("/")))?;
                 let src = if m.readonly {
                     src
                 } else if md.is_dir() {
@@ -132,14 +133,14 @@ pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> Result
                     let work = env.run_dir.join(format!("bw{i}"));
                     let merged = env.run_dir.join(format!("bm{i}"));
                     for d in [&upper, &work, &merged] {
-                        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+                        std::fs::create_dir_all(d).with_context(|| format!("{}", d.display()))?;
                     }
-                    let g = overlay::mount(env.links, &[src], Some((&upper, &work)), &merged).map_err(|e| e.to_string())?;
+                    let g = overlay::mount(env.links, &[src], Some((&upper, &work)), &merged)?;
                     p.guards.push(g);
                     merged
                 } else {
                     let copy = env.run_dir.join(format!("bf{i}"));
-                    std::fs::copy(&src, &copy).map_err(|e| format!("copy bind source: {e}"))?;
+                    std::fs::copy(&src, &copy).context("copy bind source")?;
                     copy
                 };
                 p.mounts.push(bind_mount(target, &src, m.readonly));
@@ -150,13 +151,13 @@ pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> Result
                 }
                 let dir = env.store_root.join("cache-mounts").join(cache_dir_name(&m.cache_id()));
                 if !dir.is_dir() {
-                    std::fs::create_dir_all(&dir).map_err(|e| format!("create cache mount {}: {e}", dir.display()))?;
+                    std::fs::create_dir_all(&dir).with_context(|| format!("create cache mount {}", dir.display()))?;
                     let mode = m.mode.unwrap_or(0o755);
-                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())?;
-                    std::os::unix::fs::lchown(&dir, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0))).map_err(|e| e.to_string())?;
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))?;
+                    std::os::unix::fs::lchown(&dir, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))?;
                 }
                 if m.sharing == Some(Sharing::Locked) || m.sharing == Some(Sharing::Private) {
-                    let f = File::open(&dir).map_err(|e| e.to_string())?;
+                    let f = File::open(&dir)?;
                     // SAFETY: flock on an fd we own.
                     unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
                     p.locks.push(f);
@@ -185,7 +186,7 @@ pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> Result
                 };
                 let Some(value) = value else {
                     if m.required {
-                        return Err(format!("secret {id} not found (give it with --secret id={id},src=FILE)"));
+                        return Err(format!("secret {id} not found (give it with --secret id={id},src=FILE)").into());
                     }
                     continue;
                 };
@@ -196,9 +197,9 @@ pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> Result
                     }
                 }
                 let file = env.run_dir.join(format!("secret{i}"));
-                std::fs::write(&file, &value).map_err(|e| format!("write secret: {e}"))?;
-                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(m.mode.unwrap_or(0o400))).map_err(|e| e.to_string())?;
-                std::os::unix::fs::lchown(&file, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0))).map_err(|e| e.to_string())?;
+                std::fs::write(&file, &value).context("write secret")?;
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(m.mode.unwrap_or(0o400)))?;
+                std::os::unix::fs::lchown(&file, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))?;
                 p.mounts.push(bind_mount(target, &file, true));
             }
             MountType::Ssh => {
@@ -206,7 +207,7 @@ pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> Result
                 let id = m.id.clone().unwrap_or_else(|| "default".into());
                 let Some(sock) = env.ssh.get(&id) else {
                     if m.required {
-                        return Err(format!("no ssh agent {id:?} forwarded (give it with --ssh {id}=SOCKET)"));
+                        return Err(format!("no ssh agent {id:?} forwarded (give it with --ssh {id}=SOCKET)").into());
                     }
                     continue;
                 };
@@ -220,27 +221,27 @@ pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> Result
 
 /// The host path a bind mount's `source` names (checked to stay inside its context or
 /// stage).
-fn bind_source(m: &MountSpec, i: usize, env: &mut MountEnv, p: &mut Prepared) -> Result<PathBuf, String> {
+fn bind_source(m: &MountSpec, i: usize, env: &mut MountEnv, p: &mut Prepared) -> crate::Result<PathBuf> {
     let source = m.source.clone().unwrap_or_default();
     match &m.from {
         None => {
             if source.is_empty() || source == "/" || source == "." {
                 return Ok(env.context.root().to_path_buf());
             }
-            let resolved = env.context.resolve_sources(std::slice::from_ref(&source)).map_err(|e| e.to_string())?;
+            let resolved = env.context.resolve_sources(std::slice::from_ref(&source))?;
             let s = resolved.first().ok_or_else(|| format!("bind mount source {source:?} not found in the build context"))?;
             Ok(env.context.host_path(&s.path))
         }
         Some(from) => {
             let lowers = (env.layers_of)(from)?;
             let dir = env.run_dir.join(format!("from{i}"));
-            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-            let g = overlay::mount(env.links, &lowers, None, &dir).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(&dir)?;
+            let g = overlay::mount(env.links, &lowers, None, &dir)?;
             let root = g.path.clone();
             p.guards.push(g);
-            let path = secure_join(&root, &source, true).map_err(|e| e.to_string())?;
+            let path = secure_join(&root, &source, true)?;
             if !path.exists() {
-                return Err(format!("bind mount source {source:?} not found in {from}"));
+                return Err(format!("bind mount source {source:?} not found in {from}").into());
             }
             Ok(path)
         }

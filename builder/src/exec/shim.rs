@@ -13,6 +13,7 @@
 //!
 //! The container is registered with [`crate::cleanup`] from create to delete.
 
+use crate::error::Context as _;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -58,15 +59,15 @@ fn run_quiet(cmd: &mut Command) -> io::Result<std::process::Output> {
 }
 
 /// Runs the container `id` of `files.bundle`; `on_output(stream, bytes)` gets its output.
-pub fn run(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(u8, &[u8])) -> Result<Finished, String> {
+pub fn run(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(u8, &[u8])) -> crate::Result<Finished> {
     if !tools.shim.exists() {
-        return Err(format!("berth-shim not found at {} (install it beside berth-build, or set BERTH_SHIM)", tools.shim.display()));
+        return Err(format!("berth-shim not found at {} (install it beside berth-build, or set BERTH_SHIM)", tools.shim.display()).into());
     }
     if !tools.runtime.exists() {
-        return Err(format!("the OCI runtime {} is missing (install berth beside berth-build, or use --runtime PATH)", tools.runtime.display()));
+        return Err(format!("the OCI runtime {} is missing (install berth beside berth-build, or use --runtime PATH)", tools.runtime.display()).into());
     }
     let Some(creating) = cleanup::begin_create() else {
-        return Err("interrupted".to_string());
+        return Err("interrupted".to_string().into());
     };
     let out = run_quiet(
         Command::new(&tools.shim)
@@ -92,10 +93,10 @@ pub fn run(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(
             // by pid) stay in this run's dir, never /tmp shared across PID namespaces.
             .env("TMPDIR", files.container_pid.parent().unwrap_or(Path::new("/tmp"))),
     )
-    .map_err(|e| format!("cannot run {}: {e}", tools.shim.display()))?;
+    .with_context(|| format!("cannot run {}", tools.shim.display()))?;
     if !out.status.success() {
         let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(if msg.is_empty() { format!("berth-shim failed: {}", out.status) } else { format!("RUN failed: {}", runtime_message(&msg)) });
+        return Err(if msg.is_empty() { format!("berth-shim failed: {}", out.status).into() } else { format!("RUN failed: {}", runtime_message(&msg)).into() });
     }
     cleanup::add_container(&tools.runtime, &tools.state, id);
     drop(creating);
@@ -114,12 +115,12 @@ pub fn run(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(
     result
 }
 
-fn attach_and_start(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(u8, &[u8])) -> Result<Finished, String> {
-    let sock = connect(&files.socket).map_err(|e| format!("attach to {}: {e}", files.socket.display()))?;
+fn attach_and_start(tools: &Tools, id: &str, files: &RunFiles, on_output: &mut dyn FnMut(u8, &[u8])) -> crate::Result<Finished> {
+    let sock = connect(&files.socket).with_context(|| format!("attach to {}", files.socket.display()))?;
     let out = run_quiet(Command::new(&tools.runtime).arg("--root").arg(&tools.state).arg("start").arg(id))
-        .map_err(|e| format!("cannot run {}: {e}", tools.runtime.display()))?;
+        .with_context(|| format!("cannot run {}", tools.runtime.display()))?;
     if !out.status.success() {
-        return Err(format!("{} start failed: {}", tools.runtime.display(), String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!("{} start failed: {}", tools.runtime.display(), String::from_utf8_lossy(&out.stderr).trim()).into());
     }
     let mut buf = vec![0u8; 8193 + 16];
     loop {

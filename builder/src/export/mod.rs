@@ -42,15 +42,15 @@ pub enum ExportFormat {
 }
 
 impl FromStr for ExportFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<ExportFormat, String> {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<ExportFormat> {
         Ok(match s {
             "oci" => ExportFormat::Oci,
             "oci-archive" => ExportFormat::OciArchive,
             "docker-archive" | "docker" => ExportFormat::DockerArchive,
             "local" => ExportFormat::Local,
             "bundle" => ExportFormat::Bundle,
-            _ => return Err(format!("output type {s:?}: want oci, oci-archive, docker-archive, local or bundle")),
+            _ => return Err(format!("output type {s:?}: want oci, oci-archive, docker-archive, local or bundle").into()),
         })
     }
 }

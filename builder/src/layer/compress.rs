@@ -34,7 +34,7 @@ impl Default for Compression {
 impl Compression {
     /// Parses `--compression`: `gzip`, `zstd`, `none` (or `uncompressed`), each optionally
     /// with `:LEVEL` (`gzip:6`, `zstd:19`).
-    pub fn parse(s: &str) -> Result<Compression, String> {
+    pub fn parse(s: &str) -> crate::Result<Compression> {
         let (name, level) = match s.split_once(':') {
             Some((n, l)) => (n, Some(l.parse::<i64>().map_err(|_| format!("compression level {l:?} is not a number"))?)),
             None => (s, None),
@@ -43,19 +43,19 @@ impl Compression {
             "gzip" => {
                 let l = level.unwrap_or(DEFAULT_GZIP_LEVEL as i64);
                 if !(0..=9).contains(&l) {
-                    return Err(format!("gzip level {l}: want 0-9"));
+                    return Err(format!("gzip level {l}: want 0-9").into());
                 }
                 Ok(Compression::Gzip(l as u32))
             }
             "zstd" => {
                 let l = level.unwrap_or(DEFAULT_ZSTD_LEVEL as i64);
                 if !(1..=19).contains(&l) {
-                    return Err(format!("zstd level {l}: want 1-19"));
+                    return Err(format!("zstd level {l}: want 1-19").into());
                 }
                 Ok(Compression::Zstd(l as i32))
             }
             "none" | "uncompressed" if level.is_none() => Ok(Compression::None),
-            _ => Err(format!("compression {s:?}: want gzip, zstd or none")),
+            _ => Err(format!("compression {s:?}: want gzip, zstd or none").into()),
         }
     }
 

@@ -634,7 +634,7 @@ impl<R: Read> TarReader<R> {
         let bad = |what: &str| invalid(format!("tar: entry {:?}: bad sparse map: {what}", String::from_utf8_lossy(&h.path)));
         let size = p.size.ok_or_else(|| bad("no GNU.sparse.size or GNU.sparse.realsize"))?;
         let map = match (p.major.as_deref(), p.minor.as_deref()) {
-            (Some(b"1"), Some(b"0")) => self.sparse_map_1_0().map_err(|e| bad(&e))?,
+            (Some(b"1"), Some(b"0")) => self.sparse_map_1_0().map_err(|e| bad(&e.to_string()))?,
             (Some(b"0") | None, _) => match &p.map {
                 Some(text) => {
                     let nums = if text.is_empty() { Vec::new() } else { text.split(|c| *c == b',').map(parse_dec).collect::<io::Result<Vec<u64>>>()? };
@@ -663,7 +663,7 @@ impl<R: Read> TarReader<R> {
 
     /// Reads the 1.0 map at the start of the content: decimal numbers one a line (the
     /// count, then offset and length pairs), padded to a block.
-    fn sparse_map_1_0(&mut self) -> Result<Vec<(u64, u64)>, String> {
+    fn sparse_map_1_0(&mut self) -> crate::Result<Vec<(u64, u64)>> {
         let mut text: Vec<u8> = Vec::new();
         let mut nums: Vec<u64> = Vec::new();
         let mut want: Option<usize> = None;

@@ -7,11 +7,11 @@
 use super::blobstore::BlobStore;
 use super::client::Client;
 use super::digest::Digest;
-use super::media::{self, Descriptor, Index, Manifest};
 use super::pull::parse_json;
 use super::push::{push, PushOptions, PushResult};
 use super::reference::Reference;
 use super::{run_parallel, Error, ErrorKind, ProgressFn, Result};
+use berth_spec::image::{Descriptor, Index, Manifest};
 use std::collections::BTreeMap;
 
 /// The Accept header for artifacts: OCI manifest and index first, docker's as well.
@@ -25,7 +25,7 @@ pub const EMPTY_JSON: &[u8] = b"{}";
 
 /// The OCI empty config descriptor (`application/vnd.oci.empty.v1+json`, `{}`).
 pub fn empty_config() -> Descriptor {
-    Descriptor::of(media::OCI_EMPTY, EMPTY_JSON)
+    Descriptor::of(berth_spec::image::MEDIA_TYPE_OCI_EMPTY, EMPTY_JSON)
 }
 
 /// A blob held in memory, to become a layer or the config of an artifact.
@@ -62,11 +62,11 @@ impl ArtifactBlob {
 /// [`put_empty_config`]), `layers` as given (blobs already in the store, e.g. the
 /// build's cached layers, or records from [`ArtifactBlob::store`]), the annotations,
 /// and `artifactType`. Returns the exact bytes to push (media type
-/// [`media::OCI_MANIFEST`]).
+/// [`berth_spec::image::MEDIA_TYPE_OCI_MANIFEST`]).
 pub fn build_artifact_manifest(artifact_type: &str, config: Option<Descriptor>, layers: Vec<Descriptor>, annotations: BTreeMap<String, String>) -> Vec<u8> {
     let m = Manifest {
         schema_version: 2,
-        media_type: Some(media::OCI_MANIFEST.into()),
+        media_type: Some(berth_spec::image::MEDIA_TYPE_OCI_MANIFEST.into()),
         artifact_type: Some(artifact_type.into()).filter(|s: &String| !s.is_empty()),
         config: config.unwrap_or_else(empty_config),
         layers,
@@ -78,7 +78,7 @@ pub fn build_artifact_manifest(artifact_type: &str, config: Option<Descriptor>, 
 
 /// Puts `{}` into the store (the empty config).
 pub fn put_empty_config(store: &dyn BlobStore) -> Result<Descriptor> {
-    ArtifactBlob::new(media::OCI_EMPTY, EMPTY_JSON.to_vec()).store(store)
+    ArtifactBlob::new(berth_spec::image::MEDIA_TYPE_OCI_EMPTY, EMPTY_JSON.to_vec()).store(store)
 }
 
 /// Pushes an artifact (manifest or index bytes of `media_type`) whose blobs are in
@@ -140,7 +140,7 @@ pub fn pull_artifact(
         Err(e) => return Err(e.context(op)),
     };
     let mut a = PulledArtifact { reference: reference.clone(), digest, media_type, bytes, manifest: None, index: None, config: None };
-    if media::is_index(&a.media_type) || (!media::is_manifest(&a.media_type) && serde_json::from_slice::<Index>(&a.bytes).is_ok()) {
+    if berth_spec::image::is_index(&a.media_type) || (!berth_spec::image::is_manifest(&a.media_type) && serde_json::from_slice::<Index>(&a.bytes).is_ok()) {
         a.index = Some(parse_json(&a.bytes, "index").map_err(|e| e.context(op.clone()))?);
     } else {
         let m: Manifest = parse_json(&a.bytes, "manifest").map_err(|e| e.context(op.clone()))?;
@@ -164,7 +164,7 @@ pub fn pull_artifact(
         let todo: Vec<Descriptor> = a
             .descriptors()
             .into_iter()
-            .filter(|d| !media::is_manifest(&d.media_type) && !media::is_index(&d.media_type))
+            .filter(|d| !berth_spec::image::is_manifest(&d.media_type) && !berth_spec::image::is_index(&d.media_type))
             .filter(|d| want(d) && !store.has(&d.digest))
             .collect();
         run_parallel(&todo, 3, |d| client.fetch_blob(reference, d, store, progress).map(|_| ())).map_err(|e| e.context(op.clone()))?;

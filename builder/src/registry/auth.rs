@@ -13,6 +13,7 @@
 //! `{"Username":..,"Secret":..}` (a Username of `<token>` makes Secret an identity token).
 
 use super::reference::{DOCKER_HUB, DOCKER_HUB_AUTH_KEY};
+use crate::error::Context as _;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fs;
@@ -104,7 +105,7 @@ impl AuthConfig {
 
     /// The credentials for `registry` (a reference's registry: `docker.io`,
     /// `host:port`), or None for anonymous access.
-    pub fn lookup(&self, registry: &str) -> Result<Option<Credential>, String> {
+    pub fn lookup(&self, registry: &str) -> crate::Result<Option<Credential>> {
         let want = normalize_registry_key(registry);
         if let Some(c) = self.explicit.get(&want) {
             return Ok(Some(c.clone()));
@@ -113,13 +114,13 @@ impl AuthConfig {
             let text = match fs::read(file) {
                 Ok(t) => t,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(format!("{}: {e}", file.display())),
+                Err(e) => return Err(format!("{}: {e}", file.display()).into()),
             };
             if text.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
-            let v: Value = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-            if let Some(c) = lookup_in_config(&v, &want, self.use_helpers).map_err(|e| format!("{}: {e}", file.display()))? {
+            let v: Value = serde_json::from_slice(&text).with_context(|| format!("{}", file.display()))?;
+            if let Some(c) = lookup_in_config(&v, &want, self.use_helpers).with_context(|| format!("{}", file.display()))? {
                 return Ok(Some(c));
             }
         }
@@ -212,7 +213,7 @@ pub fn auth_file_key(registry: &str) -> String {
     }
 }
 
-fn lookup_in_config(v: &Value, want: &str, use_helpers: bool) -> Result<Option<Credential>, String> {
+fn lookup_in_config(v: &Value, want: &str, use_helpers: bool) -> crate::Result<Option<Credential>> {
     // A per-registry helper wins over a stored entry, a stored entry over credsStore
     // (docker's order).
     if use_helpers {
@@ -252,7 +253,7 @@ fn helper_server_url(key: &str, want: &str) -> String {
     }
 }
 
-fn entry_credential(e: &Value) -> Result<Option<Credential>, String> {
+fn entry_credential(e: &Value) -> crate::Result<Option<Credential>> {
     let s = |k: &str| e.get(k).and_then(|x| x.as_str()).filter(|x| !x.is_empty()).map(str::to_string);
     let (mut user, mut pass) = (s("username"), s("password"));
     if let Some(a) = s("auth") {
@@ -275,9 +276,9 @@ fn entry_credential(e: &Value) -> Result<Option<Credential>, String> {
 }
 
 /// Runs `docker-credential-<helper> get` with `server_url` on stdin.
-pub fn run_helper(helper: &str, server_url: &str) -> Result<Option<Credential>, String> {
+pub fn run_helper(helper: &str, server_url: &str) -> crate::Result<Option<Credential>> {
     if helper.contains('/') {
-        return Err(format!("invalid credential helper name {helper:?}"));
+        return Err(format!("invalid credential helper name {helper:?}").into());
     }
     let prog = format!("docker-credential-{helper}");
     let mut child = Command::new(&prog)
@@ -286,21 +287,21 @@ pub fn run_helper(helper: &str, server_url: &str) -> Result<Option<Credential>, 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("credential helper {prog}: {e}"))?;
+        .with_context(|| format!("credential helper {prog}"))?;
     {
         let mut stdin = child.stdin.take().expect("piped");
         let _ = stdin.write_all(server_url.as_bytes());
     }
-    let out = child.wait_with_output().map_err(|e| format!("credential helper {prog}: {e}"))?;
+    let out = child.wait_with_output().with_context(|| format!("credential helper {prog}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         let msg = format!("{}{}", stdout.trim(), String::from_utf8_lossy(&out.stderr).trim());
         if msg.to_ascii_lowercase().contains("credentials not found") {
             return Ok(None);
         }
-        return Err(format!("credential helper {prog} get {server_url}: {}", if msg.is_empty() { out.status.to_string() } else { msg }));
+        return Err(format!("credential helper {prog} get {server_url}: {}", if msg.is_empty() { out.status.to_string() } else { msg }).into());
     }
-    let v: Value = serde_json::from_str(&stdout).map_err(|e| format!("credential helper {prog}: bad answer: {e}"))?;
+    let v: Value = serde_json::from_str(&stdout).with_context(|| format!("credential helper {prog}: bad answer"))?;
     let user = v.get("Username").and_then(|x| x.as_str()).unwrap_or("").to_string();
     let secret = v.get("Secret").and_then(|x| x.as_str()).unwrap_or("").to_string();
     if secret.is_empty() {

@@ -722,7 +722,7 @@ impl Client {
         let generic = |c: &str| c.is_empty() || c == "application/json" || c == "text/plain" || c == "application/octet-stream";
         let media_type = match ct {
             Some(c) if !generic(&c) => c,
-            _ => media::sniff_media_type(&bytes).unwrap_or_else(|| media::OCI_MANIFEST.into()),
+            _ => media::sniff_media_type(&bytes).unwrap_or_else(|| berth_spec::image::MEDIA_TYPE_OCI_MANIFEST.into()),
         };
         Ok((bytes, media_type, digest))
     }
@@ -817,7 +817,7 @@ impl Client {
 
     /// Downloads a blob into `store`, verifying digest and size while streaming;
     /// restarts a transfer cut off midway (bounded). Returns the size.
-    pub fn fetch_blob(&self, r: &Reference, desc: &media::Descriptor, store: &dyn BlobStore, progress: Option<&ProgressFn<'_>>) -> Result<u64> {
+    pub fn fetch_blob(&self, r: &Reference, desc: &berth_spec::image::Descriptor, store: &dyn BlobStore, progress: Option<&ProgressFn<'_>>) -> Result<u64> {
         let mut attempt = 0;
         loop {
             match self.fetch_blob_once(r, desc, store, progress) {
@@ -835,7 +835,7 @@ impl Client {
         }
     }
 
-    fn fetch_blob_once(&self, r: &Reference, desc: &media::Descriptor, store: &dyn BlobStore, progress: Option<&ProgressFn<'_>>) -> Result<u64> {
+    fn fetch_blob_once(&self, r: &Reference, desc: &berth_spec::image::Descriptor, store: &dyn BlobStore, progress: Option<&ProgressFn<'_>>) -> Result<u64> {
         let url = format!("{}/v2/{}/blobs/{}", self.base(r.registry())?, r.repository(), desc.digest);
         let mut resp = self.send(r.registry(), &Scope::pull(r.repository()), Req::new("GET", url))?;
         if !resp.status().is_success() {
@@ -896,7 +896,7 @@ impl Client {
         r: &Reference,
         scope: &Scope,
         location: String,
-        desc: &media::Descriptor,
+        desc: &berth_spec::image::Descriptor,
         store: &dyn BlobStore,
         chunk: Option<u64>,
         progress: Option<&ProgressFn<'_>>,

@@ -1,99 +1,9 @@
-//! Content digests (`sha256:<64 hex>`, `sha512:<128 hex>`) and a reader that hashes and
-//! counts what passes through it, so blobs are verified while they stream.
+//! Streaming hashes for [`Digest`] (berth-spec's, sha256 or sha512) and a reader that
+//! hashes and counts what passes through it, so blobs are verified while they stream.
 
+pub use berth_spec::image::Digest;
 use sha2::{Digest as _, Sha256, Sha512};
-use std::fmt;
 use std::io::{self, Read};
-use std::str::FromStr;
-
-/// A validated content digest. Only sha256 and sha512 are accepted (the OCI
-/// registered algorithms); the hex part is lowercase.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Digest {
-    s: String,
-}
-
-impl Digest {
-    /// Parses `algo:hex`.
-    pub fn parse(s: &str) -> Result<Digest, String> {
-        let (algo, hex) = s.split_once(':').ok_or_else(|| format!("invalid digest {s:?}: no algorithm"))?;
-        let want = match algo {
-            "sha256" => 64,
-            "sha512" => 128,
-            _ => return Err(format!("invalid digest {s:?}: unsupported algorithm {algo:?}")),
-        };
-        if hex.len() != want || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(format!("invalid digest {s:?}: want {want} lowercase hex digits"));
-        }
-        Ok(Digest { s: s.to_string() })
-    }
-
-    /// The sha256 digest of `data`.
-    pub fn sha256(data: &[u8]) -> Digest {
-        Digest { s: format!("sha256:{}", hex(&Sha256::digest(data))) }
-    }
-
-    /// The digest of `data` with the same algorithm as `self`.
-    pub fn same_algo_of(&self, data: &[u8]) -> Digest {
-        let mut h = Hasher::new(self.algorithm());
-        h.update(data);
-        h.finish()
-    }
-
-    pub fn algorithm(&self) -> &str {
-        self.s.split_once(':').map(|x| x.0).unwrap_or("")
-    }
-
-    pub fn hex(&self) -> &str {
-        self.s.split_once(':').map(|x| x.1).unwrap_or("")
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.s
-    }
-}
-
-impl fmt::Display for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.s)
-    }
-}
-
-impl fmt::Debug for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Digest({})", self.s)
-    }
-}
-
-impl FromStr for Digest {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Digest, String> {
-        Digest::parse(s)
-    }
-}
-
-impl serde::Serialize for Digest {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.s)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Digest {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
-        let s = String::deserialize(d)?;
-        Digest::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const H: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(H[(b >> 4) as usize] as char);
-        s.push(H[(b & 15) as usize] as char);
-    }
-    s
-}
 
 /// An incremental hash for one of the supported algorithms.
 pub enum Hasher {
@@ -118,8 +28,8 @@ impl Hasher {
 
     pub fn finish(self) -> Digest {
         match self {
-            Hasher::Sha256(h) => Digest { s: format!("sha256:{}", hex(&h.finalize())) },
-            Hasher::Sha512(h) => Digest { s: format!("sha512:{}", hex(&h.finalize())) },
+            Hasher::Sha256(h) => Digest::from_sha256_bytes(&h.finalize().into()),
+            Hasher::Sha512(h) => Digest::from_sha512_bytes(&h.finalize().into()),
         }
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! reference.rs   name[:tag][@digest] parsing, docker.io and library/ defaults
-//! digest.rs      sha256/sha512 digests, a reader that verifies while streaming
-//! media.rs       media types, manifest/index/descriptor/platform structures
+//! digest.rs      streaming sha256/sha512 hashing, a reader that verifies while streaming
+//! media.rs       the manifest Accept header, size limit, media type sniffing
+//!
+//! Digests, descriptors, manifests, indexes and platforms are berth-spec's image types.
 //! blobstore.rs   trait BlobStore (has/put/open) and DirBlobStore (blobs/<algo>/<hex>)
 //! auth.rs        credentials (login file, docker config.json, credential helpers),
 //!                WWW-Authenticate parsing, base64
@@ -45,101 +47,17 @@ mod tests;
 
 pub use artifact::{build_artifact_manifest, pull_artifact, push_artifact, ArtifactBlob, PulledArtifact};
 pub use auth::{AuthConfig, Credential};
+pub use berth_spec::image::{Descriptor, Digest, Index, Manifest, Platform};
 pub use blobstore::{BlobStore, DirBlobStore};
 pub use client::{Client, ClientOptions, Stats};
-pub use digest::Digest;
-pub use media::{Descriptor, Index, Manifest, Platform};
 pub use pull::{pull, resolve, PullOptions, PulledImage, ResolvedImage};
 pub use push::{push, PushOptions, PushResult};
 pub use reference::Reference;
 
-use std::fmt;
-
-/// What kind of failure, for callers that react differently (fall back, retry, ask to log in).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// A reference, digest or platform that does not parse.
-    Invalid,
-    /// 404: manifest or blob unknown, repository unknown.
-    NotFound,
-    /// 401: no or rejected credentials.
-    Unauthorized,
-    /// 403: authenticated but not allowed.
-    Denied,
-    /// The registry could not be reached (refused, unreachable, DNS, timeout).
-    Connect,
-    /// TLS failed (certificate not trusted, handshake error).
-    Tls,
-    /// A connection dropped or timed out midway (transient).
-    Network,
-    /// Another HTTP status (after retries for 429/5xx).
-    Status(u16),
-    /// Content did not match its digest or size.
-    Digest,
-    /// The registry answered something malformed or unexpected.
-    Protocol,
-    /// No manifest for the requested platform.
-    Platform,
-    /// Local I/O (the blob store, config files).
-    Io,
-    /// Credential configuration (unreadable auth file, failing helper).
-    Config,
-}
-
-/// A registry error. Displays as `<op>: <detail>`, e.g.
-/// `pull 127.0.0.1:5000/foo:nope: manifest unknown (404)` or
-/// `pull 127.0.0.1:5999/foo:1: connect 127.0.0.1:5999: connection refused`.
-#[derive(Debug, Clone)]
-pub struct Error {
-    op: String,
-    kind: ErrorKind,
-    detail: String,
-}
-
-impl Error {
-    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Error {
-        Error { op: String::new(), kind, detail: detail.into() }
-    }
-
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
-    /// The message without the operation prefix.
-    pub fn detail(&self) -> &str {
-        &self.detail
-    }
-
-    /// Prefixes an operation (`pull REF`) to the message.
-    pub fn context(mut self, op: impl Into<String>) -> Error {
-        let op = op.into();
-        self.op = if self.op.is_empty() { op } else { format!("{op}: {}", self.op) };
-        self
-    }
-
-    /// Whether trying the whole operation again may help (5xx, 429, dropped connections).
-    pub fn is_transient(&self) -> bool {
-        match self.kind {
-            ErrorKind::Status(s) => s == 429 || s >= 500,
-            ErrorKind::Network => true,
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.op.is_empty() {
-            f.write_str(&self.detail)
-        } else {
-            write!(f, "{}: {}", self.op, self.detail)
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+/// Registry errors are the crate's [`Error`], with a kind for the callers that react
+/// differently (fall back, retry, ask to log in). They display as `<op>: <detail>`, e.g.
+/// `pull 127.0.0.1:5000/foo:nope: manifest unknown (404)`.
+pub use crate::error::{Error, ErrorKind, Result};
 
 /// Progress of a pull or push, for a progress display. Sent from the worker threads.
 #[derive(Debug, Clone, PartialEq, Eq)]

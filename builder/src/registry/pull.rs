@@ -3,9 +3,10 @@
 use super::blobstore::BlobStore;
 use super::client::{Client, Counter};
 use super::digest::Digest;
-use super::media::{self, Descriptor, Index, Manifest, Platform, MANIFEST_ACCEPT};
+use super::media::{self, MANIFEST_ACCEPT};
 use super::reference::Reference;
 use super::{emit, run_parallel, Error, ErrorKind, Progress, ProgressFn, Result};
+use berth_spec::image::{Descriptor, Index, Manifest, Platform};
 
 /// Options of [`pull`].
 pub struct PullOptions<'a> {
@@ -18,7 +19,7 @@ pub struct PullOptions<'a> {
 
 impl Default for PullOptions<'_> {
     fn default() -> Self {
-        PullOptions { platform: Platform::default(), jobs: 3, progress: None }
+        PullOptions { platform: Platform::new("linux", "amd64"), jobs: 3, progress: None }
     }
 }
 
@@ -92,13 +93,13 @@ pub fn resolve(client: &Client, reference: &Reference, platform: &Platform) -> R
 fn resolve_inner(client: &Client, reference: &Reference, platform: &Platform) -> Result<ResolvedImage> {
     let (bytes, media_type, digest) = client.get_manifest(reference, MANIFEST_ACCEPT)?;
     check_schema(&media_type)?;
-    if media::is_index(&media_type) {
+    if berth_spec::image::is_index(&media_type) {
         let index: Index = parse_json(&bytes, "index")?;
         let entry = choose_platform(&index, platform)?.clone();
         let child_ref = reference.with_digest(entry.digest.clone());
         let (mbytes, mtype, mdigest) = client.get_manifest(&child_ref, MANIFEST_ACCEPT)?;
         check_schema(&mtype)?;
-        if media::is_index(&mtype) {
+        if berth_spec::image::is_index(&mtype) {
             return Err(Error::new(ErrorKind::Protocol, format!("index entry {} for {platform} is itself an index", entry.digest)));
         }
         let manifest: Manifest = parse_json(&mbytes, "manifest")?;
@@ -134,7 +135,7 @@ pub fn choose_platform<'i>(index: &'i Index, platform: &Platform) -> Result<&'i 
     let candidates: Vec<&Descriptor> = index
         .manifests
         .iter()
-        .filter(|d| media::is_manifest(&d.media_type) || d.media_type.is_empty())
+        .filter(|d| berth_spec::image::is_manifest(&d.media_type) || d.media_type.is_empty())
         .filter(|d| d.platform.as_ref().is_some_and(|p| platform.matches(p)))
         .collect();
     let exact = candidates.iter().find(|d| {

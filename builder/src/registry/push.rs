@@ -3,10 +3,11 @@
 use super::blobstore::BlobStore;
 use super::client::{Client, Counter, Mount, Scope};
 use super::digest::Digest;
-use super::media::{self, Descriptor, Index, Manifest};
+use super::media;
 use super::pull::parse_json;
 use super::reference::Reference;
 use super::{emit, run_parallel, Error, ErrorKind, Progress, ProgressFn, Result};
+use berth_spec::image::{Descriptor, Index, Manifest};
 
 /// Options of [`push`].
 pub struct PushOptions<'a> {
@@ -61,10 +62,10 @@ fn push_inner(
     }
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut children: Vec<Descriptor> = Vec::new();
-    if media::is_index(media_type) || (!media::is_manifest(media_type) && looks_like_index(manifest)) {
+    if berth_spec::image::is_index(media_type) || (!berth_spec::image::is_manifest(media_type) && looks_like_index(manifest)) {
         let index: Index = parse_json(manifest, "index")?;
         for d in index.manifests {
-            if media::is_index(&d.media_type) || media::is_manifest(&d.media_type) {
+            if berth_spec::image::is_index(&d.media_type) || berth_spec::image::is_manifest(&d.media_type) {
                 children.push(d);
             } else {
                 blobs.push(d);
@@ -101,7 +102,7 @@ fn push_inner(
 }
 
 fn looks_like_index(bytes: &[u8]) -> bool {
-    media::sniff_media_type(bytes).is_some_and(|m| media::is_index(&m))
+    media::sniff_media_type(bytes).is_some_and(|m| berth_spec::image::is_index(&m))
 }
 
 fn mount_sources(client: &Client, reference: &Reference, blobs: &[Descriptor], opts: &PushOptions<'_>) -> Vec<String> {

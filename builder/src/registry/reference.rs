@@ -24,16 +24,16 @@ pub struct Reference {
 
 impl Reference {
     /// Parses and normalizes a reference. A reference without tag or digest gets `latest`.
-    pub fn parse(s: &str) -> Result<Reference, String> {
+    pub fn parse(s: &str) -> crate::Result<Reference> {
         let bad = |why: &str| format!("invalid reference {s:?}: {why}");
         if s.is_empty() {
-            return Err(bad("empty"));
+            return Err(bad("empty").into());
         }
         if s.len() > 4096 {
-            return Err(bad("too long"));
+            return Err(bad("too long").into());
         }
         let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => (r, Some(Digest::parse(d).map_err(|e| bad(&e))?)),
+            Some((r, d)) => (r, Some(Digest::parse(d).map_err(|e| bad(&e.0))?)),
             None => (s, None),
         };
         // The tag is after the last ':' that follows the last '/'.
@@ -44,11 +44,11 @@ impl Reference {
         };
         if let Some(t) = tag {
             if !valid_tag(t) {
-                return Err(bad(&format!("invalid tag {t:?}")));
+                return Err(bad(&format!("invalid tag {t:?}")).into());
             }
         }
         if name.is_empty() {
-            return Err(bad("no repository name"));
+            return Err(bad("no repository name").into());
         }
         let (registry, path) = match name.split_once('/') {
             Some((first, remainder)) if first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) => {
@@ -57,15 +57,15 @@ impl Reference {
             _ => (DOCKER_HUB.to_string(), name.to_string()),
         };
         if !valid_host(&registry) {
-            return Err(bad(&format!("invalid registry host {registry:?}")));
+            return Err(bad(&format!("invalid registry host {registry:?}")).into());
         }
         let registry = if registry == "index.docker.io" || registry == DOCKER_HUB_API { DOCKER_HUB.to_string() } else { registry };
         let path = if registry == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path };
         if path.len() > 255 {
-            return Err(bad("repository name longer than 255 characters"));
+            return Err(bad("repository name longer than 255 characters").into());
         }
         if !path.split('/').all(valid_component) {
-            return Err(bad("repository name must be lowercase letters, digits and separators (. _ __ -)"));
+            return Err(bad("repository name must be lowercase letters, digits and separators (. _ __ -)").into());
         }
         let tag = match (tag, &digest) {
             (Some(t), _) => Some(t.to_string()),
@@ -169,8 +169,8 @@ impl fmt::Debug for Reference {
 }
 
 impl FromStr for Reference {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Reference, String> {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Reference> {
         Reference::parse(s)
     }
 }

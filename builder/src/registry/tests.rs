@@ -2,10 +2,11 @@ use super::auth::{base64_decode, base64_encode, parse_challenges, AuthConfig, Cr
 use super::blobstore::{BlobStore, DirBlobStore};
 use super::client::{is_loopback, Client, ClientOptions};
 use super::digest::{Digest, VerifyingReader};
-use super::media::{self, Descriptor, Index, Platform};
+use super::media;
 use super::pull::choose_platform;
 use super::reference::Reference;
 use super::ErrorKind;
+use berth_spec::image::{Descriptor, Index, Platform};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -76,8 +77,8 @@ fn reference_normalization() {
 
 #[test]
 fn platforms() {
-    assert_eq!(Platform::parse("linux/amd64").unwrap(), Platform::default());
-    assert_eq!(Platform::parse("x86_64").unwrap(), Platform::default());
+    assert_eq!(Platform::parse("linux/amd64").unwrap(), Platform::new("linux", "amd64"));
+    assert_eq!(Platform::parse("x86_64").unwrap(), Platform::new("linux", "amd64"));
     assert_eq!(Platform::parse("linux/arm64/v8").unwrap().to_string(), "linux/arm64");
     assert_eq!(Platform::parse("linux/aarch64").unwrap().to_string(), "linux/arm64");
     assert_eq!(Platform::parse("linux/arm/v7").unwrap().to_string(), "linux/arm/v7");
@@ -85,7 +86,7 @@ fn platforms() {
     assert!(Platform::parse("a/b/c/d").is_err());
     let p = |s: &str| Platform::parse(s).unwrap();
     let entry = |plat: &str, n: u8| {
-        let mut d = Descriptor::new(media::OCI_MANIFEST, Digest::sha256(&[n]), 10);
+        let mut d = Descriptor::new(berth_spec::image::MEDIA_TYPE_OCI_MANIFEST, Digest::sha256(&[n]), 10);
         let mut pl = Platform::parse(plat).unwrap();
         if plat == "linux/arm64/v8" {
             pl.variant = Some("v8".into());
@@ -95,11 +96,11 @@ fn platforms() {
     };
     let index = Index {
         schema_version: 2,
-        media_type: Some(media::OCI_INDEX.into()),
+        media_type: Some(berth_spec::image::MEDIA_TYPE_OCI_INDEX.into()),
         artifact_type: None,
         manifests: vec![entry("linux/arm/v6", 1), entry("linux/arm/v7", 2), entry("linux/arm64/v8", 3), entry("linux/amd64", 4), {
-            let mut d = Descriptor::new(media::OCI_MANIFEST, Digest::sha256(&[5]), 10);
-            d.platform = Some(Platform { os: "unknown".into(), architecture: "unknown".into(), ..Platform::default() });
+            let mut d = Descriptor::new(berth_spec::image::MEDIA_TYPE_OCI_MANIFEST, Digest::sha256(&[5]), 10);
+            d.platform = Some(Platform::new("unknown", "unknown"));
             d
         }],
         subject: None,
@@ -217,7 +218,7 @@ fn auth_files_and_helpers() {
     cfg2.set("docker.io", Credential::basic("x", "y"));
     assert_eq!(cfg2.lookup("index.docker.io").unwrap(), Some(Credential::basic("x", "y")));
     std::fs::write(&berth, "{not json").unwrap();
-    assert!(cfg.lookup("docker.io").unwrap_err().contains("auth.json"));
+    assert!(cfg.lookup("docker.io").unwrap_err().to_string().contains("auth.json"));
 }
 
 #[test]
@@ -344,7 +345,10 @@ fn bearer_token_flow_and_retries() {
             }
             return (
                 200,
-                vec![("Content-Type".into(), media::OCI_MANIFEST.into()), ("Docker-Content-Digest".into(), Digest::sha256(&m2).to_string())],
+                vec![
+                    ("Content-Type".into(), berth_spec::image::MEDIA_TYPE_OCI_MANIFEST.into()),
+                    ("Docker-Content-Digest".into(), Digest::sha256(&m2).to_string()),
+                ],
                 m2.clone(),
             );
         }
@@ -362,7 +366,7 @@ fn bearer_token_flow_and_retries() {
     let c = Client::new(opts.clone()).unwrap();
     let (bytes, mt, d) = c.get_manifest(&r, media::MANIFEST_ACCEPT).unwrap();
     assert_eq!(bytes, manifest);
-    assert_eq!(mt, media::OCI_MANIFEST);
+    assert_eq!(mt, berth_spec::image::MEDIA_TYPE_OCI_MANIFEST);
     assert_eq!(d, mdigest);
     let st = c.stats();
     assert_eq!(st.token_requests, 1);
@@ -373,7 +377,7 @@ fn bearer_token_flow_and_retries() {
     let e = c.get_manifest(&r.with_tag("nope"), media::MANIFEST_ACCEPT).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert_eq!(e.to_string(), "manifest unknown (404)");
-    let e = super::resolve(&c, &r.with_tag("nope"), &Platform::default()).unwrap_err();
+    let e = super::resolve(&c, &r.with_tag("nope"), &Platform::new("linux", "amd64")).unwrap_err();
     assert_eq!(e.to_string(), format!("pull {host}/a/b:nope: manifest unknown (404)"));
     c.check_auth(&host).unwrap();
     {
@@ -387,7 +391,7 @@ fn bearer_token_flow_and_retries() {
     let mut bad = opts.clone();
     bad.auth.set(&host, Credential::basic("user", "wrong"));
     let c = Client::new(bad).unwrap();
-    let e = super::resolve(&c, &r, &Platform::default()).unwrap_err();
+    let e = super::resolve(&c, &r, &Platform::new("linux", "amd64")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthorized);
     let s = e.to_string();
     assert!(s.starts_with(&format!("pull {host}/a/b:1: token request to http://{host}/token: invalid credentials (401)")), "{s}");
@@ -409,7 +413,7 @@ fn connection_refused_is_clear() {
     drop(l);
     let c = Client::new(fake_opts()).unwrap();
     let r = Reference::parse(&format!("127.0.0.1:{port}/foo:1")).unwrap();
-    let e = super::resolve(&c, &r, &Platform::default()).unwrap_err();
+    let e = super::resolve(&c, &r, &Platform::new("linux", "amd64")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Connect);
     assert_eq!(e.to_string(), format!("pull 127.0.0.1:{port}/foo:1: connect 127.0.0.1:{port}: connection refused"));
 }
@@ -440,7 +444,7 @@ fn basic_auth_and_mismatched_manifest() {
     o.auth.set(&host, Credential::basic("u", "p"));
     let c = Client::new(o).unwrap();
     let (_, mt, _) = c.get_manifest(&Reference::parse(&format!("{host}/x:1")).unwrap(), media::MANIFEST_ACCEPT).unwrap();
-    assert_eq!(mt, media::OCI_INDEX, "sniffed from the body");
+    assert_eq!(mt, berth_spec::image::MEDIA_TYPE_OCI_INDEX, "sniffed from the body");
     let e = c.get_manifest(&Reference::parse(&format!("{host}/x:lie")).unwrap(), media::MANIFEST_ACCEPT).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Digest);
     let pinned = Reference::parse(&format!("{host}/x@{}", Digest::sha256(b"x"))).unwrap();

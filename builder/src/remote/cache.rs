@@ -8,8 +8,8 @@
 //! layers are the entries' layer blobs, as stored (so the registry holds each layer
 //! once, shared with the images that use it).
 
-use crate::registry::{self, build_artifact_manifest, pull_artifact, push_artifact, ArtifactBlob, Client, PushOptions, Reference};
-use crate::store::blobstore::to_registry_descriptor;
+use crate::error::Context as _;
+use crate::registry::{build_artifact_manifest, pull_artifact, push_artifact, ArtifactBlob, Client, PushOptions, Reference};
 use crate::store::{CacheEntry, Store};
 use berth_spec::image::Digest;
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ struct Records {
 
 /// `type=registry,ref=R` (also `mode=...`, accepted and ignored: every step used is
 /// exported). Returns the reference.
-pub fn parse_cache_spec(flag: &str, s: &str) -> Result<Reference, String> {
+pub fn parse_cache_spec(flag: &str, s: &str) -> crate::Result<Reference> {
     let mut typ = None;
     let mut reference = None;
     for field in s.split(',') {
@@ -34,64 +34,64 @@ pub fn parse_cache_spec(flag: &str, s: &str) -> Result<Reference, String> {
             Some(("type", v)) => typ = Some(v),
             Some(("ref", v)) => reference = Some(v),
             Some(("mode", _)) | Some(("ignore-error", _)) => {}
-            _ => return Err(format!("invalid {flag} {s:?}: want type=registry,ref=REF")),
+            _ => return Err(format!("invalid {flag} {s:?}: want type=registry,ref=REF").into()),
         }
     }
     match (typ, reference) {
-        (Some("registry"), Some(r)) => Reference::parse(r).map_err(|e| format!("{flag}: {e}")),
-        (Some(t), _) if t != "registry" => Err(format!("invalid {flag} {s:?}: only type=registry is supported")),
-        _ => Err(format!("invalid {flag} {s:?}: want type=registry,ref=REF")),
+        (Some("registry"), Some(r)) => Reference::parse(r).context(flag),
+        (Some(t), _) if t != "registry" => Err(format!("invalid {flag} {s:?}: only type=registry is supported").into()),
+        _ => Err(format!("invalid {flag} {s:?}: want type=registry,ref=REF").into()),
     }
 }
 
 /// Pushes the entries of `keys` (those still in the store) and their layers to `r`.
 /// Returns the artifact's digest and how many entries it holds.
-pub fn export(store: &Store, client: &Client, r: &Reference, keys: &[Digest]) -> Result<(registry::Digest, usize), String> {
+pub fn export(store: &Store, client: &Client, r: &Reference, keys: &[Digest]) -> crate::Result<(Digest, usize)> {
     let op = format!("cache export to {}", r.familiar());
     let mut records = Records { version: 1, entries: BTreeMap::new() };
-    let mut layers: Vec<registry::Descriptor> = Vec::new();
+    let mut layers: Vec<berth_spec::image::Descriptor> = Vec::new();
     for k in keys {
-        let Some(e) = store.cache_get(k).map_err(|e| format!("{op}: {e}"))? else { continue };
+        let Some(e) = store.cache_get(k).context(&op)? else { continue };
         if let Some(l) = &e.layer {
-            let d = to_registry_descriptor(&l.blob);
+            let d = l.blob.clone();
             if !layers.iter().any(|x| x.digest == d.digest) {
                 layers.push(d);
             }
         }
         records.entries.insert(k.hex().to_string(), e);
     }
-    let data = serde_json::to_vec(&records).map_err(|e| e.to_string())?;
-    let config = ArtifactBlob::new(CONFIG_TYPE, data).store(store).map_err(|e| format!("{op}: {e}"))?;
+    let data = serde_json::to_vec(&records)?;
+    let config = ArtifactBlob::new(CONFIG_TYPE, data).store(store).context(&op)?;
     let manifest = build_artifact_manifest(ARTIFACT_TYPE, Some(config), layers, BTreeMap::new());
     let opts = PushOptions::default();
-    let res = push_artifact(client, r, store, &manifest, registry::media::OCI_MANIFEST, &opts).map_err(|e| e.to_string())?;
+    let res = push_artifact(client, r, store, &manifest, berth_spec::image::MEDIA_TYPE_OCI_MANIFEST, &opts)?;
     Ok((res.digest, records.entries.len()))
 }
 
 /// Pulls the cache at `r` into the store: its layer blobs the store lacks, then one
 /// cache entry per record (existing entries are kept). Ok(None) when `r` does not exist
 /// yet (the first build).
-pub fn import(store: &Store, client: &Client, r: &Reference) -> Result<Option<usize>, String> {
+pub fn import(store: &Store, client: &Client, r: &Reference) -> crate::Result<Option<usize>> {
     let op = format!("cache import from {}", r.familiar());
-    let _lease = store.lease().map_err(|e| format!("{op}: {e}"))?;
-    let Some(a) = pull_artifact(client, r, Some(store), &|_| true, None).map_err(|e| e.to_string())? else {
+    let _lease = store.lease().context(&op)?;
+    let Some(a) = pull_artifact(client, r, Some(store), &|_| true, None)? else {
         return Ok(None);
     };
     let m = a.manifest.as_ref().ok_or_else(|| format!("{op}: the reference is an index, not a berth-build cache"))?;
     if m.config.media_type != CONFIG_TYPE {
-        return Err(format!("{op}: not a berth-build cache (config media type {:?})", m.config.media_type));
+        return Err(format!("{op}: not a berth-build cache (config media type {:?})", m.config.media_type).into());
     }
-    let records: Records = serde_json::from_slice(a.config.as_deref().unwrap_or_default()).map_err(|e| format!("{op}: records: {e}"))?;
+    let records: Records = serde_json::from_slice(a.config.as_deref().unwrap_or_default()).with_context(|| format!("{op}: records"))?;
     let mut n = 0;
     for (hex, entry) in records.entries {
-        let key = Digest::from_hex(&hex).map_err(|e| format!("{op}: {e}"))?;
+        let key = Digest::from_hex(&hex).context(&op)?;
         if let Some(l) = &entry.layer {
             if !store.has_blob(&l.blob.digest) {
                 continue; // not in the artifact: the entry would be a miss anyway
             }
         }
-        if store.cache_get(&key).map_err(|e| e.to_string())?.is_none() {
-            store.cache_put(&key, &entry).map_err(|e| format!("{op}: {e}"))?;
+        if store.cache_get(&key)?.is_none() {
+            store.cache_put(&key, &entry).context(&op)?;
         }
         n += 1;
     }

@@ -13,6 +13,7 @@ pub mod push;
 #[cfg(test)]
 mod tests;
 
+use crate::error::Context as _;
 use crate::registry::{self, AuthConfig, Client, ClientOptions, Credential, Platform, Reference};
 use std::path::PathBuf;
 
@@ -46,7 +47,7 @@ impl RemoteOptions {
     }
 
     /// A client for talking to `registries` (`--creds` applies to them).
-    pub fn client(&self, registries: &[&str]) -> Result<Client, String> {
+    pub fn client(&self, registries: &[&str]) -> crate::Result<Client> {
         let mut auth = self.auth();
         if let Some((u, p)) = &self.creds {
             for r in registries {
@@ -64,22 +65,22 @@ impl RemoteOptions {
             auth,
             ..ClientOptions::default()
         };
-        Client::new(opts).map_err(|e| e.to_string())
+        Client::new(opts)
     }
 
-    pub fn platform(&self) -> Result<Platform, String> {
+    pub fn platform(&self) -> crate::Result<Platform> {
         match &self.platform {
-            Some(p) => Platform::parse(p).map_err(|e| format!("--platform: {e}")),
+            Some(p) => Platform::parse(p).context("--platform"),
             None => Ok(Platform::host()),
         }
     }
 }
 
 /// `--creds USER:PASS`.
-pub fn parse_creds(s: &str) -> Result<(String, String), String> {
+pub fn parse_creds(s: &str) -> crate::Result<(String, String)> {
     match s.split_once(':') {
         Some((u, p)) if !u.is_empty() => Ok((u.to_string(), p.to_string())),
-        _ => Err(format!("invalid --creds {s:?}: want USER:PASSWORD")),
+        _ => Err(format!("invalid --creds {s:?}: want USER:PASSWORD").into()),
     }
 }
 
@@ -103,7 +104,7 @@ pub fn stderr_progress(verb: &'static str) -> impl Fn(&registry::Progress) + Syn
 /// One line for a progress event, for the events worth a line.
 pub fn describe(verb: &str, p: &registry::Progress) -> Option<String> {
     use registry::Progress as P;
-    let short = |d: &registry::Digest| d.hex().chars().take(12).collect::<String>();
+    let short = |d: &berth_spec::image::Digest| d.hex().chars().take(12).collect::<String>();
     Some(match p {
         P::Resolved { reference, digest, .. } => format!("{reference}: resolved to {digest}"),
         P::BlobDone { digest, size } => format!("{verb} blob {} done ({})", short(digest), crate::progress::human_size(*size)),

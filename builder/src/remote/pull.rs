@@ -1,7 +1,8 @@
 //! Pulling an image into the store, and finding one that is already there.
 
+use crate::error::Context as _;
 use crate::registry::{self, media, Client, Platform, ProgressFn, PullOptions, Reference};
-use crate::store::blobstore::to_store_digest;
+use crate::store::blobstore::sha256_only;
 use crate::store::Store;
 use berth_spec::image::{layer_compression, Digest, ImageConfig, Manifest};
 use std::io;
@@ -13,7 +14,7 @@ pub struct Pulled {
     pub id: Digest,
     /// What the reference resolved to (the index's digest for an index): what
     /// `docker pull` prints.
-    pub digest: registry::Digest,
+    pub digest: Digest,
     /// The name it was tagged with (None for a digest-only reference).
     pub name: Option<String>,
     pub downloaded: usize,
@@ -43,12 +44,12 @@ pub fn find_local(store: &Store, name: &str, platform: &Platform) -> io::Result<
 
 fn image_of(store: &Store, d: &Digest, platform: &Platform) -> io::Result<Option<Digest>> {
     let bytes = store.read_blob(d)?;
-    if !media::sniff_media_type(&bytes).is_some_and(|m| media::is_index(&m)) {
+    if !media::sniff_media_type(&bytes).is_some_and(|m| berth_spec::image::is_index(&m)) {
         return Ok(Some(d.clone()));
     }
-    let index: media::Index = serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("index {d}: {e}")))?;
+    let index: berth_spec::image::Index = serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("index {d}: {e}")))?;
     let Ok(entry) = registry::pull::choose_platform(&index, platform) else { return Ok(None) };
-    let m = to_store_digest(&entry.digest)?;
+    let m = sha256_only(&entry.digest)?.clone();
     Ok(store.has_blob(&m).then_some(m))
 }
 
@@ -56,24 +57,24 @@ fn image_of(store: &Store, d: &Digest, platform: &Platform) -> io::Result<Option
 /// store lacks; verified while streaming), checks that it is a runnable image (config
 /// parses, one diff_id per layer, known layer media types), unpacks the layers (each
 /// checked against its diff_id), and tags it with the reference's name.
-pub fn pull_into(store: &Store, client: &Client, r: &Reference, platform: &Platform, progress: Option<&ProgressFn<'_>>) -> Result<Pulled, String> {
+pub fn pull_into(store: &Store, client: &Client, r: &Reference, platform: &Platform, progress: Option<&ProgressFn<'_>>) -> crate::Result<Pulled> {
     let op = format!("pull {}", r.familiar());
-    let _lease = store.lease().map_err(|e| format!("{op}: {e}"))?;
+    let _lease = store.lease().context(&op)?;
     let opts = PullOptions { platform: platform.clone(), jobs: 3, progress };
-    let p = registry::pull(client, r, store, &opts).map_err(|e| e.to_string())?;
+    let p = registry::pull(client, r, store, &opts)?;
     let bad = |msg: String| format!("{op}: {msg}");
     let manifest: Manifest = serde_json::from_slice(&p.resolved.manifest_bytes).map_err(|e| bad(format!("manifest: {e}")))?;
     let config: ImageConfig = serde_json::from_slice(&p.config).map_err(|e| bad(format!("image config: {e}")))?;
     if let Some(l) = manifest.layers.iter().find(|l| layer_compression(&l.media_type).is_none()) {
-        return Err(bad(format!("layer {} has media type {:?}, which is not an image layer", l.digest, l.media_type)));
+        return Err(bad(format!("layer {} has media type {:?}, which is not an image layer", l.digest, l.media_type)).into());
     }
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
-        return Err(bad(format!("{} layers in the manifest but {} diff_ids in the config", manifest.layers.len(), config.rootfs.diff_ids.len())));
+        return Err(bad(format!("{} layers in the manifest but {} diff_ids in the config", manifest.layers.len(), config.rootfs.diff_ids.len())).into());
     }
     for (blob, id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
         store.ensure_layer(blob, id).map_err(|e| bad(e.to_string()))?;
     }
-    let id = to_store_digest(&p.resolved.digest).map_err(|e| bad(e.to_string()))?;
+    let id = sha256_only(&p.resolved.digest).map_err(|e| bad(e.to_string()))?.clone();
     let name = match super::store_name(r) {
         Some(n) => Some(store.tag(&n, &id).map_err(|e| bad(e.to_string()))?),
         None => None,
@@ -83,9 +84,9 @@ pub fn pull_into(store: &Store, client: &Client, r: &Reference, platform: &Platf
 
 /// The image for a `FROM` or a `pull`: the store's if it has one, else pulled.
 /// Returns the manifest digest in the store.
-pub fn local_or_pull(store: &Store, name: &str, remote: &super::RemoteOptions, progress: Option<&ProgressFn<'_>>) -> Result<Digest, String> {
+pub fn local_or_pull(store: &Store, name: &str, remote: &super::RemoteOptions, progress: Option<&ProgressFn<'_>>) -> crate::Result<Digest> {
     let platform = remote.platform()?;
-    if let Some(d) = find_local(store, name, &platform).map_err(|e| e.to_string())? {
+    if let Some(d) = find_local(store, name, &platform)? {
         return Ok(d);
     }
     let r = Reference::parse(name)?;

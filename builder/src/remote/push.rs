@@ -1,5 +1,6 @@
 //! Pushing a stored image.
 
+use crate::error::Context as _;
 use crate::registry::{self, media, Client, ProgressFn, PushOptions, PushResult, Reference};
 use crate::store::Store;
 
@@ -13,11 +14,12 @@ pub fn push_image(
     dest: &Reference,
     chunk_size: Option<u64>,
     progress: Option<&ProgressFn<'_>>,
-) -> Result<PushResult, String> {
+) -> crate::Result<PushResult> {
     let op = format!("push {}", dest.familiar());
-    let img = store.inspect(source).map_err(|e| format!("{op}: {e}"))?;
-    let bytes = store.read_blob(&img.digest).map_err(|e| format!("{op}: {e}"))?;
-    let media_type = img.manifest.media_type.clone().or_else(|| media::sniff_media_type(&bytes)).unwrap_or_else(|| media::OCI_MANIFEST.to_string());
+    let img = store.inspect(source).context(&op)?;
+    let bytes = store.read_blob(&img.digest).context(&op)?;
+    let media_type =
+        img.manifest.media_type.clone().or_else(|| media::sniff_media_type(&bytes)).unwrap_or_else(|| berth_spec::image::MEDIA_TYPE_OCI_MANIFEST.to_string());
     let mut mount_from = Vec::new();
     if let Ok(src) = Reference::parse(source) {
         if src.registry() == dest.registry() && src.repository() != dest.repository() {
@@ -25,5 +27,5 @@ pub fn push_image(
         }
     }
     let opts = PushOptions { chunk_size, jobs: 3, mount_from, progress };
-    registry::push(client, dest, store, &bytes, &media_type, &opts).map_err(|e| e.to_string())
+    registry::push(client, dest, store, &bytes, &media_type, &opts)
 }

@@ -50,11 +50,11 @@ fn cache_and_creds_flags_parse_or_name_what_is_wrong() {
     let r = parse_cache_spec("--cache-to", "type=registry,ref=reg.example:5000/app:cache,mode=max").unwrap();
     assert_eq!(r.to_string(), "reg.example:5000/app:cache");
     let e = parse_cache_spec("--cache-from", "type=local,src=/x").unwrap_err();
-    assert!(e.contains("--cache-from") && e.contains("type=registry"), "{e}");
+    assert!(e.to_string().contains("--cache-from") && e.to_string().contains("type=registry"), "{e}");
     let e = parse_cache_spec("--cache-to", "type=registry").unwrap_err();
-    assert!(e.contains("ref=REF"), "{e}");
+    assert!(e.to_string().contains("ref=REF"), "{e}");
     let e = parse_cache_spec("--cache-to", "type=registry,ref=Bad Ref").unwrap_err();
-    assert!(e.starts_with("--cache-to: invalid reference"), "{e}");
+    assert!(e.to_string().starts_with("--cache-to: invalid reference"), "{e}");
     assert_eq!(parse_creds("u:p:with:colons").unwrap(), ("u".to_string(), "p:with:colons".to_string()));
     assert!(parse_creds("nocolon").is_err());
     assert!(parse_creds(":p").is_err());
@@ -123,8 +123,8 @@ fn load_names_the_archive_and_the_blob_or_entry_that_is_wrong() {
         let path = t.p(name);
         std::fs::write(&path, data).unwrap();
         let e = super::load::load(&store, &path, None, &host).unwrap_err();
-        assert!(e.starts_with(&format!("load {}: ", path.display())), "{name}: the archive is named: {e}");
-        assert!(e.contains(want), "{name}: {e}");
+        assert!(e.to_string().starts_with(&format!("load {}: ", path.display())), "{name}: the archive is named: {e}");
+        assert!(e.to_string().contains(want), "{name}: {e}");
         assert!(store.resolve("loaded:1").is_err(), "{name}: tagged");
         assert!(std::fs::read_dir(t.p("s/tmp")).unwrap().next().is_none(), "{name}: temp files left");
     }

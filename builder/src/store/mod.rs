@@ -31,7 +31,8 @@
 //!   layer dirs are mounted); [`Store::prune`] takes it exclusively, so it never removes
 //!   what a running build is using. (Prune from a thread that holds a lease blocks.)
 //!
-//! The image id is the manifest digest.
+//! An image is named in images.json by its manifest digest; its IMAGE ID (what `images`
+//! shows and what id prefixes match) is its config digest, as docker and podman show it.
 
 pub mod blobstore;
 pub mod cache;
@@ -90,10 +91,14 @@ pub struct Lease {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageSummary {
     pub name: String,
-    /// The manifest digest (the image id).
+    /// The manifest digest.
     pub digest: Digest,
+    /// The config digest (the IMAGE ID); None when the manifest cannot be read.
+    pub id: Option<Digest>,
     /// The config's creation time (RFC 3339), if it has one.
     pub created: Option<String>,
+    /// The config's labels.
+    pub labels: BTreeMap<String, String>,
     /// Manifest + config + layer blobs, as stored (compressed).
     pub size: u64,
 }
@@ -336,10 +341,14 @@ impl Store {
     }
 
     /// The manifest digest of a name (`name[:tag]`, `name@sha256:...`), a full digest
-    /// (`sha256:...`) of a manifest in the store, or a unique prefix (>= 4 hex digits) of
-    /// a tagged image's id.
+    /// (`sha256:...`) of a manifest in the store or of a tagged image's config (its id),
+    /// or a unique prefix (>= 4 hex digits) of a tagged image's id (or manifest digest).
+    /// An ambiguous prefix is an InvalidInput error listing the candidates.
     pub fn resolve(&self, name: &str) -> io::Result<Digest> {
         if let Ok(d) = Digest::parse(name) {
+            if let Some(m) = self.tagged_ids()?.into_iter().find(|(_, c)| *c == d).map(|(m, _)| m) {
+                return Ok(m);
+            }
             return if self.has_blob(&d) { Ok(d) } else { Err(not_found(format!("image {name} is not in the store"))) };
         }
         if let Some((_, d)) = name.split_once('@') {
@@ -354,15 +363,40 @@ impl Store {
         }
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
         if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-            let matches: HashSet<&Digest> = idx.images.values().map(|r| &r.digest).filter(|d| d.hex().starts_with(hex)).collect();
+            let mut matches: Vec<(Digest, Digest)> =
+                self.tagged_ids()?.into_iter().filter(|(m, c)| c.hex().starts_with(hex) || m.hex().starts_with(hex)).collect();
+            matches.sort();
+            matches.dedup_by(|a, b| a.0 == b.0);
             if matches.len() == 1 {
-                return Ok(matches.into_iter().next().expect("one").clone());
+                return Ok(matches.remove(0).0);
             }
             if matches.len() > 1 {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("image id prefix {name} is ambiguous")));
+                let names = |m: &Digest| idx.images.iter().filter(|(_, r)| r.digest == *m).map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+                let list: Vec<String> = matches.iter().map(|(m, c)| format!("{} ({})", &c.hex()[..12], names(m))).collect();
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("image id prefix {name} is ambiguous: it matches {}", list.join(", "))));
             }
         }
         Err(not_found(format!("image {name} is not in the store")))
+    }
+
+    /// (manifest digest, config digest) of every tagged image, once each.
+    fn tagged_ids(&self) -> io::Result<Vec<(Digest, Digest)>> {
+        let idx = self.read_images()?;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for r in idx.images.values() {
+            if seen.insert(r.digest.clone()) {
+                if let Ok(m) = self.get_manifest(&r.digest) {
+                    out.push((r.digest.clone(), m.config.digest));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The names that point at the manifest `digest`.
+    pub fn names_of(&self, digest: &Digest) -> io::Result<Vec<String>> {
+        Ok(self.read_images()?.images.into_iter().filter(|(_, r)| r.digest == *digest).map(|(n, _)| n).collect())
     }
 
     /// The image a name resolves to, with its manifest and config.
@@ -380,15 +414,16 @@ impl Store {
         let idx = self.read_images()?;
         let mut out = Vec::new();
         for (name, r) in &idx.images {
-            let (created, size) = match self.get_manifest(&r.digest) {
+            let (id, created, labels, size) = match self.get_manifest(&r.digest) {
                 Ok(m) => {
-                    let created = self.get_config(&m.config.digest).ok().and_then(|c| c.created);
+                    let c = self.get_config(&m.config.digest).ok();
+                    let labels = c.as_ref().and_then(|c| c.config.as_ref()).map(|cc| cc.labels.clone()).unwrap_or_default();
                     let size = self.blob_size(&r.digest).unwrap_or(0) + m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>();
-                    (created, size)
+                    (Some(m.config.digest), c.and_then(|c| c.created), labels, size)
                 }
-                Err(_) => (None, 0),
+                Err(_) => (None, None, BTreeMap::new(), 0),
             };
-            out.push(ImageSummary { name: name.clone(), digest: r.digest.clone(), created, size });
+            out.push(ImageSummary { name: name.clone(), digest: r.digest.clone(), id, created, labels, size });
         }
         Ok(out)
     }
@@ -398,6 +433,34 @@ impl Store {
     pub fn rmi(&self, name: &str) -> io::Result<Digest> {
         let n = normalize_name(name)?;
         self.update_images(|idx| idx.images.remove(&n).map(|r| r.digest).ok_or_else(|| not_found(format!("image {n} is not in the store"))))
+    }
+
+    /// `rmi NAME-OR-ID`: a name removes that tag; an id (or unique prefix, or digest)
+    /// removes every name of the image, which with more than one name needs `force`
+    /// (as docker refuses). Returns the names removed and the manifest digest.
+    pub fn rmi_any(&self, name: &str, force: bool) -> io::Result<(Vec<String>, Digest)> {
+        if let Ok(n) = normalize_name(name) {
+            if self.read_images()?.images.contains_key(&n) {
+                return Ok((vec![n.clone()], self.rmi(&n)?));
+            }
+        }
+        let d = self.resolve(name)?;
+        self.update_images(|idx| {
+            let names: Vec<String> = idx.images.iter().filter(|(_, r)| r.digest == d).map(|(n, _)| n.clone()).collect();
+            if names.is_empty() {
+                return Err(not_found(format!("image {name} has no name in the store")));
+            }
+            if names.len() > 1 && !force {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("image {name} has several names ({}): remove them by name, or use --force", names.join(", ")),
+                ));
+            }
+            for n in &names {
+                idx.images.remove(n);
+            }
+            Ok((names, d.clone()))
+        })
     }
 
     // ---- layers ----
@@ -519,6 +582,10 @@ impl Store {
                 }
             }
         }
+        // Working containers live on their base's layers (the base may have no name left).
+        let (cblobs, clayers) = crate::working::referenced(&self.root);
+        blobs.extend(cblobs.iter().map(|d| d.hex().to_string()));
+        layers.extend(clayers.iter().map(|d| d.hex().to_string()));
         for e in fs::read_dir(self.root.join("cache"))?.flatten() {
             let p = e.path();
             if opts.cache {

@@ -130,6 +130,8 @@ pub const LANE_V2_SYSTEMD: &[&str] = &[
     // Real hosts of this kind have AppArmor on (the VM's Debian kernel does; this
     // repository's CI host does not), and engines give every container a profile.
     "apparmor",
+    // criu works on the VM's kernel only.
+    "checkpoint_restore",
     // containerd (memory_limit, cpus and rm_leaves_nothing as above)
     "run_exit_codes",
     "tasks_exec",

@@ -41,6 +41,18 @@ impl Parsed {
     }
 }
 
+/// The flags of a command, one a line, for its `--help`.
+pub fn describe(flags: &[Flag]) -> String {
+    let mut out = String::from("options:\n");
+    for f in flags {
+        let names: Vec<String> = f.names.iter().map(|n| if n.len() == 1 { format!("-{n}") } else { format!("--{n}") }).collect();
+        let value = if f.takes_value { " value" } else { "" };
+        out.push_str(&format!("   {}{value}\n", names.join(", ")));
+    }
+    out.push_str("   --help, -h\n");
+    out
+}
+
 /// Parses `args` against `flags`. With `stop_at_positional`, everything from the first
 /// positional argument on is positional (runc's `exec ID CMD -x` relies on this).
 pub fn parse(args: &[String], flags: &[Flag], stop_at_positional: bool) -> Result<Parsed> {
@@ -66,6 +78,11 @@ pub fn parse(args: &[String], flags: &[Flag], stop_at_positional: bool) -> Resul
             Some((n, v)) => (n, Some(v.to_string())),
             None => (body, None),
         };
+        if (name == "help" || name == "h") && !flags.iter().any(|f| f.names.contains(&name)) {
+            // Every command takes -h/--help, as urfave/cli gives every runc command;
+            // podman probes `checkpoint --help` to learn whether the runtime has it.
+            return Err(Error::help(describe(flags)));
+        }
         let f = flags.iter().find(|f| f.names.contains(&name)).ok_or_else(|| Error::new(format!("flag provided but not defined: -{name}")))?;
         let value = if f.takes_value {
             match inline {
@@ -114,6 +131,18 @@ mod tests {
         let p = parse(&v(&["-e", "A=1", "-e", "B=2", "id", "ls", "-l"]), FLAGS, true).unwrap();
         assert_eq!(p.all("env"), v(&["A=1", "B=2"]));
         assert_eq!(p.positional, v(&["id", "ls", "-l"]));
+    }
+
+    #[test]
+    fn help_lists_the_commands_flags_but_not_after_the_commands_arguments() {
+        for h in ["--help", "-h", "-help"] {
+            let e = parse(&v(&["-d", h]), FLAGS, false).unwrap_err();
+            let text = e.help_text().expect("a help request");
+            assert!(text.contains("--bundle, -b value") && text.contains("--detach, -d\n"), "{text}");
+        }
+        // `exec ID sh --help`: the container's command's own flag.
+        let p = parse(&v(&["id", "sh", "--help"]), FLAGS, true).unwrap();
+        assert_eq!(p.positional, v(&["id", "sh", "--help"]));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::args::{self, flag, opt, Flag};
 use super::Global;
 use crate::container::{Container, Status};
 use crate::error::{Error, Result};
-use crate::linux::criu;
+use crate::linux::{criu, criu_rpc};
 use std::path::{Path, PathBuf};
 
 const FLAGS: &[Flag] = &[
@@ -72,9 +72,10 @@ pub fn main(g: &Global, a: &[String]) -> Result<()> {
     let inside = PathBuf::from(format!("/proc/{pid}/root"));
     let is_dir = |p: &str| std::fs::metadata(inside.join(p.trim_start_matches('/'))).ok().map(|m| m.is_dir());
     let externals = criu::externals(&spec, Path::new(&c.saved.bundle), c.saved.cgroup.unified.as_deref(), is_dir);
+    criu::write_descriptors(&opts.image_path, pid)?;
     let pre_dump = p.has("pre-dump");
     let leave_running = p.has("leave-running");
-    criu::dump(&criu::Dump { pid, opts: &opts, externals: &externals, leave_running, pre_dump, parent_path: p.get("parent-path").map(String::from) })?;
+    criu_rpc::dump(&criu_rpc::Dump { pid, opts: &opts, externals: &externals, leave_running, pre_dump, parent_path: p.get("parent-path").map(String::from) })?;
     if leave_running || pre_dump {
         return Ok(());
     }

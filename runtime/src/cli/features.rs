@@ -4,7 +4,9 @@ use super::Global;
 use crate::error::Result;
 use crate::linux::capabilities;
 
-pub fn main(_g: &Global, _a: &[String]) -> Result<()> {
+pub fn main(_g: &Global, a: &[String]) -> Result<()> {
+    // No flags of its own; -h/--help and an unknown flag are answered as elsewhere.
+    super::args::parse(a, &[], false)?;
     let caps: Vec<&str> = capabilities::NAMES[..=(capabilities::last_cap() as usize).min(capabilities::NAMES.len() - 1)].to_vec();
     let mut v = serde_json::json!({
         "ociVersionMin": "1.0.0",

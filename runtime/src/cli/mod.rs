@@ -129,6 +129,10 @@ pub fn main() -> i32 {
     let cmd_args = &rest[i + 1..];
     match dispatch(&global, cmd, cmd_args) {
         Ok(code) => code,
+        Err(e) if e.help_text().is_some() => {
+            out(&format!("usage: berth {cmd} [command options] [arguments...]\n\n{}", e.help_text().unwrap_or_default()));
+            0
+        }
         Err(e) => {
             report(cmd, &e);
             // As a process ended by the signal, which the shell and engines read so.

@@ -1,7 +1,7 @@
 //! `berth restore [-d] [--image-path DIR] [--work-path DIR] [--bundle DIR]
 //! [--pid-file F] [--console-socket S] [--tcp-established] [--ext-unix-sk] [--shell-job]
 //! [--file-locks] [--manage-cgroups-mode MODE] ID`: a new container from the bundle's
-//! config whose processes criu restores from a checkpoint (see linux/criu.rs).
+//! config whose processes criu restores from a checkpoint (see linux/criu.rs, criu_rpc.rs).
 //!
 //! The cgroup is made first and criu starts inside it, so the restored tree is in the
 //! container's cgroup from its first instruction; state.json is written as create writes
@@ -12,8 +12,9 @@ use super::args::{self, flag, opt, Flag};
 use super::Global;
 use crate::container::Container;
 use crate::error::{Context, Error, Result};
-use crate::linux::{cgroups, criu, proc};
+use crate::linux::{cgroups, criu, criu_rpc, proc, tty};
 use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 const FLAGS: &[Flag] = &[
@@ -44,10 +45,15 @@ pub fn main(g: &Global, a: &[String]) -> Result<i32> {
     }
     let opts = super::checkpoint::criu_options(g, &p)?;
     let bundle = berth_spec::load_bundle(Path::new(p.get("bundle").unwrap_or(".")))?;
-    if bundle.spec.process.as_ref().is_some_and(|p| p.terminal) || p.get("console-socket").is_some() {
-        // The pty master would have to be handed to criu and on to the console socket.
-        return Err(Error::new("restore: containers with a terminal (--console-socket) are not supported by berth"));
-    }
+    let terminal = bundle.spec.process.as_ref().is_some_and(|p| p.terminal);
+    // As create: a terminal's master goes to the console socket (criu makes a new pty
+    // for the restored process; see restore()).
+    let console = match (terminal, p.get("console-socket")) {
+        (true, Some(path)) => Some(tty::connect_console_socket(path)?),
+        (true, None) => return Err(Error::new("cannot restore a container with a terminal without --console-socket")),
+        (false, Some(_)) => return Err(Error::new("cannot use console socket if the container has no terminal")),
+        (false, None) => None,
+    };
     let detach = p.has("detach");
     if !detach {
         // The restored init is reparented to us when criu exits: we wait for it.
@@ -56,7 +62,7 @@ pub fn main(g: &Global, a: &[String]) -> Result<i32> {
             return Err(Error::from(std::io::Error::last_os_error())).ctx("become subreaper");
         }
     }
-    let c = restore(g, &id, &bundle, &opts)?;
+    let c = restore(g, &id, &bundle, &opts, console.as_ref())?;
     if let Some(f) = p.get("pid-file") {
         if let Err(e) = super::create::write_pid_file(f, c.saved.pid) {
             c.destroy()?;
@@ -66,13 +72,21 @@ pub fn main(g: &Global, a: &[String]) -> Result<i32> {
     if detach {
         return Ok(0);
     }
+    // In the foreground, as `run`: signals pass on to the init, and when it has ended
+    // the container goes.
     let pid = c.saved.pid;
     drop(c);
-    wait_exit(pid)
+    let code = super::run::wait_forwarding_signals(pid);
+    if let Ok(c) = Container::load(&g.root, &id) {
+        if let Err(e) = c.destroy() {
+            crate::logging::warn(&format!("delete after restore: {e}"));
+        }
+    }
+    Ok(code)
 }
 
 /// Makes the container and restores its processes; on failure nothing of it is left.
-fn restore(g: &Global, id: &str, bundle: &berth_spec::Bundle, opts: &criu::Options) -> Result<Container> {
+fn restore(g: &Global, id: &str, bundle: &berth_spec::Bundle, opts: &criu::Options, console: Option<&UnixStream>) -> Result<Container> {
     let (dir, lock) = Container::create_dir(&g.root, id)?;
     let mut record = Container::from_parts(id, dir.clone(), super::create::first_record(id, bundle, Vec::new()), lock);
     let root = dir.join("criu-root");
@@ -90,15 +104,35 @@ fn restore(g: &Global, id: &str, bundle: &berth_spec::Bundle, opts: &criu::Optio
         let cgroup_root = unified.as_deref().and_then(|u| u.strip_prefix("/sys/fs/cgroup").ok()).map(|r| format!("/{}", r.display()));
         // At restore every masked path is offered /dev/null; criu uses those it dumped as external.
         let externals = criu::externals(spec, &bundle.dir, unified.as_deref(), |_| Some(false));
-        let pid_file = dir.join("criu.pid");
+        let inherit = criu::stdio_to_inherit(&opts.image_path)?;
+        let hooks = spec.hooks.clone().unwrap_or_default();
+        let state = |status: &str, pid: i32| {
+            serde_json::json!({
+                "ociVersion": berth_spec::OCI_VERSION, "id": id, "status": status, "pid": pid,
+                "bundle": bundle.dir.to_string_lossy(), "annotations": spec.annotations,
+            })
+        };
+        crate::linux::rootfs::make_mountpoints(spec, &bundle.dir, &bundle.rootfs())?;
         criu::bind_root(&bundle.rootfs(), &root)?;
-        let restored = criu::restore(&criu::Restore { opts, externals: &externals, root: &root, pid_file: &pid_file, cgroup_root, join: &join });
+        let request = criu_rpc::Restore { opts, externals: &externals, root: &root, cgroup_root, join: &join, inherit: &inherit };
+        let restored = criu_rpc::restore(&request, |n| match n.script {
+            // The restored tree's namespaces exist and nothing of it runs yet: the hooks
+            // run now, as runc runs them at restore (network hooks set up the restored
+            // network namespace).
+            "setup-namespaces" => {
+                crate::hooks::run_all("prestart", &hooks.prestart, &state("created", n.pid))?;
+                crate::hooks::run_all("createRuntime", &hooks.create_runtime, &state("creating", n.pid))
+            }
+            // The new pty master of the restored terminal, for the console socket.
+            "orphan-pts-master" => match (console, n.fd) {
+                (Some(sock), Some(master)) => tty::send_fd(sock, "/dev/ptmx", master.as_raw_fd()),
+                _ => Err(Error::new("criu sent no pty master")),
+            },
+            _ => Ok(()),
+        });
         criu::unbind_root(&root);
         drop(join_files);
-        restored?;
-        let text = std::fs::read_to_string(&pid_file).with_ctx(|| format!("read criu's pid file {}", pid_file.display()))?;
-        let pid: i32 = text.trim().parse().map_err(|_| Error::new(format!("criu's pid file {}: not a pid: {text:?}", pid_file.display())))?;
-        let _ = std::fs::remove_file(&pid_file);
+        let pid = restored?;
         record.saved.pid = pid;
         record.saved.start_time = proc::start_time(pid).ok_or_else(|| Error::new(format!("the restored init (pid {pid}) exited at once")))?;
         record.save()?;
@@ -115,18 +149,4 @@ fn restore(g: &Global, id: &str, bundle: &berth_spec::Bundle, opts: &criu::Optio
         return Err(e);
     }
     Ok(record)
-}
-
-/// Waits for the restored init, our child once criu has gone; its exit code, or
-/// 128+signal, as `run` returns.
-fn wait_exit(pid: i32) -> Result<i32> {
-    use nix::sys::wait::{waitpid, WaitStatus};
-    loop {
-        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(Error::from(e)).ctx("wait for the restored init"),
-        }
-    }
 }

@@ -1,4 +1,5 @@
-//! Checkpoint and restore through the `criu` command (runc's `checkpoint`/`restore`).
+//! Checkpoint and restore with criu (runc's `checkpoint`/`restore`), which berth drives
+//! over criu's RPC (criu_rpc.rs): what both need from the container.
 //!
 //! criu dumps the init's process tree with its namespaces. Mounts whose source lies
 //! outside the container (bind mounts, the /dev/null binds over masked files, the cgroup
@@ -7,9 +8,7 @@
 
 use crate::error::{Context, Error, Result};
 use berth_spec::Spec;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The options checkpoint and restore share.
 #[derive(Debug, Default, Clone)]
@@ -24,40 +23,6 @@ pub struct Options {
     pub file_locks: bool,
     /// soft, full, strict or ignore; criu's default (soft) when unset.
     pub manage_cgroups_mode: Option<String>,
-}
-
-impl Options {
-    fn common_args(&self, log: &str) -> Vec<String> {
-        let mut a = vec![
-            "--images-dir".into(),
-            self.image_path.to_string_lossy().into_owned(),
-            "--work-dir".into(),
-            self.work_path.to_string_lossy().into_owned(),
-            "--log-file".into(),
-            log.into(),
-            "-v4".into(),
-        ];
-        for (on, flag) in [
-            (self.tcp_established, "--tcp-established"),
-            (self.ext_unix_sk, "--ext-unix-sk"),
-            (self.shell_job, "--shell-job"),
-            (self.file_locks, "--file-locks"),
-        ] {
-            if on {
-                a.push(flag.into());
-            }
-        }
-        a.push(format!("--manage-cgroups={}", self.manage_cgroups_mode.as_deref().unwrap_or("soft")));
-        a
-    }
-
-    /// Makes the image and work directories (criu does not).
-    fn make_dirs(&self) -> Result<()> {
-        for d in [&self.image_path, &self.work_path] {
-            std::fs::create_dir_all(d).with_ctx(|| format!("mkdir {}", d.display()))?;
-        }
-        Ok(())
-    }
 }
 
 /// Refuses a cgroup mode criu does not know before criu is run.
@@ -105,101 +70,46 @@ pub fn externals(spec: &Spec, bundle: &Path, cgroup_dir: Option<&Path>, is_dir: 
     out
 }
 
-/// What `criu dump` (or `pre-dump`) is asked to do.
-pub struct Dump<'a> {
-    pub pid: i32,
-    pub opts: &'a Options,
-    pub externals: &'a [External],
-    pub leave_running: bool,
-    pub pre_dump: bool,
-    /// A previous (pre-)dump's images, relative to the image directory or absolute.
-    pub parent_path: Option<String>,
+/// The file in the image directory naming what the init's stdio were at the dump, as
+/// runc names it (engines copy image directories between runtimes).
+const DESCRIPTORS: &str = "descriptors.json";
+
+/// Records the init's fds 0-2 (`pipe:[INODE]`, a path, ...) beside the images: a pipe to
+/// the engine's stdio handler is outside the dumped tree, and at restore the new one
+/// takes its place (see [`stdio_to_inherit`]).
+pub fn write_descriptors(image_dir: &Path, pid: i32) -> Result<()> {
+    let fds: Vec<String> =
+        (0..3).map(|fd| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).map(|l| l.to_string_lossy().into_owned()).unwrap_or_default()).collect();
+    let path = image_dir.join(DESCRIPTORS);
+    std::fs::create_dir_all(image_dir).with_ctx(|| format!("mkdir {}", image_dir.display()))?;
+    std::fs::write(&path, serde_json::to_vec(&fds).unwrap_or_default()).with_ctx(|| format!("write {}", path.display()))
 }
 
-/// Runs `criu dump` (or `pre-dump`) on the tree of `pid`.
-pub fn dump(d: &Dump) -> Result<()> {
-    d.opts.make_dirs()?;
-    let log = if d.pre_dump { "pre-dump.log" } else { "dump.log" };
-    let mut a: Vec<String> = vec![if d.pre_dump { "pre-dump" } else { "dump" }.into(), "--tree".into(), d.pid.to_string()];
-    a.extend(d.opts.common_args(log));
-    if d.leave_running && !d.pre_dump {
-        a.push("--leave-running".into());
-    }
-    if d.pre_dump || d.parent_path.is_some() {
-        // Memory changes are tracked from a pre-dump to the next dump.
-        a.push("--track-mem".into());
-    }
-    if let Some(p) = &d.parent_path {
-        a.push("--prev-images-dir".into());
-        a.push(p.clone());
-    }
-    for e in d.externals {
-        a.push("--external".into());
-        a.push(format!("mnt[{}]:{}", e.dest, e.dest));
-    }
-    run(d.opts, &a, &d.opts.work_path.join(log), None)
+/// The dumped stdio pipes, with the fd of ours (the caller's new stdio) criu is to put in
+/// each one's place: `--inherit-fd fd[N]:pipe:[INODE]`. None when the images have no
+/// record (not made by a runtime): criu then restores the pipes as it dumped them.
+pub fn stdio_to_inherit(image_dir: &Path) -> Result<Vec<(i32, String)>> {
+    let path = image_dir.join(DESCRIPTORS);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::from(e)).with_ctx(|| format!("read {}", path.display())),
+    };
+    let fds: Vec<String> = serde_json::from_slice(&text).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
+    Ok(pipes_of(&fds))
 }
 
-/// What `criu restore` is asked to do.
-pub struct Restore<'a> {
-    pub opts: &'a Options,
-    pub externals: &'a [External],
-    /// A mount point holding the container's rootfs.
-    pub root: &'a Path,
-    pub pid_file: &'a Path,
-    /// The container's cgroup, relative to the hierarchy's root (criu's --cgroup-root).
-    pub cgroup_root: Option<String>,
-    /// cgroup.procs files criu is moved into before it runs, so that the restored tree
-    /// starts inside the container's cgroup whatever the cgroup mode.
-    pub join: &'a [i32],
+fn pipes_of(fds: &[String]) -> Vec<(i32, String)> {
+    fds.iter().enumerate().filter(|(_, d)| d.starts_with("pipe:[")).map(|(i, d)| (i as i32, d.clone())).collect()
 }
 
-/// Runs `criu restore` detached; the restored init's pid is in `pid_file`.
-pub fn restore(r: &Restore) -> Result<()> {
-    r.opts.make_dirs()?;
-    let log = "restore.log";
-    let mut a: Vec<String> = vec!["restore".into(), "--restore-detached".into()];
-    a.extend(r.opts.common_args(log));
-    a.extend(["--root".into(), r.root.to_string_lossy().into_owned(), "--pidfile".into(), r.pid_file.to_string_lossy().into_owned()]);
-    if let Some(cg) = &r.cgroup_root {
-        a.extend(["--cgroup-root".into(), cg.clone()]);
-    }
-    for e in r.externals {
-        a.push("--external".into());
-        a.push(format!("mnt[{}]:{}", e.dest, e.host_source.display()));
-    }
-    run(r.opts, &a, &r.opts.work_path.join(log), Some(r.join))
-}
-
-/// Runs criu; a failure names the command, its exit and the log with its last error.
-fn run(o: &Options, args: &[String], log: &Path, join: Option<&[i32]>) -> Result<()> {
-    let bin = if o.criu.is_empty() { "criu" } else { o.criu.as_str() };
-    crate::logging::debug(&format!("running {bin} {}", args.join(" ")));
-    let mut cmd = Command::new(bin);
-    cmd.args(args).stdin(std::process::Stdio::null());
-    if let Some(fds) = join {
-        join_cgroup_before_exec(&mut cmd, fds.to_vec());
-    }
-    let status = cmd.status().map_err(|e| Error::new(format!("run {bin}: {} (is criu installed?)", Error::from(e))))?;
-    if status.success() {
-        return Ok(());
-    }
-    // criu's first error is the cause; the ones after it report the failure.
-    let first_error = std::fs::read_to_string(log)
+/// " (first error: ...)" from criu's log, or nothing: criu's first error is the cause;
+/// the ones after it report the failure.
+pub fn first_error(log: &Path) -> String {
+    std::fs::read_to_string(log)
         .ok()
         .and_then(|t| t.lines().find(|l| l.contains("Error (")).map(|l| format!(" (first error: {})", l.trim())))
-        .unwrap_or_default();
-    Err(Error::new(format!("criu {} failed: {status}; see {}{first_error}", args[0], log.display())))
-}
-
-/// Has the child write itself into `fds` (cgroup.procs files) before it execs criu.
-fn join_cgroup_before_exec(cmd: &mut Command, fds: Vec<i32>) {
-    // SAFETY: the closure only calls write(2) and close(2) through join_self, which are
-    // async-signal-safe, as pre_exec requires; the fds stay open in the parent until the
-    // child has exec'ed (Command::status returns after that).
-    unsafe {
-        cmd.pre_exec(move || if crate::linux::cgroups::join_self(&fds) { Ok(()) } else { Err(std::io::Error::other("join the container's cgroup")) });
-    }
+        .unwrap_or_default()
 }
 
 /// Binds `rootfs` on `at` (made if needed): criu's --root must be a mount point.
@@ -243,6 +153,18 @@ mod tests {
         let ext = externals(&spec, Path::new("/b"), Some(Path::new("/sys/fs/cgroup/berth/x")), kind);
         let got: Vec<(&str, &str)> = ext.iter().map(|e| (e.dest.as_str(), e.host_source.to_str().unwrap())).collect();
         assert_eq!(got, [("/data", "/b/data"), ("/etc/hosts", "/etc/hosts"), ("/sys/fs/cgroup", "/sys/fs/cgroup/berth/x"), ("/proc/kcore", "/dev/null")]);
+    }
+
+    #[test]
+    fn only_stdio_pipes_are_inherited_at_restore() {
+        let fds = ["/dev/null".to_string(), "pipe:[77]".into(), "pipe:[78]".into()];
+        assert_eq!(pipes_of(&fds), [(1, "pipe:[77]".to_string()), (2, "pipe:[78]".to_string())]);
+        let dir = std::env::temp_dir().join(format!("berth-criu-desc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(stdio_to_inherit(&dir).unwrap().is_empty(), "no record: nothing inherited");
+        std::fs::write(dir.join(DESCRIPTORS), r#"["pipe:[5]","/dev/pts/0",""]"#).unwrap();
+        assert_eq!(stdio_to_inherit(&dir).unwrap(), [(0, "pipe:[5]".to_string())]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -101,3 +101,17 @@ fn is_open(fd: i32) -> bool {
     // SAFETY: F_GETFD on an integer fd only reads its flags.
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
+
+/// Opens /dev/null on whichever of fds 0-2 the caller left closed (criu runs its action
+/// scripts so): otherwise the first pipe berth makes takes one of those numbers, and a
+/// child given that pipe as its stdio finds it closed on exec (dup2 onto the same number
+/// keeps close-on-exec).
+pub fn open_missing_stdio() {
+    for fd in 0..3 {
+        if !is_open(fd) {
+            // SAFETY: open(2) with a constant path; the lowest free number is `fd`, as the
+            // lower ones are open.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
+    }
+}

@@ -5,6 +5,7 @@ pub mod bitmask;
 pub mod capabilities;
 pub mod cgroups;
 pub mod criu;
+pub mod criu_rpc;
 pub mod dbus;
 pub mod devices;
 pub mod exe_seal;

@@ -355,6 +355,37 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Before a restore: criu remounts the dumped mounts but makes none of their mount
+/// points, and a rootfs other than the one dumped (podman's `restore --import` into a new
+/// container) lacks those that create made (/etc/hosts, /run/.containerenv, ...). Each
+/// mount's destination is made as create makes it, resolved inside the rootfs: a file for
+/// a bind of a file, else a directory; none below a tmpfs mount (criu brings back the
+/// tmpfs with what was in it) or for cgroup mounts (inside /sys).
+pub fn make_mountpoints(spec: &Spec, bundle: &Path, rootfs: &Path) -> Result<()> {
+    let tmpfs: Vec<String> =
+        spec.mounts.iter().filter(|m| m.typ.as_deref() == Some("tmpfs")).map(|m| berth_spec::rootfs_path::clean_abs(&m.destination)).collect();
+    for (i, m) in spec.mounts.iter().enumerate() {
+        let clean = berth_spec::rootfs_path::clean_abs(&m.destination);
+        let typ = m.typ.as_deref().unwrap_or("");
+        if matches!(typ, "cgroup" | "cgroup2") || tmpfs.iter().any(|t| clean != *t && is_within(Path::new(t), Path::new(&clean))) {
+            continue;
+        }
+        let dest = secure_join(rootfs, &clean)?;
+        let bind = typ == "bind" || mounts::parse(&m.options).is_bind();
+        let file = bind && m.source.as_deref().is_some_and(|s| std::fs::metadata(bundle.join(s)).is_ok_and(|md| !md.is_dir()));
+        let made = if file {
+            dest.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|_| match std::fs::symlink_metadata(&dest) {
+                Ok(_) => Ok(()),
+                Err(_) => std::fs::File::create(&dest).map(drop),
+            })
+        } else {
+            std::fs::create_dir_all(&dest)
+        };
+        made.with_ctx(|| format!("mounts[{i}]: make the mount point {clean} for the restore"))?;
+    }
+    Ok(())
+}
+
 /// Makes the rootfs "/" with pivot_root, and detaches the old root.
 pub fn pivot_root(rootfs: &Path) -> Result<()> {
     use nix::fcntl::{open, OFlag};
@@ -369,6 +400,41 @@ pub fn pivot_root(rootfs: &Path) -> Result<()> {
     mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE).ctx("make old root rslave")?;
     umount2(".", MntFlags::MNT_DETACH).ctx("unmount old root")?;
     nix::unistd::chdir("/").ctx("chdir /")?;
+    Ok(())
+}
+
+/// Stdio that is the caller's /dev/null becomes the container's own /dev/null, as runc
+/// does: an open file of the host's /dev keeps a mount of the host reachable from the
+/// container, and criu cannot dump it ("Can't lookup mount ... path=/dev/null"), so
+/// `podman container checkpoint` of a detached container would fail.
+pub fn reopen_dev_null() -> Result<()> {
+    use nix::sys::stat::{fstat, major, minor, SFlag};
+    let mut null: Option<OwnedFd> = None;
+    for fd in 0..3 {
+        // SAFETY: fds 0-2 stay open for the init's whole life; this borrow ends here.
+        let Ok(st) = fstat(unsafe { BorrowedFd::borrow_raw(fd) }) else { continue };
+        let is_null = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3;
+        if !is_null {
+            continue;
+        }
+        let n = match &null {
+            Some(n) => n,
+            None => null.insert(
+                nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+                    .ctx("open the container's /dev/null")?,
+            ),
+        };
+        dup_onto(n.as_fd(), fd).with_ctx(|| format!("put the container's /dev/null on fd {fd}"))?;
+    }
+    Ok(())
+}
+
+/// dup3(2) of `from` onto `to`, without close-on-exec (stdio stays open across exec).
+fn dup_onto(from: BorrowedFd, to: i32) -> std::io::Result<()> {
+    // SAFETY: dup3 takes two fd numbers; `to` is replaced atomically, nothing else changes.
+    if unsafe { libc::dup3(from.as_raw_fd(), to, 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     Ok(())
 }
 
@@ -477,4 +543,36 @@ pub fn readonly_paths(paths: &[String]) -> Result<()> {
 pub fn readonly_root() -> Result<()> {
     let locked = statvfs_flags(Path::new("/"))?;
     mount(NONE, "/", NONE, locked | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, NONE).ctx("remount / read-only")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_mountpoints_are_files_for_file_binds_and_none_below_a_tmpfs() {
+        let base = std::env::temp_dir().join(format!("berth-mountpoints-{}", std::process::id()));
+        let (bundle, rootfs) = (base.join("bundle"), base.join("bundle/rootfs"));
+        std::fs::create_dir_all(&rootfs).unwrap();
+        std::fs::write(bundle.join("hosts"), "").unwrap();
+        std::fs::create_dir_all(bundle.join("data")).unwrap();
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "mounts": [
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts"},
+                {"destination": "/etc/hosts", "type": "bind", "source": "hosts", "options": ["rbind"]},
+                {"destination": "/srv/data", "source": base.join("bundle/data"), "options": ["bind"]},
+                {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}
+            ]
+        }))
+        .unwrap();
+        make_mountpoints(&spec, &bundle, &rootfs).unwrap();
+        assert!(rootfs.join("dev").is_dir());
+        assert!(!rootfs.join("dev/pts").exists(), "made below a tmpfs");
+        assert!(rootfs.join("etc/hosts").is_file());
+        assert!(rootfs.join("srv/data").is_dir());
+        assert!(!rootfs.join("sys").exists(), "made a cgroup mount point");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

@@ -135,6 +135,18 @@ pub fn get_affinity(pid: i32) -> Result<Vec<libc::c_ulong>> {
     Ok(mask)
 }
 
+/// Lets `pid` run on every CPU its cgroup's cpuset allows: the kernel intersects the
+/// mask with the cpuset. A runtime started on a few CPUs (a caller pinned by its
+/// service manager, say) would otherwise pass that pinning on to the container, as runc
+/// 1.2 found. Best effort: the process runs where it was if the kernel refuses.
+pub fn reset_affinity(pid: i32) {
+    // Every CPU id the kernel can have (CONFIG_NR_CPUS is at most 8192).
+    let all = [libc::c_ulong::MAX; 8192 / libc::c_ulong::BITS as usize];
+    if let Err(e) = set_affinity(pid, &all) {
+        crate::logging::debug(&format!("reset the CPU affinity of {pid}: {e}"));
+    }
+}
+
 /// Restricts `pid` (0: this thread) to the CPUs of `mask`.
 pub fn set_affinity(pid: i32, mask: &[libc::c_ulong]) -> std::io::Result<()> {
     // SAFETY: the kernel reads the buffer's byte size from it.

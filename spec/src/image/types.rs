@@ -29,6 +29,11 @@ impl Descriptor {
         Descriptor { media_type: media_type.to_string(), digest, size, urls: Vec::new(), annotations: BTreeMap::new(), platform: None, artifact_type: None }
     }
 
+    /// A descriptor of `data` (sha256).
+    pub fn of(media_type: &str, data: &[u8]) -> Descriptor {
+        Descriptor::new(media_type, Digest::sha256(data), data.len() as u64)
+    }
+
     /// The same descriptor with one annotation set.
     pub fn with_annotation(mut self, key: &str, value: &str) -> Descriptor {
         self.annotations.insert(key.to_string(), value.to_string());
@@ -36,6 +41,8 @@ impl Descriptor {
     }
 }
 
+/// An image's platform; also os/architecture[/variant] as `--platform` takes it.
+/// Field order is the image-spec's (and containerd's), which written indexes keep.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
     pub architecture: String,
@@ -46,6 +53,89 @@ pub struct Platform {
     pub os_features: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+}
+
+impl Platform {
+    /// `os/architecture` with no variant.
+    pub fn new(os: &str, architecture: &str) -> Platform {
+        Platform { architecture: architecture.to_string(), os: os.to_string(), ..Platform::default() }
+    }
+
+    /// Parses `os/arch[/variant]` (or `arch` alone, meaning linux); normalizes
+    /// `x86_64`→`amd64`, `aarch64`→`arm64`, and drops arm64's default variant `v8`.
+    pub fn parse(s: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let (os, arch, variant) = match parts.as_slice() {
+            [a] => ("linux", *a, None),
+            [o, a] => (*o, *a, None),
+            [o, a, v] => (*o, *a, Some(*v)),
+            _ => return Err(format!("invalid platform {s:?}: want os/arch[/variant]")),
+        };
+        if os.is_empty() || arch.is_empty() || variant == Some("") {
+            return Err(format!("invalid platform {s:?}: want os/arch[/variant]"));
+        }
+        let mut p = Platform::new(&os.to_ascii_lowercase(), &arch.to_ascii_lowercase());
+        p.variant = variant.map(|v| v.to_ascii_lowercase());
+        p.normalize();
+        Ok(p)
+    }
+
+    /// The platform of this machine as a pull requests it: [`super::host_platform`]
+    /// normalized (arm64 without its default `v8`), so it compares with parsed ones.
+    pub fn host() -> Platform {
+        let mut p = super::host_platform();
+        p.normalize();
+        p
+    }
+
+    fn normalize(&mut self) {
+        let arch = match self.architecture.as_str() {
+            "x86_64" | "x86-64" => "amd64",
+            "aarch64" => "arm64",
+            "i386" | "i686" => "386",
+            "armhf" => {
+                self.variant.get_or_insert_with(|| "v7".into());
+                "arm"
+            }
+            "armel" => {
+                self.variant.get_or_insert_with(|| "v6".into());
+                "arm"
+            }
+            other => other,
+        }
+        .to_string();
+        self.architecture = arch;
+        if self.architecture == "arm64" && self.variant.as_deref() == Some("v8") {
+            self.variant = None;
+        }
+    }
+
+    /// Whether an index entry's platform satisfies this (requested) one: same os and
+    /// architecture; the variant must match when both name one (a missing variant
+    /// on either side matches, arm64 `v8` equals none).
+    pub fn matches(&self, other: &Platform) -> bool {
+        let mut o = other.clone();
+        o.architecture = o.architecture.to_ascii_lowercase();
+        o.os = o.os.to_ascii_lowercase();
+        o.normalize();
+        if o.os != self.os || o.architecture != self.architecture {
+            return false;
+        }
+        match (&self.variant, &o.variant) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            _ => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
 }
 
 /// An image manifest (OCI, or Docker v2 schema 2: the same shape).
@@ -301,6 +391,44 @@ mod tests {
         assert_eq!(v["config"]["Healthcheck"], serde_json::json!({"Test":["CMD-SHELL","true"],"Interval":30000000000i64,"Retries":3}));
         assert_eq!(v["rootfs"]["type"], "layers");
         assert_eq!(v["history"][0]["empty_layer"], true);
+    }
+
+    // Image digests are digests of these bytes: field order and the omission of empty
+    // fields are part of the format berth-build writes, and must not drift.
+    #[test]
+    fn image_documents_serialize_byte_for_byte() {
+        let d = |n: u64| Descriptor::new(super::super::MEDIA_TYPE_OCI_LAYER_GZIP, E.parse().unwrap(), n);
+        let m = Manifest::new(Descriptor::new(super::super::MEDIA_TYPE_OCI_CONFIG, E.parse().unwrap(), 2), vec![d(3)]);
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{E}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{E}","size":3}}]}}"#
+            )
+        );
+        let mut p = Platform::parse("linux/arm/v7").unwrap();
+        p.os_version = Some("1".into());
+        let i = Index::new(vec![Descriptor { platform: Some(p), ..d(4) }.with_annotation("k", "v")]);
+        assert_eq!(
+            serde_json::to_string(&i).unwrap(),
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{E}","size":4,"annotations":{{"k":"v"}},"platform":{{"architecture":"arm","os":"linux","os.version":"1","variant":"v7"}}}}]}}"#
+            )
+        );
+        let c = ImageConfig {
+            created: Some("2024-01-02T03:04:05Z".into()),
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            config: Some(ContainerConfig { env: vec!["PATH=/bin".into()], cmd: Some(vec!["sh".into()]), working_dir: Some("/w".into()), ..Default::default() }),
+            rootfs: RootFs { typ: "layers".into(), diff_ids: vec![E.parse().unwrap()] },
+            history: vec![History { created_by: Some("RUN true".into()), empty_layer: true, ..Default::default() }],
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            format!(
+                r#"{{"created":"2024-01-02T03:04:05Z","architecture":"amd64","os":"linux","config":{{"Env":["PATH=/bin"],"Cmd":["sh"],"WorkingDir":"/w"}},"rootfs":{{"type":"layers","diff_ids":["{E}"]}},"history":[{{"created_by":"RUN true","empty_layer":true}}]}}"#
+            )
+        );
     }
 
     #[test]
