@@ -8,6 +8,7 @@ use berth_spec::image::ImageConfig;
 use super::Builder;
 use crate::dockerfile::{ArgScope, Dockerfile};
 use crate::registry::{media, Platform};
+use crate::Context;
 
 /// The build's platform: `--platform` (validated), else the host's.
 pub fn target(flag: Option<&str>) -> Result<Platform, String> {
@@ -45,9 +46,11 @@ pub fn of_config(c: &ImageConfig) -> Option<Platform> {
 }
 
 /// Checks that the image config of base `name` is for `want`.
-pub fn check_config(name: &str, c: &ImageConfig, want: &Platform) -> Result<(), String> {
+pub fn check_config(name: &str, c: &ImageConfig, want: &Platform) -> crate::Result<()> {
     match of_config(c) {
-        Some(have) if !want.matches(&have) => Err(format!("base image {name:?} is for {have}, not for the build's platform {want}")),
+        Some(have) if !want.matches(&have) => {
+            Err(crate::Error::new(crate::ErrorKind::Platform, format!("base image {name:?} is for {have}, not for the build's platform {want}")))
+        }
         _ => Ok(()),
     }
 }
@@ -84,20 +87,20 @@ pub fn check_stages(b: &Builder, df: &Dockerfile, globals: &ArgScope, needed: &[
         let mut remote = b.opts.remote.clone();
         remote.platform = Some(want.to_string());
         if b.opts.extra.pull && pulled.insert((name.clone(), want.to_string())) {
-            pull(b, &name, &remote, &want).map_err(at)?;
+            pull(b, &name, &remote, &want).map_err(|e| e.at(&df.file, stage.line))?;
         }
-        stored_index_has(b, &name, &want).map_err(at)?;
+        stored_index_has(b, &name, &want).map_err(|e| e.at(&df.file, stage.line))?;
         let id = crate::remote::pull::local_or_pull(&b.store, &name, &remote, Some(&pull_progress(b)))
             .map_err(|e| at(format!("base image {name:?} is not in the store {}, and {e}", b.store.root().display())))?;
         let img = b.store.inspect(id.as_str()).map_err(|e| at(e.to_string()))?;
-        check_config(&name, &img.config, &want).map_err(at)?;
+        check_config(&name, &img.config, &want).map_err(|e| e.at(&df.file, stage.line))?;
     }
     Ok(())
 }
 
 /// `--pull`: `name` resolved in its registry and what changed downloaded (blobs the
 /// store has are not), tagged in the store so the stage finds it.
-fn pull(b: &Builder, name: &str, remote: &crate::remote::RemoteOptions, want: &Platform) -> Result<(), String> {
+fn pull(b: &Builder, name: &str, remote: &crate::remote::RemoteOptions, want: &Platform) -> crate::Result<()> {
     let r = crate::registry::Reference::parse(name).map_err(|e| format!("--pull: base image {name:?}: {e}"))?;
     let client = remote.client(&[r.registry()]).map_err(|e| format!("--pull: base image {name:?}: {e}"))?;
     let p = crate::remote::pull::pull_into(&b.store, &client, &r, want, Some(&pull_progress(b))).map_err(|e| format!("--pull: base image {name:?}: {e}"))?;
@@ -116,14 +119,14 @@ fn pull_progress(b: &Builder) -> impl Fn(&crate::registry::Progress) {
 }
 
 /// When `name` is an index in the store: an error unless it has an entry for `want`.
-fn stored_index_has(b: &Builder, name: &str, want: &Platform) -> Result<(), String> {
+fn stored_index_has(b: &Builder, name: &str, want: &Platform) -> crate::Result<()> {
     let Ok(d) = b.store.resolve(name) else { return Ok(()) };
     let Ok(bytes) = b.store.read_blob(&d) else { return Ok(()) };
     if !media::sniff_media_type(&bytes).is_some_and(|m| berth_spec::image::is_index(&m)) {
         return Ok(());
     }
     let index: berth_spec::image::Index = serde_json::from_slice(&bytes).map_err(|e| format!("base image {name:?}: index {d}: {e}"))?;
-    crate::registry::pull::choose_platform(&index, want).map(drop).map_err(|e| format!("base image {name:?}: {e}"))
+    crate::registry::pull::choose_platform(&index, want).map(drop).context(format!("base image {name:?}"))
 }
 
 #[cfg(test)]
@@ -151,7 +154,7 @@ mod tests {
         let mut c = ImageConfig { os: host.os.clone(), architecture: host.architecture.clone(), ..Default::default() };
         check_config("base", &c, &host).unwrap();
         c.architecture = if host.architecture == "s390x" { "amd64".into() } else { "s390x".into() };
-        let e = check_config("base", &c, &host).unwrap_err();
+        let e = check_config("base", &c, &host).unwrap_err().to_string();
         assert!(e.contains("\"base\"") && e.contains(&format!("linux/{}", c.architecture)) && e.contains(&host.to_string()), "{e}");
         // A config that does not say is taken as it is.
         c.architecture.clear();

@@ -22,12 +22,12 @@ pub const ARG: &str = "SOURCE_DATE_EPOCH";
 
 /// The epoch of this build: the build arg wins over the environment (an empty value is
 /// unset, as reproducible-builds.org says).
-pub fn source_date_epoch(args: &BuildArgs) -> Result<Option<i64>, String> {
+pub fn source_date_epoch(args: &BuildArgs) -> crate::Result<Option<i64>> {
     if let Some(v) = args.get(ARG) {
-        return parse(v).map_err(|e| format!("--build-arg {ARG}={v:?}: {e}"));
+        return parse(v).map_err(|e| format!("--build-arg {ARG}={v:?}: {e}").into());
     }
     match std::env::var(ARG) {
-        Ok(v) => parse(&v).map_err(|e| format!("environment variable {ARG}={v:?}: {e}")),
+        Ok(v) => parse(&v).map_err(|e| format!("environment variable {ARG}={v:?}: {e}").into()),
         Err(_) => Ok(None),
     }
 }
@@ -81,7 +81,7 @@ pub fn set_image_created(epoch: Option<i64>, c: &mut ImageConfig) {
 /// and a cached step gives what a clean build with this epoch gives. The base image's
 /// layers are kept as they are (as BuildKit does: they stay shared with the base). Each
 /// rewrite is cached by (layer, epoch, compression).
-pub fn clamp_layers(b: &Builder, layers: &[LayerRef]) -> Result<Vec<LayerRef>, String> {
+pub fn clamp_layers(b: &Builder, layers: &[LayerRef]) -> crate::Result<Vec<LayerRef>> {
     let Some(e) = b.epoch else { return Ok(layers.to_vec()) };
     let mut out = Vec::with_capacity(layers.len());
     for l in layers {
@@ -127,7 +127,7 @@ mod tests {
         assert_eq!(source_date_epoch(&args).unwrap(), None);
         for bad in ["yesterday", "-1", "1.5"] {
             let args = BuildArgs::from_flags(&[format!("SOURCE_DATE_EPOCH={bad}")], &|_| None);
-            let e = source_date_epoch(&args).unwrap_err();
+            let e = source_date_epoch(&args).unwrap_err().to_string();
             assert!(e.contains("--build-arg SOURCE_DATE_EPOCH") && e.contains(bad), "{e}");
         }
     }
