@@ -1,6 +1,7 @@
 //! COPY and ADD as filesystem steps: sources resolved and hashed for the key (context
-//! files in place; `--from` by the source's layers; URLs by their checksum or content),
-//! then written by [`crate::copy`] on a miss.
+//! files in place; `--from` by the source's layers; URLs by their checksum or content;
+//! git sources by the commit their ref resolves to), then written by [`crate::copy`] on a
+//! miss.
 
 use std::path::PathBuf;
 
@@ -22,13 +23,16 @@ enum AddSrc {
     Local(Vec<Source>),
     /// ADD <url>: (url, file name, expected checksum, downloaded file + sha when fetched).
     Url { url: String, name: String, checksum: Option<context::Checksum>, fetched: Option<(PathBuf, copy::http::Download)> },
+    /// ADD <git url>: the source, the commit its ref resolved to, and the dir of the build's
+    /// work dir (in the store's tmp/) it is fetched into, removed with the step.
+    Git { src: copy::git::GitSource, resolved: copy::git::Resolved, keep_git_dir: bool, git: copy::git::Git, dir: copy::git::FetchDir },
 }
 
 pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &Instruction, env: &dyn Env) -> crate::Result<()> {
     let lex = df.lexer();
-    let (is_add, x, from, link, parents, excludes, checksum, unpack) = match &ins.kind {
-        Instr::Copy(c) => (false, c.expand(&lex, env)?, c.from.clone(), c.link, c.parents, c.excludes.clone(), None, None),
-        Instr::Add(a) => (true, a.expand(&lex, env)?, None, a.link, false, a.excludes.clone(), a.expand_checksum(&lex, env)?, a.unpack),
+    let (is_add, x, from, link, parents, excludes, checksum, unpack, keep_git_dir) = match &ins.kind {
+        Instr::Copy(c) => (false, c.expand(&lex, env)?, c.from.clone(), c.link, c.parents, c.excludes.clone(), None, None, None),
+        Instr::Add(a) => (true, a.expand(&lex, env)?, None, a.link, false, a.excludes.clone(), a.expand_checksum(&lex, env)?, a.unpack, a.keep_git_dir),
         _ => unreachable!(),
     };
     let word = if is_add { "ADD" } else { "COPY" };
@@ -39,9 +43,12 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
         None => None,
     };
     let workdir = st.meta.workdir();
-    let checksum = match &checksum {
-        Some(c) => Some(context::Checksum::parse(c).map_err(crate::Error::msg)?),
-        None => None,
+    // For a URL the checksum is the content's sha256; for a git source, the commit.
+    let http_checksum = || -> crate::Result<Option<context::Checksum>> {
+        match &checksum {
+            Some(c) => Ok(Some(context::Checksum::parse(c).map_err(crate::Error::msg)?)),
+            None => Ok(None),
+        }
     };
 
     let mut key = KeyBuilder::new(word, &content_key(&st.diff_ids()));
@@ -73,13 +80,29 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
     if from_src.is_none() {
         for s in &x.sources {
             match if is_add { context::classify_add_source(s) } else { AddSourceKind::Local } {
-                AddSourceKind::Git => return Err(format!("ADD {s}: git sources are not supported by berth-build").into()),
+                AddSourceKind::Git => {
+                    let g = copy::git::GitSource::parse(s)?;
+                    let keep = keep_git_dir.or(g.keep_git_dir).unwrap_or(false);
+                    b.seq += 1;
+                    let dir = copy::git::FetchDir::new(b.work.join(format!("git{}", b.seq)))?;
+                    let git = copy::git::Git::new(&dir.path().join("home"))?;
+                    let resolved = git.resolve(&g).map_err(|e| e.context(format!("ADD {s}")))?;
+                    if let Some(want) = checksum.as_deref().or(g.checksum.as_deref()) {
+                        copy::git::check_commit(want, &g, &resolved).map_err(|e| e.context(format!("ADD {s}")))?;
+                    }
+                    key.field("git", &g.remote)
+                        .field("commit", &resolved.commit)
+                        .field("ref", resolved.refname.as_deref().unwrap_or(""))
+                        .field("subdir", g.subdir.as_deref().unwrap_or(""))
+                        .field("keep-git-dir", if keep { "1" } else { "" });
+                    srcs.push(AddSrc::Git { src: g, resolved, keep_git_dir: keep, git, dir });
+                }
                 AddSourceKind::Http => {
                     let name = context::add::url_file_name(s);
-                    match &checksum {
+                    match http_checksum()? {
                         Some(c) => {
                             key.field("url", s).field("sha256", &c.sha256);
-                            srcs.push(AddSrc::Url { url: s.clone(), name, checksum: Some(c.clone()), fetched: None });
+                            srcs.push(AddSrc::Url { url: s.clone(), name, checksum: Some(c), fetched: None });
                         }
                         None => {
                             // Without a checksum the content is the key: fetch it now.
@@ -95,7 +118,7 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
                 }
                 AddSourceKind::Local => {
                     if checksum.is_some() && is_add {
-                        return Err("ADD --checksum can only be used with HTTP(S) sources".into());
+                        return Err("ADD --checksum can only be used with HTTP(S) and git sources".into());
                     }
                     let resolved = b.context.resolve(std::slice::from_ref(s), &ropts)?;
                     key.field("content", &b.context.content_hash(&resolved)?);
@@ -185,6 +208,31 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
                     let mtime = dl.last_modified.unwrap_or(now);
                     copy::place_file(&params, &file, name, 0o600, mtime)?;
                 }
+                AddSrc::Git { src, resolved, keep_git_dir, git, dir } => {
+                    let shown = format!("ADD {}", src_label(src));
+                    let repo = dir.path().join("repo");
+                    let _ = std::fs::remove_dir_all(&repo);
+                    git.checkout(src, resolved, &repo).map_err(|e| e.context(&shown))?;
+                    if !keep_git_dir {
+                        std::fs::remove_dir_all(repo.join(".git")).map_err(|e| crate::Error::from(e).context(&shown))?;
+                    }
+                    // Resolved as a rootfs: a symlink in the tree cannot lead out of it.
+                    let gctx = Context::open_rootfs(&repo, &format!("git repository {}", src_label(src)))?;
+                    let pattern = match &src.subdir {
+                        Some(sub) => {
+                            if std::fs::symlink_metadata(repo.join(sub)).is_err() {
+                                return Err(crate::Error::new(
+                                    crate::error::ErrorKind::NotFound,
+                                    format!("{shown}: subdir {sub:?} not found in {} at {} (commit {})", src.remote, src.ref_shown(), resolved.commit),
+                                ));
+                            }
+                            copy::git::literal_pattern(sub)
+                        }
+                        None => ".".to_string(),
+                    };
+                    let found = gctx.resolve(&[pattern], &ResolveOptions { excludes: excludes.clone(), parents: false })?;
+                    copy::copy(&params, &gctx, &found, &[])?;
+                }
             }
         }
         if !plain.is_empty() || !inline.is_empty() {
@@ -193,4 +241,9 @@ pub fn copy_or_add(b: &mut Builder, df: &Dockerfile, st: &mut StageState, ins: &
         Ok(None)
     };
     step::run(b, st, &shown, key, &created_by, mode, &mut op)
+}
+
+/// `URL#ref` as a git source is named in messages.
+fn src_label(g: &copy::git::GitSource) -> String {
+    format!("{}#{}", g.remote, g.ref_shown())
 }

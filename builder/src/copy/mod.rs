@@ -15,6 +15,7 @@
 
 pub mod archive;
 pub mod chmod;
+pub mod git;
 pub mod http;
 
 use std::fs::{self, File};
