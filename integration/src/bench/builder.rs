@@ -1,16 +1,24 @@
-//! The builder part of issue 9: berth-build against Debian's buildah on the same
-//! Dockerfiles, interleaved round by round (`super::rotated`), each build timed through
-//! `ctx.procs` (wall, CPU of the command and everything it waited for, peak RSS).
+//! The builder part of issues 9 and 16: berth-build against Debian's buildah and against
+//! BuildKit as Debian's dockerd 20.10 embeds it (`DOCKER_BUILDKIT=1 docker build`, see
+//! [`super::buildkit`]) on the same Dockerfiles and contexts, interleaved round by round
+//! (`super::rotated`), each build timed through `ctx.procs` (wall, CPU of the command and
+//! everything it waited for, peak RSS; for buildkit plus the daemons' share).
 //!
-//! No registry is reachable, so both start `FROM scratch` and copy busybox in; RUN steps
+//! No registry is reachable, so all start `FROM scratch` and copy busybox in; RUN steps
 //! use the exec form. berth-build gets its own `--store`, buildah its own `--root`,
-//! `--runroot` (overlay storage driver) and `--isolation chroot`, all in the bench's temp
-//! dir. Scenarios (subjects "berth-build" and "buildah", section "builder"):
+//! `--runroot` (overlay storage driver) and `--isolation chroot`, dockerd its own data
+//! root, all in the bench's temp dir. buildah and buildkit are each skipped with a note
+//! when missing. Scenarios (subjects "berth-build", "buildah", "buildkit"; section
+//! "builder"):
 //!
 //! - `cold`: the app Dockerfile (COPY busybox, RUN --install, COPY app/, RUN) with
-//!   `--no-cache`;
+//!   `--no-cache` (buildkit: after `docker builder prune -af`, untimed);
 //! - `rebuild`: the same again, unchanged (every step from the cache);
 //! - `rebuild_copy`: after one file of the COPY source changed (the last two steps run);
+//! - `multi`: a multi-stage build, `--no-cache`: a base stage, three stages on it that do
+//!   independent RUN work (gzip, many small files and a tar, sha256sum and bzip2), and a
+//!   final stage that copies from each. Each builder runs independent stages as it does
+//!   by default; buildah gets `--jobs` (its default is one stage at a time).
 //! - `big`: a RUN step that writes 200 MB in 20,000 files (extracted from a tar
 //!   bind-mounted from the context), the whole build with `--no-cache`;
 //! - `commit_200mb`: the commit of that step alone. buildah: `buildah commit` of a
@@ -18,26 +26,32 @@
 //!   untimed), timed as a command. berth-build has no separate commit command; its
 //!   build reports the time of each step's commit (diff of the upper dir, tar,
 //!   compression, store: `layer <digest> <size> in <secs>s` in `--progress plain`),
-//!   read from the same `big` build. (Comparing the whole build with one where the
+//!   read from the same `big` build. BuildKit commits a step's snapshot lazily: the diff
+//!   becomes a layer when the image is exported (`exporting layers N.Ns done` in its
+//!   plain progress), read from its `big` build likewise. (Comparing the whole build with one where the
 //!   step deletes its files does not isolate the commit: deleting 20,000 files costs
 //!   about as much as berth-build's commit.)
 //! - `export_oci`: an OCI layout of the app image: berth-build's cached build with
 //!   `--output type=oci,tar=false` (so it includes the cached build) against `buildah push IMG
-//!   oci:DIR`.
+//!   oci:DIR`. Not for buildkit: dockerd's BuildKit (docker 20.10, no buildx) exports
+//!   only to dockerd's image store, a local dir or a tar of the files.
 
+use super::buildkit::Dockerd;
 use super::procs::Exit;
 use super::{rotated, Ctx, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub const SUBJECTS: [&str; 2] = ["berth-build", "buildah"];
+/// The subjects in the report's order.
+pub const SUBJECTS: [&str; 3] = ["berth-build", "buildah", "buildkit"];
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 const FILES: usize = 20_000;
 const FILE_SIZE: usize = 10_240;
 
 /// The scenarios, for the report's "not measured" list when the section did not run.
 pub const PLANNED: &[&str] = &[
-    "builder: cold build, unchanged rebuild, rebuild after a changed COPY source (berth-build vs buildah bud)",
+    "builder: cold build, unchanged rebuild, rebuild after a changed COPY source (berth-build vs buildah bud vs BuildKit in dockerd)",
+    "builder: multi-stage build with independent stages",
     "builder: commit of a step that writes 200 MB in 20,000 files",
     "builder: export to an OCI layout",
 ];
@@ -47,6 +61,7 @@ pub const ROWS: &[(&str, &str)] = &[
     ("cold build (--no-cache)", "cold"),
     ("unchanged rebuild (all cached)", "rebuild"),
     ("rebuild after one changed COPY source", "rebuild_copy"),
+    ("multi-stage, 3 independent stages", "multi"),
     ("build writing 200 MB in 20k files", "big"),
     ("commit of that 200 MB step", "commit_200mb"),
     ("export to an OCI layout", "export_oci"),
@@ -55,6 +70,7 @@ pub const ROWS: &[(&str, &str)] = &[
 struct Dirs {
     app: PathBuf,
     big: PathBuf,
+    multi: PathBuf,
     store: PathBuf,
     buildah_root: PathBuf,
     buildah_runroot: PathBuf,
@@ -93,6 +109,29 @@ COPY app/ /app/
 RUN ["/bin/sh", "-c", "cat /app/* | wc -c > /size"]
 "#;
 
+/// The stages between `base` and the last one: what buildah's `--jobs` is set to.
+const MULTI_STAGES: usize = 3;
+
+const MULTI: &str = r#"FROM scratch AS base
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+ENV PATH=/bin
+
+FROM base AS gz
+RUN ["/bin/sh", "-c", "mkdir /out && seq 1 2000000 > /out/numbers && gzip -9 /out/numbers"]
+
+FROM base AS files
+RUN ["/bin/sh", "-c", "mkdir /out && for i in $(seq 1 1000); do seq $i $((i + 300)) > /out/f$i; done && tar -cf /files.tar -C / out"]
+
+FROM base AS sums
+RUN ["/bin/sh", "-c", "seq 1 2000000 | sha256sum > /sums && seq 1 2000000 | bzip2 -9 > /seq.bz2"]
+
+FROM scratch
+COPY --from=gz /out/numbers.gz /out/numbers.gz
+COPY --from=files /files.tar /out/files.tar
+COPY --from=sums /sums /seq.bz2 /out/
+"#;
+
 const BIG: &str = "FROM scratch\nCOPY busybox /bin/busybox\nRUN --mount=type=bind,source=data.tar,target=/data.tar \
                    [\"/bin/busybox\", \"tar\", \"-xf\", \"/data.tar\", \"-C\", \"/\"]\n";
 
@@ -126,6 +165,7 @@ fn setup(ctx: &Ctx) -> Result<Dirs> {
     let d = Dirs {
         app: b.join("app"),
         big: b.join("big"),
+        multi: b.join("multi"),
         store: b.join("store"),
         buildah_root: b.join("buildah-root"),
         buildah_runroot: b.join("buildah-runroot"),
@@ -135,6 +175,7 @@ fn setup(ctx: &Ctx) -> Result<Dirs> {
     for i in 0..3 {
         write(&d.app.join("app").join(format!("f{i}")), format!("file {i}\n").as_bytes())?;
     }
+    context(&d.multi, MULTI)?;
     context(&d.big, BIG)?;
     make_data_tar(&d.big)?;
     Ok(d)
@@ -166,8 +207,21 @@ fn build_args_with(d: &Dirs, who: &str, context: &Path, tag: &str, no_cache: boo
         if no_cache {
             rest.push("--no-cache");
         }
+        let jobs = format!("--jobs={MULTI_STAGES}");
+        if context == d.multi {
+            rest.push(&jobs);
+        }
         rest.push(&c);
         return buildah_args(d, &rest);
+    }
+    if who == "buildkit" {
+        // The client's -q hides the progress; --progress=plain prints it to stderr.
+        let mut v: Vec<String> = vec!["build".into(), quiet.into(), "-t".into(), tag.into()];
+        if no_cache {
+            v.push("--no-cache".into());
+        }
+        v.push(c);
+        return v;
     }
     let mut v: Vec<String> = vec!["--store".into(), d.store.to_string_lossy().into_owned(), "build".into(), quiet.into(), "-t".into(), tag.into()];
     if no_cache {
@@ -179,6 +233,32 @@ fn build_args_with(d: &Dirs, who: &str, context: &Path, tag: &str, no_cache: boo
     }
     v.push(c);
     v
+}
+
+/// The subjects that run here, and dockerd for buildkit.
+struct Subjects {
+    names: Vec<&'static str>,
+    dockerd: Option<Dockerd>,
+}
+
+impl Subjects {
+    /// Runs a builder command of `who` to completion and fails unless it exits 0.
+    fn run(&self, ctx: &mut Ctx, who: &str, args: &[String], slot: &str) -> Result<Exit> {
+        match (&self.dockerd, who) {
+            (Some(dk), "buildkit") => dk.run(ctx, args, slot, BUILD_TIMEOUT),
+            (None, "buildkit") => Err("buildkit: dockerd is not running".into()),
+            _ => ctx.run_builder(who, args, slot),
+        }
+    }
+
+    /// A cold build for buildkit also starts without its build cache (untimed):
+    /// `--no-cache` alone would still reuse the sources it transferred before.
+    fn before_cold(&self, ctx: &mut Ctx, who: &str) -> Result<()> {
+        if who == "buildkit" {
+            self.run(ctx, who, &["builder".into(), "prune".into(), "-af".into()], "b-prune")?;
+        }
+        Ok(())
+    }
 }
 
 impl Ctx {
@@ -196,22 +276,28 @@ impl Ctx {
     }
 }
 
-fn one_round(ctx: &mut Ctx, d: &Dirs, round: usize) -> Result<()> {
+fn one_round(ctx: &mut Ctx, d: &Dirs, subj: &Subjects, round: usize) -> Result<()> {
     let s = "builder";
-    let order = rotated(&SUBJECTS, round);
+    let order = rotated(&subj.names, round);
     for who in &order {
-        let e = ctx.run_builder(who, &build_args(d, who, &d.app, "app:1", true, None), "b-cold")?;
+        subj.before_cold(ctx, who)?;
+        let e = subj.run(ctx, who, &build_args(d, who, &d.app, "app:1", true, None), "b-cold")?;
         ctx.rec.exit(s, who, "cold", &e);
-        let e = ctx.run_builder(who, &build_args(d, who, &d.app, "app:1", false, None), "b-rebuild")?;
+        let e = subj.run(ctx, who, &build_args(d, who, &d.app, "app:1", false, None), "b-rebuild")?;
         ctx.rec.exit(s, who, "rebuild", &e);
     }
-    // One changed COPY source, the same change for both.
+    // One changed COPY source, the same change for all.
     write(&d.app.join("app/f0"), format!("file 0, round {round}\n").as_bytes())?;
     for who in &order {
-        let e = ctx.run_builder(who, &build_args(d, who, &d.app, "app:1", false, None), "b-copy")?;
+        let e = subj.run(ctx, who, &build_args(d, who, &d.app, "app:1", false, None), "b-copy")?;
         ctx.rec.exit(s, who, "rebuild_copy", &e);
     }
     for who in &order {
+        subj.before_cold(ctx, who)?;
+        let e = subj.run(ctx, who, &build_args(d, who, &d.multi, "multi:1", true, None), "b-multi")?;
+        ctx.rec.exit(s, who, "multi", &e);
+    }
+    for who in order.iter().filter(|w| **w != "buildkit") {
         let oci = ctx.dir.join("builder").join(format!("oci-{who}-{round}"));
         let e = if *who == "buildah" {
             let dest = format!("oci:{}", oci.display());
@@ -227,14 +313,15 @@ fn one_round(ctx: &mut Ctx, d: &Dirs, round: usize) -> Result<()> {
     }
     for who in &order {
         let quiet = if *who == "buildah" { "-q" } else { "--progress=plain" };
-        let e = ctx.run_builder(who, &build_args_with(d, who, &d.big, "big:1", true, None, quiet), "b-big")?;
+        subj.before_cold(ctx, who)?;
+        let e = subj.run(ctx, who, &build_args_with(d, who, &d.big, "big:1", true, None, quiet), "b-big")?;
         ctx.rec.exit(s, who, "big", &e);
-        let commit_ms = if *who == "buildah" {
-            buildah_commit_ms(ctx, d)?
-        } else {
-            let (out, err) = ctx.io_paths("b-big");
-            let text = std::fs::read_to_string(err).unwrap_or_default() + &std::fs::read_to_string(out).unwrap_or_default();
-            last_commit_secs(&text).ok_or("berth-build --progress=plain printed no \"layer ... in Ns\" note")? * 1000.0
+        let (out, err) = ctx.io_paths("b-big");
+        let text = || std::fs::read_to_string(&err).unwrap_or_default() + &std::fs::read_to_string(&out).unwrap_or_default();
+        let commit_ms = match *who {
+            "buildah" => buildah_commit_ms(ctx, d)?,
+            "buildkit" => export_layers_secs(&text()).ok_or("docker build --progress=plain printed no \"exporting layers N.Ns done\"")? * 1000.0,
+            _ => last_commit_secs(&text()).ok_or("berth-build --progress=plain printed no \"layer ... in Ns\" note")? * 1000.0,
         };
         ctx.rec.push(s, who, "commit_200mb.wall_ms", commit_ms);
     }
@@ -245,6 +332,16 @@ fn one_round(ctx: &mut Ctx, d: &Dirs, round: usize) -> Result<()> {
 /// (`#3 layer 9c94850e0af5 215.1MB in 0.912s`).
 fn last_commit_secs(progress: &str) -> Option<f64> {
     progress.lines().filter(|l| l.contains(" layer ")).filter_map(|l| l.rsplit_once(" in ")?.1.strip_suffix('s')?.parse::<f64>().ok()).next_back()
+}
+
+/// The time BuildKit took to turn the snapshots into the image's layers, in its plain
+/// progress (`#8 exporting layers 2.3s done`).
+fn export_layers_secs(progress: &str) -> Option<f64> {
+    progress
+        .lines()
+        .filter(|l| l.contains(" exporting layers ") && l.trim_end().ends_with(" done"))
+        .filter_map(|l| l.trim_end().strip_suffix(" done")?.rsplit(' ').next()?.strip_suffix('s')?.parse::<f64>().ok())
+        .next_back()
 }
 
 /// buildah: the big step's RUN in a working container (untimed), then `buildah commit`
@@ -276,27 +373,76 @@ fn buildah_cleanup(ctx: &mut Ctx, d: &Dirs) {
 }
 
 pub fn run(ctx: &mut Ctx) -> Result<()> {
-    for (name, bin) in [("berth-build", ctx.opts.berth_build.clone()), ("buildah", ctx.opts.buildah.clone())] {
-        if !usable(&bin) {
-            ctx.notes.push(format!("builder not measured: {name} ({}) is missing or does not run", bin.display()));
-            return Ok(());
-        }
+    if !usable(&ctx.opts.berth_build) {
+        ctx.notes.push(format!("builder not measured: berth-build ({}) is missing or does not run", ctx.opts.berth_build.display()));
+        return Ok(());
+    }
+    let mut names = vec!["berth-build"];
+    if usable(&ctx.opts.buildah) {
+        names.push("buildah");
+    } else {
+        ctx.notes.push(format!("builder: buildah not measured: {} is missing or does not run", ctx.opts.buildah.display()));
+    }
+    let buildkit = ctx.opts.buildkit;
+    match super::buildkit::missing() {
+        Some(why) if buildkit => ctx.notes.push(format!("builder: buildkit not measured: {why}")),
+        None if buildkit => names.push("buildkit"),
+        _ => ctx.notes.push("builder: buildkit not measured (--no-buildkit)".into()),
+    }
+    if names.len() < 2 {
+        ctx.notes.push("builder not measured: nothing to compare berth-build with".into());
+        return Ok(());
     }
     let d = setup(ctx)?;
+    let mut subj = Subjects { names, dockerd: None };
+    if subj.names.contains(&"buildkit") {
+        let dir = ctx.dir.join("builder").join("dockerd");
+        match Dockerd::start(ctx, &dir) {
+            Ok(dk) => subj.dockerd = Some(dk),
+            Err(e) => {
+                ctx.notes.push(format!("builder: buildkit not measured: dockerd did not start: {e}"));
+                subj.names.retain(|n| *n != "buildkit");
+            }
+        }
+    }
+    if subj.dockerd.is_some() {
+        ctx.notes.push(
+            "builder: buildkit has no OCI layout export (dockerd 20.10 without buildx); its CPU includes dockerd's and containerd's, its peak RSS is the larger of the client's and dockerd's"
+                .into(),
+        );
+    }
     let rounds = ctx.opts.builder_rounds;
     let mut result = Ok(());
     for round in 0..=rounds {
         eprint!("bench: builder round {round}/{rounds}   ");
-        if let Err(e) = one_round(ctx, &d, round) {
+        if let Err(e) = one_round(ctx, &d, &subj, round) {
             result = Err(e);
             break;
         }
         if round == 0 {
-            // The first round warms the page cache and both stores; not recorded.
+            // The first round warms the page cache and the stores; not recorded.
             ctx.rec.data.remove("builder");
         }
     }
     eprintln!();
-    buildah_cleanup(ctx, &d);
+    // Stopped whatever happened above; the bench's cleanup unmounts and removes its dir.
+    if let Some(mut dk) = subj.dockerd.take() {
+        dk.stop(ctx);
+    }
+    if subj.names.contains(&"buildah") {
+        buildah_cleanup(ctx, &d);
+    }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn progress_times() {
+        let bk = "#9 exporting to image\n#9 exporting layers\n#9 exporting layers 1.8s done\n#9 writing image sha256:ab done\n#9 DONE 1.9s\n";
+        assert_eq!(super::export_layers_secs(bk), Some(1.8));
+        assert_eq!(super::export_layers_secs("#9 exporting layers\n"), None);
+        let bb = "#3 layer 9c94850e0af5 215.1MB in 0.912s\n#3 DONE 1.0s\n";
+        assert_eq!(super::last_commit_secs(bb), Some(0.912));
+    }
 }

@@ -9,8 +9,8 @@
 //! - `scale` ([`scale`]): 100 containers created and started one after another and 8 at
 //!   a time, `list` with 100 present, then killed and deleted.
 //! - `shims` ([`shims`]): berth-shim and conmon, each holding a `sleep` container.
-//! - `builder` ([`builder`]): berth-build against buildah; formerly waiting until berth-build had a
-//!   command line (the extension point).
+//! - `builder` ([`builder`]): berth-build against buildah and against BuildKit in dockerd
+//!   ([`buildkit`]).
 //!
 //! Fairness: one machine, one run; within a round every subject runs the same step in
 //! turn, and the order rotates from round to round; every figure is a median over the
@@ -19,6 +19,7 @@
 //! same kind of state root, and stdio on files.
 
 pub mod builder;
+pub mod buildkit;
 pub mod cleanup;
 pub mod lifecycle;
 pub mod procs;
@@ -45,10 +46,12 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 const USAGE: &str = "usage: bench [--rounds N] [--json FILE] [--scale N] [--scale-rounds N] [--shim-rounds N]
              [--builder-rounds N] [--only lifecycle,scale,shims,builder] [--runtimes berth,runc,crun[,NAME=PATH]] [--wait-quiet SECS]
-             [--berth P] [--runc P] [--crun P] [--berth-shim P] [--conmon P] [--floor P] [--berth-build P] [--buildah P]
+             [--berth P] [--runc P] [--crun P] [--berth-shim P] [--conmon P] [--floor P] [--berth-build P] [--buildah P] [--no-buildkit]
 
 Runs as root. Defaults: 30 lifecycle rounds, 100 containers x 3 scale rounds, 5 shim rounds,
-JSON to target/bench.json (next to the directory holding this binary).";
+JSON to target/bench.json (next to the directory holding this binary). The builder section
+compares with BuildKit in a dockerd of its own (/usr/sbin/dockerd, /usr/bin/docker) unless
+--no-buildkit.";
 
 #[derive(Clone, Debug)]
 pub struct Opts {
@@ -69,6 +72,8 @@ pub struct Opts {
     pub floor: PathBuf,
     pub berth_build: PathBuf,
     pub buildah: PathBuf,
+    /// Whether the builder section measures BuildKit (in a dockerd of its own).
+    pub buildkit: bool,
 }
 
 impl Opts {
@@ -98,6 +103,7 @@ fn parse_args() -> Result<Opts> {
         floor: bin_dir.join("bench-floor"),
         berth_build: bin_dir.join("berth-build"),
         buildah: "/usr/bin/buildah".into(),
+        buildkit: true,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -107,6 +113,11 @@ fn parse_args() -> Result<Opts> {
         if a == "-h" || a == "--help" {
             println!("{USAGE}");
             std::process::exit(0);
+        }
+        if a == "--no-buildkit" {
+            o.buildkit = false;
+            i += 1;
+            continue;
         }
         let (flag, inline) = match a.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),

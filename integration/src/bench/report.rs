@@ -163,8 +163,8 @@ impl<'a> Report<'a> {
         let _ = writeln!(o, "loadavg: {}", loads.join("; "));
         let _ = writeln!(
             o,
-            "rounds: lifecycle {}, scale {} x {} containers, shims {}; cells: median [p90]; times in ms, memory in KiB",
-            ctx.opts.rounds, ctx.opts.scale_rounds, ctx.opts.scale, ctx.opts.shim_rounds
+            "rounds: lifecycle {}, scale {} x {} containers, shims {}, builder {}; cells: median [p90]; times in ms, memory in KiB",
+            ctx.opts.rounds, ctx.opts.scale_rounds, ctx.opts.scale, ctx.opts.shim_rounds, ctx.opts.builder_rounds
         );
 
         // Runtime sections: columns = runtimes (+ floors), then berth/runc, berth/crun.
@@ -333,23 +333,36 @@ impl<'a> Report<'a> {
             let _ = writeln!(o, "  {:<w$}{:>cw$}{:>cw$}", "binary size", bin(&ctx.opts.berth_shim), bin(&ctx.opts.conmon), w = lw - 2);
         }
 
-        if ctx.rec.data.contains_key("builder") {
-            let (a, b) = ("berth-build", "buildah");
-            let _ = writeln!(o, "\n{:<lw$}{:>cw$}{:>cw$}{:>15}", "BUILDER (same Dockerfiles)", a, b, "bb/buildah");
+        if let Some(bd) = ctx.rec.data.get("builder") {
+            // Columns: every subject measured, then berth-build/each other one.
+            let a = "berth-build";
+            let subjects: Vec<&str> = super::builder::SUBJECTS.into_iter().filter(|s| bd.contains_key(*s)).collect();
+            let others: Vec<&str> = subjects.iter().copied().filter(|s| *s != a).collect();
+            let short = |s: &str| if s == "buildkit" { "bkit" } else { s }.to_string();
+            // Wide enough for the longest "label: peak RSS".
+            let lw = super::builder::ROWS.iter().map(|(l, _)| l.len() + ": peak RSS ".len()).fold(lw, usize::max);
+            let _ = write!(o, "\n{:<lw$}", "BUILDER (same Dockerfiles)");
+            for s in &subjects {
+                let _ = write!(o, "{s:>cw$}");
+            }
+            for b in &others {
+                let _ = write!(o, "{:>13}", format!("bb/{}", short(b)));
+            }
+            let _ = writeln!(o);
             for (label, op) in super::builder::ROWS {
                 for (what, metric) in [("wall", "wall_ms"), ("CPU", "cpu_ms"), ("peak RSS", "maxrss_kb")] {
                     let m = format!("{op}.{metric}");
                     if ctx.rec.get("builder", a, &m).is_none() {
                         continue;
                     }
-                    let _ = writeln!(
-                        o,
-                        "{:<lw$}{:>cw$}{:>cw$}{:>15}",
-                        format!("{label}: {what}"),
-                        cell(ctx.rec.summary("builder", a, &m)),
-                        cell(ctx.rec.summary("builder", b, &m)),
-                        rcell(ratio(self.med("builder", a, &m), self.med("builder", b, &m))),
-                    );
+                    let _ = write!(o, "{:<lw$}", format!("{label}: {what}"));
+                    for s in &subjects {
+                        let _ = write!(o, "{:>cw$}", cell(ctx.rec.summary("builder", s, &m)));
+                    }
+                    for b in &others {
+                        let _ = write!(o, "{:>13}", rcell(ratio(self.med("builder", a, &m), self.med("builder", b, &m))));
+                    }
+                    let _ = writeln!(o);
                 }
             }
         }
@@ -415,6 +428,19 @@ impl<'a> Report<'a> {
                 ratios.insert(format!("shims {a}/{b}"), Value::Object(m));
             }
         }
+        if let Some(bd) = ctx.rec.data.get("builder") {
+            let a = "berth-build";
+            for b in super::builder::SUBJECTS.into_iter().filter(|b| *b != a && bd.contains_key(*b)) {
+                let Some(ma) = bd.get(a) else { continue };
+                let mut m = serde_json::Map::new();
+                for metric in ma.keys() {
+                    if let Some(r) = ratio(self.med("builder", a, metric), self.med("builder", b, metric)) {
+                        m.insert(metric.clone(), json!(round(r)));
+                    }
+                }
+                ratios.insert(format!("builder {a}/{b}"), Value::Object(m));
+            }
+        }
         json!({
             "bench": "berth issue 9: runtime and shim",
             "date": self.date,
@@ -424,6 +450,7 @@ impl<'a> Report<'a> {
             "options": {
                 "rounds": ctx.opts.rounds, "scale": ctx.opts.scale, "scale_rounds": ctx.opts.scale_rounds,
                 "shim_rounds": ctx.opts.shim_rounds, "only": ctx.opts.only, "runtimes": ctx.opts.runtimes,
+                "builder_rounds": ctx.opts.builder_rounds, "buildkit": ctx.opts.buildkit,
             },
             "subjects": ctx.rts.iter().map(|r| json!({"name": r.name, "bin": r.bin, "version": r.version, "size_bytes": r.size})).collect::<Vec<_>>(),
             "other_binaries": {

@@ -252,6 +252,21 @@ impl Containerd {
 /// Starts a containerd of our own: root, state, sockets and opt dir under `dir`, no CRI
 /// plugin; returns once it answers on `sock`.
 pub fn start_daemon(dir: &std::path::Path, netns: &NetNs, sock: &std::path::Path, what: &str) -> Result<Daemon, String> {
+    let conf = write_config(dir, sock, what)?;
+    let mut cmd = std::process::Command::new(CONTAINERD);
+    cmd.arg("--config").arg(&conf);
+    let mut daemon = Daemon::start("containerd", cmd, netns.raw(), &dir.join("containerd.log"))?;
+    let mut probe = Cli::new(CTR, &dir.join("cli-probe"));
+    probe.base_args = vec!["--address".into(), sock.to_string_lossy().into_owned()];
+    probe.netns = Some(netns.raw());
+    daemon
+        .wait_ready(Duration::from_secs(60), || sock.exists() && probe.try_run(&["version"], Duration::from_secs(10)).map(|o| o.success()).unwrap_or(false))?;
+    Ok(daemon)
+}
+
+/// Writes `dir/containerd.toml` for [`start_daemon`] (also used by the bench, which
+/// starts its daemons itself): everything under `dir`, gRPC on `sock`. Returns its path.
+pub fn write_config(dir: &std::path::Path, sock: &std::path::Path, what: &str) -> Result<PathBuf, String> {
     let conf = dir.join("containerd.toml");
     std::fs::write(
         &conf,
@@ -282,15 +297,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         ),
     )
     .map_err(|e| e.to_string())?;
-    let mut cmd = std::process::Command::new(CONTAINERD);
-    cmd.arg("--config").arg(&conf);
-    let mut daemon = Daemon::start("containerd", cmd, netns.raw(), &dir.join("containerd.log"))?;
-    let mut probe = Cli::new(CTR, &dir.join("cli-probe"));
-    probe.base_args = vec!["--address".into(), sock.to_string_lossy().into_owned()];
-    probe.netns = Some(netns.raw());
-    daemon
-        .wait_ready(Duration::from_secs(60), || sock.exists() && probe.try_run(&["version"], Duration::from_secs(10)).map(|o| o.success()).unwrap_or(false))?;
-    Ok(daemon)
+    Ok(conf)
 }
 
 impl super::suite::Engine for Containerd {

@@ -17,7 +17,7 @@ use super::net::NetNs;
 use super::wrapper::Wrapper;
 use super::{image, RuntimeUnderTest};
 use crate::runtime::Output;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const DOCKERD: &str = "/usr/sbin/dockerd";
@@ -59,26 +59,18 @@ impl Docker {
         let ctd_sock = dir.join("containerd.sock");
         let containerd = super::containerd::start_daemon(&dir, &netns, &ctd_sock, &format!("dockerd's containerd with {}", rt.name))?;
         let sock = dir.join("docker.sock");
-        let exec_root = dir.join("exec");
-        let conf = serde_json::json!({
-            "data-root": dir.join("data"),
-            "exec-root": exec_root,
-            "pidfile": dir.join("dockerd.pid"),
-            "hosts": [format!("unix://{}", sock.display())],
-            "containerd": ctd_sock,
-            "deprecated-key-path": dir.join("key.json"),
+        let mut conf = daemon_config(&dir, &sock, &ctd_sock);
+        let own = serde_json::json!({
             "cgroup-parent": cgroups.name,
             // dockerd gives the runc shim SystemdCgroup with it (the runtime gets
             // --systemd-cgroup and `SLICE:docker:ID` cgroups paths).
             "exec-opts": [format!("native.cgroupdriver={}", Driver::get().name())],
-            // Root has no CAP_SYS_RESOURCE here and a hard RLIMIT_NOFILE of 20000.
-            "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 1024}},
             "runtimes": {runtime_name.clone(): {"path": wrapper.path}},
             "default-runtime": runtime_name,
-            "storage-driver": "overlay2",
-            "log-driver": "json-file",
             "userland-proxy": true,
         });
+        merge(&mut conf, own);
+        let exec_root = dir.join("exec");
         let conf_path = dir.join("daemon.json");
         std::fs::write(&conf_path, serde_json::to_string_pretty(&conf).unwrap()).map_err(|e| e.to_string())?;
         let mut cmd = std::process::Command::new(DOCKERD);
@@ -167,6 +159,32 @@ impl Docker {
             problems.push(e);
         }
         problems
+    }
+}
+
+/// The daemon.json keys that keep a dockerd of ours to itself: data root `dir/data`,
+/// exec root `dir/exec`, pidfile, trust key, socket `sock`, our containerd at
+/// `ctd_sock`, overlay2 and json-file. Shared with the bench, which starts dockerd
+/// itself (the harness's [`Daemon`] reaps on a thread, which the bench cannot have).
+pub fn daemon_config(dir: &Path, sock: &Path, ctd_sock: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "data-root": dir.join("data"),
+        "exec-root": dir.join("exec"),
+        "pidfile": dir.join("dockerd.pid"),
+        "hosts": [format!("unix://{}", sock.display())],
+        "containerd": ctd_sock,
+        "deprecated-key-path": dir.join("key.json"),
+        // Root has no CAP_SYS_RESOURCE here and a hard RLIMIT_NOFILE of 20000.
+        "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 1024}},
+        "storage-driver": "overlay2",
+        "log-driver": "json-file",
+    })
+}
+
+/// Adds (or replaces) the keys of `more` in `conf`.
+pub fn merge(conf: &mut serde_json::Value, more: serde_json::Value) {
+    if let (Some(c), serde_json::Value::Object(m)) = (conf.as_object_mut(), more) {
+        c.extend(m);
     }
 }
 

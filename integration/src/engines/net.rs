@@ -19,6 +19,20 @@ pub struct NetNs {
 impl NetNs {
     /// A new network namespace with its loopback up.
     pub fn new() -> Result<NetNs, String> {
+        let ns = NetNs::bare()?;
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["link", "set", "lo", "up"]);
+        super::cli::prepare(&mut cmd, Some(ns.fd.as_raw_fd()), Vec::new(), false);
+        let out = crate::procs::output(&mut cmd).map_err(|e| format!("ip link set lo up: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("ip link set lo up: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(ns)
+    }
+
+    /// A new network namespace, loopback still down: for a caller that runs `ip link set
+    /// lo up` in it with its own process handling (the bench).
+    pub fn bare() -> Result<NetNs, String> {
         let fd = std::thread::spawn(|| -> Result<OwnedFd, String> {
             // SAFETY: unshare affects only this short-lived thread.
             if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
@@ -30,15 +44,7 @@ impl NetNs {
         .join()
         .map_err(|_| "netns thread panicked".to_string())??;
         let inode = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|e| e.to_string())?.ino();
-        let ns = NetNs { fd, inode };
-        let mut cmd = std::process::Command::new("ip");
-        cmd.args(["link", "set", "lo", "up"]);
-        super::cli::prepare(&mut cmd, Some(ns.fd.as_raw_fd()), Vec::new(), false);
-        let out = crate::procs::output(&mut cmd).map_err(|e| format!("ip link set lo up: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("ip link set lo up: {}", String::from_utf8_lossy(&out.stderr)));
-        }
-        Ok(ns)
+        Ok(NetNs { fd, inode })
     }
 
     pub fn raw(&self) -> i32 {
