@@ -54,7 +54,7 @@ fn builds_and_every_output_runs() {
             "--build-arg",
             "FLAVOR=custom",
             "--output",
-            &format!("type=oci,dest={}", oci.display()),
+            &format!("type=oci,dest={},tar=false", oci.display()),
             "--output",
             &format!("type=bundle,dest={}", bundle.display()),
             "--output",
@@ -123,7 +123,7 @@ fn oci_output_runs_under_umoci_runc_and_podman() {
     let b = Bt::new("bld-peers");
     let ctx = b.context("ctx", &[("Dockerfile", APP), ("greet.sh", GREET)]);
     let oci = b.path("oci");
-    b.build(&ctx, &["-t", "peer:v1", "--output", &format!("type=oci,dest={}", oci.display())]).ok();
+    b.build(&ctx, &["-t", "peer:v1", "--output", &format!("type=oci,dest={},tar=false", oci.display())]).ok();
     if have("umoci") && have("runc") {
         let bundle = b.path("umoci-bundle");
         sh(&b.t.dir, &format!("umoci unpack --image {}:v1 {}", oci.display(), bundle.display())).ok();

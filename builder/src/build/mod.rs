@@ -16,12 +16,15 @@
 //! wrapper, temp dirs by their owners; [`crate::cleanup`] covers signals.
 
 pub mod copy_op;
+pub mod extras;
 pub mod image;
 pub mod meta;
 pub mod ops;
+pub mod platform;
 pub mod run_op;
 pub mod stage;
 pub mod step;
+pub mod times;
 
 use crate::error::Context as _;
 use std::collections::BTreeMap;
@@ -47,24 +50,54 @@ pub struct Output {
 }
 
 impl Output {
-    /// `type=oci,dest=DIR` (also `dest` alone: `local`).
+    /// `type=TYPE,dest=PATH[,tar=BOOL]` (also `dest` alone: `local`), with buildx's
+    /// types: `oci` and `docker` are tarballs unless `tar=false` (then an OCI layout dir /
+    /// the docker-archive's files in a dir), `tar` is the rootfs as one tar; `dest=-`
+    /// writes a tarball to stdout. berth's own names `oci-archive`, `docker-archive`,
+    /// `local` and `bundle` stay.
     pub fn parse(s: &str) -> crate::Result<Output> {
         if !s.contains('=') {
             return Ok(Output { format: ExportFormat::Local, dest: PathBuf::from(s) });
         }
-        let mut typ = None;
-        let mut dest = None;
+        let usage = "want type=oci|docker|tar|local|bundle|oci-archive|docker-archive,dest=PATH[,tar=false]";
+        let (mut typ, mut dest, mut tar) = (None, None, None);
         for field in s.split(',') {
             match field.split_once('=') {
-                Some(("type", v)) => typ = Some(v.parse::<ExportFormat>()?),
+                Some(("type", v)) => typ = Some(v.to_string()),
                 Some(("dest", v)) | Some(("destination", v)) => dest = Some(PathBuf::from(v)),
-                _ => return Err(format!("invalid --output {s:?}: want type=oci|oci-archive|docker-archive|bundle|local,dest=PATH").into()),
+                Some(("tar", v)) => {
+                    tar = Some(match v {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(format!("invalid --output {s:?}: tar={v:?}, want true or false").into()),
+                    })
+                }
+                _ => return Err(format!("invalid --output {s:?}: {usage}").into()),
             }
         }
-        match (typ, dest) {
-            (Some(format), Some(dest)) => Ok(Output { format, dest }),
-            _ => Err(format!("invalid --output {s:?}: both type= and dest= are needed").into()),
+        let (Some(typ), Some(dest)) = (typ, dest) else {
+            return Err(format!("invalid --output {s:?}: both type= and dest= are needed").into());
+        };
+        let format = match (typ.as_str(), tar) {
+            ("oci", None | Some(true)) => ExportFormat::OciArchive,
+            ("oci", Some(false)) => ExportFormat::Oci,
+            ("docker", None | Some(true)) => ExportFormat::DockerArchive,
+            ("docker", Some(false)) => ExportFormat::DockerDir,
+            ("tar", None) => ExportFormat::Tar,
+            ("oci-archive" | "docker-archive", None | Some(true)) | ("local" | "bundle", None) => typ.parse::<ExportFormat>().map_err(crate::Error::msg)?,
+            (_, Some(_)) if typ.parse::<ExportFormat>().is_ok() => return Err(format!("invalid --output {s:?}: tar= is for type=oci and type=docker").into()),
+            _ => return Err(format!("invalid --output {s:?}: unknown type {typ:?}; {usage}").into()),
+        };
+        let tarball = matches!(format, ExportFormat::OciArchive | ExportFormat::DockerArchive | ExportFormat::Tar);
+        if dest.as_os_str() == "-" && !tarball {
+            return Err(format!("invalid --output {s:?}: only a tarball (type=oci, docker or tar) can go to stdout (dest=-)").into());
         }
+        Ok(Output { format, dest })
+    }
+
+    /// Writes to stdout.
+    pub fn to_stdout(&self) -> bool {
+        self.dest.as_os_str() == "-"
     }
 }
 
@@ -93,6 +126,8 @@ pub struct BuildOptions {
     pub iidfile: Option<PathBuf>,
     /// How base images not in the store are pulled.
     pub remote: crate::remote::RemoteOptions,
+    /// The other docker/buildx flags (see [`extras`]).
+    pub extra: extras::ExtraOptions,
 }
 
 /// A layer of a stage.
@@ -151,6 +186,10 @@ pub struct Builder {
     pub compression: Compression,
     /// The cache keys of the steps so far, hits and misses.
     pub cache_keys: Vec<Digest>,
+    /// SOURCE_DATE_EPOCH (see [`times`]).
+    pub epoch: Option<i64>,
+    /// The diff_ids of the layers of base images (kept as they are at export).
+    pub base_layers: std::collections::HashSet<Digest>,
 }
 
 pub(crate) fn beside_exe(name: &str) -> PathBuf {
@@ -177,13 +216,18 @@ fn read_dockerfile(opts: &BuildOptions) -> crate::Result<(String, String, Option
 /// Runs a build. An error at a Dockerfile line carries that line and the excerpt of
 /// the Dockerfile around it.
 pub fn build(opts: &BuildOptions) -> crate::Result<Built> {
+    // Before anything: a platform this host cannot run is refused.
+    let target_platform = platform::target(opts.remote.platform.as_deref())?;
     let (text, file, path) = read_dockerfile(opts)?;
-    build_from(opts, &text, &file, path.as_deref()).map_err(|e| e.with_excerpt(&text))
+    build_from(opts, &text, &file, path.as_deref(), &target_platform).map_err(|e| e.with_excerpt(&text))
 }
 
-fn build_from(opts: &BuildOptions, text: &str, file: &str, path: Option<&Path>) -> crate::Result<Built> {
+fn build_from(opts: &BuildOptions, text: &str, file: &str, path: Option<&Path>, target_platform: &crate::registry::Platform) -> crate::Result<Built> {
     let df: Dockerfile = dockerfile::parse(text, file)?;
-    let progress = Progress::new(opts.progress);
+    let progress = match &opts.extra.quiet_log {
+        Some(log) => Progress::with_writer(Mode::Plain, Box::new(log.clone())),
+        None => Progress::new(opts.progress),
+    };
     for w in &df.warnings {
         progress.message(&format!("[warning] {}:{}: {}", df.file, w.line, w.message));
     }
@@ -200,14 +244,21 @@ fn build_from(opts: &BuildOptions, text: &str, file: &str, path: Option<&Path>) 
         Ok(_) => {}
         Err(e) => progress.message(&format!("[warning] cleaning the store's tmp/: {e}")),
     }
-    let context = Context::open_with_dockerignore(&opts.context, path)?;
+    let context = open_context(opts, path)?;
 
     let host = berth_spec::image::host_platform();
     let platform = dockerfile::Platform { os: host.os.clone(), arch: host.architecture.clone(), variant: host.variant.clone().unwrap_or_default() };
     let build_args = BuildArgs::from_flags(&opts.build_args, &|k| std::env::var(k).ok()).with_platforms(platform.clone(), platform);
     let globals = build_args.global_scope(&df)?;
-    let needed = df.stages_needed_with(opts.target.as_deref(), &build_args)?;
-    let unused = build_args.unused_in(&df, &needed);
+    let needed = if opts.extra.contexts.is_empty() {
+        df.stages_needed_with(opts.target.as_deref(), &build_args)?
+    } else {
+        extras::stages_needed(&df, opts.target.as_deref(), &globals, &opts.extra.contexts)?
+    };
+    let epoch = times::source_date_epoch(&build_args)?;
+    let mut unused = build_args.unused_in(&df, &needed);
+    // Like BuildKit: the build arg sets the build's epoch, declared or not.
+    unused.retain(|k| k != times::ARG);
     if !unused.is_empty() {
         progress.message(&format!("[warning] one or more build args were not consumed: {}", unused.join(", ")));
     }
@@ -240,19 +291,37 @@ fn build_from(opts: &BuildOptions, text: &str, file: &str, path: Option<&Path>) 
         multi: needed.len() > 1,
         compression: opts.compression,
         cache_keys: Vec::new(),
+        epoch,
+        base_layers: Default::default(),
     };
     let result = (|| -> crate::Result<Built> {
+        platform::check_stages(&b, &df, &globals, &needed, target_platform)?;
         for &i in &needed {
             let r = stage::build_stage(&mut b, &df, &build_args, &globals, i)?;
             b.results[i] = Some(r);
         }
         let target = *needed.last().expect("at least the target stage");
-        let r = b.results[target].clone().expect("built");
+        let mut r = b.results[target].clone().expect("built");
+        r.layers = times::clamp_layers(&b, &r.layers)?;
         image::finish(&b, &r)
     })();
     drop(work);
     crate::cleanup::remove_dir(&b.work);
     result
+}
+
+/// The context with its ignore patterns: `--ignorefile`, else `<Dockerfile>.dockerignore`
+/// beside the Dockerfile, else the context's `.dockerignore`.
+fn open_context(opts: &BuildOptions, dockerfile: Option<&Path>) -> crate::Result<Context> {
+    if let Some(f) = &opts.extra.ignorefile {
+        let what = || format!("--ignorefile {}", f.display());
+        let text = std::fs::read_to_string(f).with_context(what)?;
+        let m = crate::context::PatternMatcher::new(&crate::context::read_patterns(&text)).with_context(what)?;
+        return Context::open(&opts.context, m);
+    }
+    // `-f` is relative to the working directory, not to the context.
+    let dockerfile = dockerfile.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+    Context::open_with_dockerignore(&opts.context, dockerfile.as_deref())
 }
 
 pub(crate) fn is_empty_dir(p: &Path) -> bool {

@@ -72,6 +72,15 @@ fn source_stage(df: &Dockerfile, index: usize, from: &str) -> Option<usize> {
 }
 
 pub(super) fn source_layers_b(b: &Builder, df: &Dockerfile, index: usize, from: &str) -> crate::Result<(Vec<Digest>, Vec<PathBuf>)> {
+    // A named build context first: it replaces a stage or image of its name.
+    match b.opts.extra.contexts.get(&from.to_ascii_lowercase()) {
+        Some(super::extras::NamedContext::Image(r)) => {
+            let (layers, _) = image_layers(b, r)?;
+            return Ok((layers.iter().map(|l| l.diff_id.clone()).collect(), layers.iter().map(|l| l.dir.clone()).collect()));
+        }
+        Some(super::extras::NamedContext::Dir(d)) => return Ok((vec![super::extras::dir_content_key(d)?], vec![d.clone()])),
+        None => {}
+    }
     if let Some(i) = source_stage(df, index, from) {
         let r = b.results[i].as_ref().ok_or_else(|| format!("stage {from} was not built"))?;
         return Ok((r.diff_ids(), r.lowers()));

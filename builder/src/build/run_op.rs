@@ -37,6 +37,11 @@ pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageAr
         .field("workdir", &workdir)
         .field("network", if network == NetworkMode::Host { "host" } else { "none" })
         .list("mounts", &r.mounts_raw);
+    let settings = b.opts.extra.run.clone();
+    // Only when set: the keys of builds without these flags stay as they were.
+    if !settings.key_fields().is_empty() {
+        key.list("settings", &settings.key_fields());
+    }
     if let Some(f) = &plan.inline_file {
         key.field("inline", &format!("{} {:o} {}", f.path, f.mode, f.data));
     }
@@ -104,8 +109,16 @@ pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageAr
             |f: &str| -> crate::Result<Vec<PathBuf>> { from_dirs.get(f).cloned().ok_or_else(|| crate::Error::msg(format!("unknown mount source {f}"))) };
         let context = b.context.clone();
         let secrets = b.secrets.clone();
-        let mut menv =
-            mounts::MountEnv { store_root: &store_root, context: &context, secrets: &secrets, run_dir: &run_dir, links: &mut b.links, layers_of: &lookup };
+        let ssh = b.opts.extra.ssh.clone();
+        let mut menv = mounts::MountEnv {
+            store_root: &store_root,
+            context: &context,
+            secrets: &secrets,
+            run_dir: &run_dir,
+            links: &mut b.links,
+            layers_of: &lookup,
+            ssh: &ssh,
+        };
         let prepared = mounts::prepare(&specs, &workdir, &mut menv)?;
         let mut all_mounts = prepared.mounts.clone();
         all_mounts.extend(mounts_extra);
@@ -122,6 +135,7 @@ pub fn run(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &StageAr
             extra_env: env_all,
             network,
             mounts: all_mounts,
+            settings: &settings,
         };
         let progress = b.progress.clone();
         let id = e.id;

@@ -6,7 +6,7 @@ use crate::Error;
 use berth_spec::image::{host_platform, History, ImageConfig};
 
 use super::meta::{self, MetaState};
-use super::{ops, Builder, LayerRef, StageResult};
+use super::{ops, times, Builder, LayerRef, StageResult};
 use crate::dockerfile::{self, ArgScope, BuildArgs, Dockerfile, Instr, Instruction, Layered, StageArgs};
 
 /// A stage being built.
@@ -116,7 +116,15 @@ fn instruction(b: &mut Builder, df: &Dockerfile, st: &mut StageState, args: &mut
             let vars = Arc::clone(&st.meta.env);
             ops::fs_instruction(b, df, st, args, ins, &Layered(&*vars, &*args))
         }
-        _ => config_instruction(df, &mut st.meta, &mut st.history, args, ins),
+        _ => {
+            let before = st.history.len();
+            config_instruction(df, &mut st.meta, &mut st.history, args, ins)?;
+            let created = times::inherited(b.epoch, &st.history[..before], st.base.created.as_deref());
+            for h in &mut st.history[before..] {
+                h.created = created.clone();
+            }
+            Ok(())
+        }
     }
 }
 
@@ -139,7 +147,8 @@ pub(crate) fn config_instruction(
             let created_by = meta::apply(meta, kind, &df.lexer(), &*args).map_err(|e| e.at_lines(&df.file, ins.line, ins.end_line))?;
             if let Some(c) = created_by {
                 history.push(History {
-                    created: Some(crate::store::now_rfc3339()),
+                    // Set by the caller (see times.rs).
+                    created: None,
                     created_by: Some(c),
                     author: None,
                     comment: Some("berth-build".into()),
@@ -152,18 +161,31 @@ pub(crate) fn config_instruction(
 }
 
 /// The base of a stage: `scratch`, an earlier stage, or an image in the store.
-fn resolve_base(b: &Builder, df: &Dockerfile, name: &str, index: usize) -> crate::Result<(Vec<LayerRef>, ImageConfig)> {
+fn resolve_base(b: &mut Builder, df: &Dockerfile, name: &str, index: usize) -> crate::Result<(Vec<LayerRef>, ImageConfig)> {
     if name.eq_ignore_ascii_case("scratch") {
         let p = host_platform();
         let cfg = ImageConfig { architecture: p.architecture, os: p.os, variant: p.variant, ..Default::default() };
         return Ok((Vec::new(), cfg));
     }
     let lower = name.to_ascii_lowercase();
+    // A named build context replaces a stage or image of its name.
+    match b.opts.extra.contexts.get(&lower) {
+        Some(super::extras::NamedContext::Image(r)) => {
+            let r = r.clone();
+            let (layers, config) = image_layers(b, &r)?;
+            b.base_layers.extend(layers.iter().map(|l| l.diff_id.clone()));
+            return Ok((layers, config));
+        }
+        Some(c) => return Err(format!("FROM {name}: {} is a directory, which cannot be a base image (use docker-image://REF)", c.describe(name)).into()),
+        None => {}
+    }
     if let Some(i) = df.stages[..index].iter().position(|s| s.name.as_deref() == Some(lower.as_str())) {
         let r = b.results[i].as_ref().ok_or_else(|| format!("stage {name} was not built"))?;
         return Ok((r.layers.clone(), r.config.clone()));
     }
-    image_layers(b, name)
+    let (layers, config) = image_layers(b, name)?;
+    b.base_layers.extend(layers.iter().map(|l| l.diff_id.clone()));
+    Ok((layers, config))
 }
 
 /// The layers (bottom first, unpacked) and config of an image: the store's, else

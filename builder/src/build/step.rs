@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use berth_spec::image::{Digest, History};
 
 use super::stage::StageState;
-use super::{is_empty_dir, Builder, LayerRef};
+use super::{is_empty_dir, times, Builder, LayerRef};
 use crate::exec::Stubs;
 use crate::layer::DiffOptions;
 use crate::progress::StepId;
@@ -34,14 +34,8 @@ pub struct StepEnv<'a> {
 /// An operation: returns the mount stubs to remove from the upper dir (RUN).
 pub type Op<'a> = dyn FnMut(&mut Builder, &StepEnv) -> crate::Result<Option<Stubs>> + 'a;
 
-fn history(created_by: &str, empty: bool, created: Option<String>) -> History {
-    History {
-        created: Some(created.unwrap_or_else(crate::store::now_rfc3339)),
-        created_by: Some(created_by.to_string()),
-        author: None,
-        comment: Some("berth-build".into()),
-        empty_layer: empty,
-    }
+fn history(created_by: &str, empty: bool, created: String) -> History {
+    History { created: Some(created), created_by: Some(created_by.to_string()), author: None, comment: Some("berth-build".into()), empty_layer: empty }
 }
 
 /// Runs (or takes from the cache) one step. `display` is the progress line after the
@@ -67,9 +61,7 @@ fn run_inner(b: &mut Builder, st: &mut StageState, id: StepId, key: Digest, crea
                 let layer = cached_layer(b, &key, &entry, l)?;
                 st.layers.push(layer);
             }
-            let created = entry.history.as_ref().and_then(|h| h.created.clone());
-            let created = if crate::store::source_date_epoch().is_some() { None } else { created };
-            st.history.push(history(created_by, entry.layer.is_none(), created));
+            st.history.push(history(created_by, entry.layer.is_none(), times::cached(b.epoch, &entry)));
             b.progress.cached(id);
             return Ok(None);
         }
@@ -118,7 +110,8 @@ fn run_step_dir(
     let (layer, size) = if is_empty_dir(&upper) {
         (None, 0)
     } else {
-        let opts = DiffOptions { compression: b.compression, source_date_epoch: crate::store::source_date_epoch(), xattrs: true };
+        // The real mtimes: the epoch's clamp is applied at export (times::clamp_layers).
+        let opts = DiffOptions { compression: b.compression, source_date_epoch: None, xattrs: true };
         // The commit of the step: diff, tar, compress, store. Its time is in the note
         // (the benchmark against buildah's commit reads it).
         let started = std::time::Instant::now();
@@ -136,7 +129,7 @@ fn run_step_dir(
         let size = blob.descriptor.size;
         (Some(LayerRef { diff_id: blob.diff_id, blob: blob.descriptor, dir }), size)
     };
-    let h = history(created_by, layer.is_none(), None);
+    let h = history(created_by, layer.is_none(), times::fresh(b.epoch));
     let entry = CacheEntry {
         layer: layer.as_ref().map(|l| CacheLayer { diff_id: l.diff_id.clone(), blob: l.blob.clone() }),
         history: Some(h.clone()),
@@ -157,7 +150,7 @@ fn cached_layer(b: &mut Builder, key: &Digest, entry: &CacheEntry, l: &CacheLaye
     if l.blob.media_type == b.compression.media_type() {
         return Ok(LayerRef { diff_id: l.diff_id.clone(), blob: l.blob.clone(), dir });
     }
-    let opts = DiffOptions { compression: b.compression, source_date_epoch: crate::store::source_date_epoch(), xattrs: true };
+    let opts = DiffOptions { compression: b.compression, source_date_epoch: None, xattrs: true };
     let blob = crate::layer::diff(&b.store, &dir, &opts).context("recompressing a cached layer")?;
     if blob.diff_id != l.diff_id {
         // Not reproducible from the unpacked dir: keep the stored blob.

@@ -3,11 +3,8 @@
 //! ```text
 //! berth-build [--store DIR] COMMAND
 //!   build [-f FILE] [-t NAME:TAG]... [--build-arg K=V]... [--target STAGE] [--no-cache]
-//!         [--output type=oci|oci-archive|docker-archive|bundle|local,dest=PATH]...
-//!         [--progress auto|plain|tty] [--network host|none] [--compression gzip|zstd]
-//!         [--secret id=ID,src=FILE]... [--runtime PATH] [--iidfile FILE] [-q]
-//!         [--output type=registry,name=REF]... [--push] [--cache-to type=registry,ref=R]
-//!         [--cache-from type=registry,ref=R] [REGISTRY FLAGS] CONTEXT
+//!         [--output type=oci|docker|tar|local|bundle|oci-archive|docker-archive,dest=PATH]...
+//!         [-q] [REGISTRY FLAGS] ... CONTEXT   (`build --help` lists every flag: cli/build.rs)
 //!   images [-q] [--no-trunc] [--format FORMAT] [--filter KEY=VALUE]...
 //!   inspect [--format FORMAT] IMAGE
 //!   history [--no-trunc] [-q] [--format FORMAT] IMAGE
@@ -146,7 +143,7 @@ pub fn main(argv: Vec<String>) -> i32 {
     };
     let rest: Vec<String> = argv[i + 1..].to_vec();
     if rest.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
+        print!("{}", if cmd == "build" { build::HELP } else { USAGE });
         return 0;
     }
     // Absolute: RUN's overlay lowerdirs are links into the store, read from elsewhere.

@@ -135,6 +135,7 @@ pub fn run(store: &Path, args: &[String]) -> Result<(), Fail> {
             extra_env: Vec::new(),
             network,
             mounts,
+            settings: &Default::default(),
         };
         let mut stubs = crate::exec::Stubs::default();
         let (mut out, mut err) = (std::io::stdout(), std::io::stderr());

@@ -13,6 +13,7 @@
 //! ([`Stubs::remove_from`]) when they are still empty, as BuildKit does.
 
 pub mod mounts;
+pub mod settings;
 pub mod shim;
 
 use crate::error::Context as _;
@@ -45,6 +46,8 @@ pub struct RunRequest<'a> {
     pub network: NetworkMode,
     /// The RUN --mount mounts, ready for config.json.
     pub mounts: Vec<Mount>,
+    /// `--add-host`, `--shm-size`, `--ulimit`, `--cgroup-parent`.
+    pub settings: &'a settings::RunSettings,
 }
 
 /// The runtime's default mounts (runc's default config): their destinations may need
@@ -77,25 +80,32 @@ pub fn run(tools: &Tools, req: &RunRequest, stubs: &mut Stubs, on_output: &mut d
     };
     let mut spec = runtime_spec(&image, req.rootfs, &opts)?;
     spec.annotations.clear();
+    req.settings.apply(&mut spec, &req.id);
 
     let mut mounts = req.mounts.clone();
+    // Network none has no /etc/hosts of ours unless --add-host asks for lines in it.
+    let mut binds = Vec::new();
+    if req.network == NetworkMode::Host || !req.settings.add_hosts.is_empty() {
+        let hosts = req.run_dir.join("hosts");
+        let text = format!("127.0.0.1\tlocalhost berth-build\n::1\tlocalhost ip6-localhost ip6-loopback\n{}", req.settings.hosts_lines());
+        std::fs::write(&hosts, text).with_context(|| format!("write {}", hosts.display()))?;
+        binds.push((hosts, "/etc/hosts"));
+    }
     if req.network == NetworkMode::Host {
         let resolv = req.run_dir.join("resolv.conf");
-        let hosts = req.run_dir.join("hosts");
         let host_resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
         std::fs::write(&resolv, host_resolv).with_context(|| format!("write {}", resolv.display()))?;
-        std::fs::write(&hosts, "127.0.0.1\tlocalhost berth-build\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-            .with_context(|| format!("write {}", hosts.display()))?;
-        for (src, dst) in [(resolv, "/etc/resolv.conf"), (hosts, "/etc/hosts")] {
-            mounts.push(Mount {
-                destination: dst.into(),
-                typ: Some("bind".into()),
-                source: Some(src.to_string_lossy().into_owned()),
-                options: vec!["rbind".into(), "rprivate".into()],
-                uid_mappings: Vec::new(),
-                gid_mappings: Vec::new(),
-            });
-        }
+        binds.push((resolv, "/etc/resolv.conf"));
+    }
+    for (src, dst) in binds {
+        mounts.push(Mount {
+            destination: dst.into(),
+            typ: Some("bind".into()),
+            source: Some(src.to_string_lossy().into_owned()),
+            options: vec!["rbind".into(), "rprivate".into()],
+            uid_mappings: Vec::new(),
+            gid_mappings: Vec::new(),
+        });
     }
     for p in DEFAULT_MOUNT_POINTS {
         stubs.record(req.rootfs, p);

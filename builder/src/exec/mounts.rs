@@ -89,6 +89,8 @@ pub struct MountEnv<'a> {
     pub links: &'a mut LinkDir,
     /// `from=` -> the layer dirs (bottom first) of that stage or stored image.
     pub layers_of: &'a dyn Fn(&str) -> crate::Result<Vec<PathBuf>>,
+    /// `--ssh ID=SOCKET`: the ssh-agent sockets `type=ssh` mounts bind.
+    pub ssh: &'a BTreeMap<String, PathBuf>,
 }
 
 /// Prepared mounts; the guards are released (unmounted, unlocked) after the run.
@@ -200,7 +202,18 @@ pub fn prepare(specs: &[MountSpec], workdir: &str, env: &mut MountEnv) -> crate:
                 std::os::unix::fs::lchown(&file, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))?;
                 p.mounts.push(bind_mount(target, &file, true));
             }
-            MountType::Ssh => return Err("RUN --mount=type=ssh is not supported by berth-build".into()),
+            MountType::Ssh => {
+                // The agent's socket itself, bound in: the keys never enter the container.
+                let id = m.id.clone().unwrap_or_else(|| "default".into());
+                let Some(sock) = env.ssh.get(&id) else {
+                    if m.required {
+                        return Err(format!("no ssh agent {id:?} forwarded (give it with --ssh {id}=SOCKET)").into());
+                    }
+                    continue;
+                };
+                p.env.push(format!("SSH_AUTH_SOCK={target}"));
+                p.mounts.push(bind_mount(target, sock, false));
+            }
         }
     }
     Ok(p)

@@ -7,16 +7,20 @@
 //! | `docker-archive` | `docker save` format: `manifest.json` [{Config, RepoTags, Layers}], the config as `<hex>.json`, layers as `<diffid hex>/layer.tar` (uncompressed, default) or the compressed blobs (`docker_compressed`), `repositories` | `docker load`, `podman load`, `skopeo ... docker-archive:FILE` |
 //! | `local` | the flattened rootfs (layers applied in order, whiteouts applied) | anything |
 //! | `bundle` | an OCI runtime bundle: `rootfs/` + `config.json` from the image config | `berth run`, `runc run` |
+//! | `tar` | the flattened rootfs as one tar file | `tar`, `docker import` |
+//! | `docker-dir` | the docker-archive's files in a directory (buildx's `type=docker,tar=false`) | anything |
 //!
 //! Archives are written to a temp file beside the destination and renamed into place.
 
 mod docker;
 mod oci;
 mod rootfs;
+mod tarout;
 
 pub use docker::export_docker_archive;
 pub use oci::{export_oci_archive, export_oci_dir};
 pub use rootfs::{export_bundle, export_local};
+pub use tarout::{export_docker_dir, export_rootfs_tar};
 
 use crate::store::{Image, Store};
 use berth_spec::image::RuntimeOptions;
@@ -31,6 +35,10 @@ pub enum ExportFormat {
     DockerArchive,
     Local,
     Bundle,
+    /// The flattened rootfs as a tar file.
+    Tar,
+    /// A docker-archive unpacked into a directory.
+    DockerDir,
 }
 
 impl FromStr for ExportFormat {
@@ -59,6 +67,10 @@ pub struct ExportOptions {
     pub docker_compressed: bool,
     /// bundle: overrides for the runtime config (`root_path` is always "rootfs").
     pub runtime: RuntimeOptions,
+    /// OCI layouts: annotations of the manifest's entry in index.json (buildx's
+    /// `manifest-descriptor:`), and of index.json itself (`index:`).
+    pub descriptor_annotations: std::collections::BTreeMap<String, String>,
+    pub index_annotations: std::collections::BTreeMap<String, String>,
 }
 
 impl ExportOptions {
@@ -86,6 +98,8 @@ pub fn export(store: &Store, name: &str, format: ExportFormat, dest: &Path, opts
         ExportFormat::DockerArchive => export_docker_archive(store, &image, dest, opts),
         ExportFormat::Local => export_local(store, &image, dest).map(drop),
         ExportFormat::Bundle => export_bundle(store, &image, dest, &opts.runtime),
+        ExportFormat::Tar => export_rootfs_tar(store, &image, dest),
+        ExportFormat::DockerDir => export_docker_dir(store, &image, dest, opts),
     }
 }
 

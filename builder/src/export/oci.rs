@@ -11,6 +11,7 @@ use std::path::Path;
 /// The manifest descriptor as an index names it: ref name, containerd name, platform.
 fn index_entry(image: &Image, opts: &ExportOptions) -> Descriptor {
     let mut d = image.descriptor().with_annotation(ANNOTATION_REF_NAME, &opts.ref_name(image));
+    d.annotations.extend(opts.descriptor_annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
     if let Some(n) = opts.full_name(image) {
         d = d.with_annotation(ANNOTATION_CONTAINERD_IMAGE_NAME, &n);
     }
@@ -68,6 +69,7 @@ pub fn export_oci_dir(store: &Store, image: &Image, dest: &Path, opts: &ExportOp
     let rn = entry.annotations.get(ANNOTATION_REF_NAME).cloned();
     index.manifests.retain(|m| m.annotations.get(ANNOTATION_REF_NAME) != rn.as_ref());
     index.manifests.push(entry);
+    index.annotations.extend(opts.index_annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
     write_atomic(&index_path, &serde_json::to_vec_pretty(&index).map_err(io::Error::other)?)
 }
 
@@ -84,7 +86,8 @@ pub fn export_oci_archive(store: &Store, image: &Image, dest: &Path, opts: &Expo
         let layout = serde_json::to_vec(&OciLayout::default()).map_err(io::Error::other)?;
         tw.append_header(&file("oci-layout", layout.len() as u64))?;
         tw.append_data(&layout)?;
-        let index = Index::new(vec![index_entry(image, opts)]);
+        let mut index = Index::new(vec![index_entry(image, opts)]);
+        index.annotations.extend(opts.index_annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
         let index = serde_json::to_vec_pretty(&index).map_err(io::Error::other)?;
         tw.append_header(&file("index.json", index.len() as u64))?;
         tw.append_data(&index)?;

@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod load;
+pub mod local_cache;
 pub mod pull;
 pub mod push;
 

@@ -32,7 +32,7 @@
 //!   step deletes its files does not isolate the commit: deleting 20,000 files costs
 //!   about as much as berth-build's commit.)
 //! - `export_oci`: an OCI layout of the app image: berth-build's cached build with
-//!   `--output type=oci` (so it includes the cached build) against `buildah push IMG
+//!   `--output type=oci,tar=false` (so it includes the cached build) against `buildah push IMG
 //!   oci:DIR`. Not for buildkit: dockerd's BuildKit (docker 20.10, no buildx) exports
 //!   only to dockerd's image store, a local dir or a tar of the files.
 
@@ -229,7 +229,7 @@ fn build_args_with(d: &Dirs, who: &str, context: &Path, tag: &str, no_cache: boo
     }
     if let Some(o) = oci_out {
         v.push("--output".into());
-        v.push(format!("type=oci,dest={}", o.display()));
+        v.push(format!("type=oci,dest={},tar=false", o.display()));
     }
     v.push(c);
     v
