@@ -5,7 +5,7 @@
 use crate::error::{Context, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,18 +101,5 @@ pub fn send_fd(sock: &UnixStream, fd: &impl AsRawFd) -> Result<()> {
 /// Receives one fd sent by [`send_fd`]: reads its one byte only, so that the stream of
 /// messages after it is left whole.
 pub fn recv_fd(sock: &UnixStream) -> Result<OwnedFd> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut b = [0u8; 1];
-    let mut iov = [std::io::IoSliceMut::new(&mut b)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ctx("sync: receive fd")?;
-    for c in msg.cmsgs().ctx("sync: receive fd")? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel just installed this fd for us.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    Err(Error::new("sync: no fd received"))
+    crate::linux::tty::recv_fd_with(sock, &mut [0u8; 1], "sync: receive fd")
 }

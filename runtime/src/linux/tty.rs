@@ -54,12 +54,18 @@ pub fn send_fd(sock: &UnixStream, name: &str, fd: RawFd) -> Result<()> {
 
 /// Receives one fd sent with `send_fd`.
 pub fn recv_fd(sock: &UnixStream) -> Result<OwnedFd> {
+    recv_fd_with(sock, &mut [0u8; 4096], "receive pty master")
+}
+
+/// Receives one message into `data` and the fd that came with it (SCM_RIGHTS). `data`'s
+/// length bounds what is read, so a caller with more messages behind this one reads
+/// only its own bytes; `what` names the step in errors.
+pub fn recv_fd_with(sock: &UnixStream, data: &mut [u8], what: &str) -> Result<OwnedFd> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut buf = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut iov = [std::io::IoSliceMut::new(data)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ctx("receive pty master")?;
-    for c in msg.cmsgs().ctx("receive pty master")? {
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ctx(what)?;
+    for c in msg.cmsgs().ctx(what)? {
         if let ControlMessageOwned::ScmRights(fds) = c {
             if let Some(&fd) = fds.first() {
                 // SAFETY: the kernel just installed this fd for us.
@@ -67,7 +73,7 @@ pub fn recv_fd(sock: &UnixStream) -> Result<OwnedFd> {
             }
         }
     }
-    Err(Error::new("console socket: no fd received"))
+    Err(Error::new(format!("{what}: no fd received")))
 }
 
 /// Makes `slave` the process's controlling terminal and its stdin, stdout and stderr.
